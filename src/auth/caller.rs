@@ -1,0 +1,99 @@
+//! Who is calling: the API consumer, the subscriber of a 3-legged token, and the granted scopes.
+
+use crate::domain::{Address, Session};
+
+use super::Claims;
+
+/// An operation's required scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Create,
+    Read,
+    Write,
+    Delete,
+}
+
+impl Scope {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Create => "webrtc-call-handling:sessions:create",
+            Scope::Read => "webrtc-call-handling:sessions:read",
+            Scope::Write => "webrtc-call-handling:sessions:write",
+            Scope::Delete => "webrtc-call-handling:sessions:delete",
+        }
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The API consumer: `client_id`, else `azp`, else `sub`.
+    pub consumer: String,
+    /// The subscriber a 3-legged token acts for (its `sub` as a TEL URI); `None` for 2-legged tokens.
+    pub subscriber: Option<Address>,
+    scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn from_claims(claims: Claims) -> Self {
+        let subscriber = claims.sub.as_deref().and_then(Address::from_phone_number);
+        let consumer = claims
+            .client_id
+            .or(claims.azp)
+            .or(claims.sub)
+            .unwrap_or_default();
+        Self {
+            consumer,
+            subscriber,
+            scopes: claims.scope,
+        }
+    }
+
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.iter().any(|s| s == scope.as_str())
+    }
+
+    /// Whether the session exists for this caller: owned by its consumer (or a fixture), and, for a
+    /// 3-legged token, with the subscriber as one of the parties.
+    pub fn can_see(&self, session: &Session) -> bool {
+        let owner_ok = session
+            .owner
+            .as_ref()
+            .is_none_or(|owner| owner == &self.consumer);
+        let party_ok = self
+            .subscriber
+            .as_ref()
+            .is_none_or(|sub| session.role_of(sub).is_some());
+        owner_ok && party_ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(sub: &str, client_id: Option<&str>) -> Claims {
+        Claims {
+            sub: Some(sub.into()),
+            client_id: client_id.map(Into::into),
+            azp: None,
+            scope: vec![],
+        }
+    }
+
+    #[test]
+    fn three_legged_tokens_carry_a_subscriber() {
+        let caller = Caller::from_claims(claims("tel:+17085854000", Some("app")));
+        assert_eq!(caller.subscriber.unwrap().as_str(), "tel:+17085854000");
+        assert_eq!(caller.consumer, "app");
+        let caller = Caller::from_claims(claims("+17085854000", None));
+        assert_eq!(caller.subscriber.unwrap().as_str(), "tel:+17085854000");
+    }
+
+    #[test]
+    fn two_legged_tokens_act_for_the_consumer() {
+        let caller = Caller::from_claims(claims("gateway", None));
+        assert_eq!(caller.subscriber, None);
+        assert_eq!(caller.consumer, "gateway");
+    }
+}

@@ -1,0 +1,333 @@
+//! `locationDetails`: a party's device location, with CAMARA's shapes and the ranges they allow.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A JSON number that prints without a fraction when it has none (`50`, not `50.0`), as JavaScript does.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Number(pub f64);
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+        if self.0.fract() == 0.0 && self.0.abs() < EXACT {
+            serializer.serialize_i64(self.0 as i64)
+        } else {
+            serializer.serialize_f64(self.0)
+        }
+    }
+}
+
+/// Where the device is, as a circle or an ellipsoid around a WGS 84 point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "shape", content = "coordinates")]
+pub enum Coordinates {
+    Circle {
+        latitude: Number,
+        longitude: Number,
+        radius: Number,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ellipsoid {
+        latitude: Number,
+        longitude: Number,
+        z_axis: Number,
+        semi_major_axis: Number,
+        semi_minor_axis: Number,
+        vertical_axis: Number,
+        orientation: Number,
+    },
+}
+
+/// CAMARA's location `method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    #[serde(rename = "GPS")]
+    Gps,
+    #[serde(rename = "DBH")]
+    Dbh,
+    #[serde(rename = "DBH_HELO")]
+    DbhHelo,
+    Other,
+}
+
+/// The probability density function of a confidence value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pdf {
+    Normal,
+    Uniform,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confidence {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pdf: Option<Pdf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Number>,
+}
+
+/// A validated `locationDetails` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    #[serde(flatten)]
+    pub coordinates: Coordinates,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Method>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// A location value the service refuses; `field` is its path below `locationDetails`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    /// The value has the right type but lies outside its range (CAMARA `OUT_OF_RANGE`).
+    #[error("{field} must be {range}")]
+    OutOfRange {
+        field: &'static str,
+        range: &'static str,
+    },
+    /// The value is malformed (CAMARA `INVALID_ARGUMENT`).
+    #[error("{field} {reason}")]
+    Invalid {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+fn within(
+    field: &'static str,
+    value: Number,
+    low: f64,
+    high: f64,
+    range: &'static str,
+) -> Result<(), LocationError> {
+    if value.0.is_finite() && (low..=high).contains(&value.0) {
+        Ok(())
+    } else {
+        Err(LocationError::OutOfRange { field, range })
+    }
+}
+
+const LATITUDE: &str = "between -90 and 90";
+const LONGITUDE: &str = "between -180 and 180";
+const NON_NEGATIVE: &str = "zero or more";
+
+impl Location {
+    /// Checks every range CAMARA gives; the constructor of a valid location.
+    pub fn new(
+        coordinates: Coordinates,
+        method: Option<Method>,
+        confidence: Option<Confidence>,
+        timestamp: Option<String>,
+    ) -> Result<Self, LocationError> {
+        match &coordinates {
+            Coordinates::Circle {
+                latitude,
+                longitude,
+                radius,
+            } => {
+                within("coordinates.latitude", *latitude, -90.0, 90.0, LATITUDE)?;
+                within(
+                    "coordinates.longitude",
+                    *longitude,
+                    -180.0,
+                    180.0,
+                    LONGITUDE,
+                )?;
+                within("coordinates.radius", *radius, 0.0, f64::MAX, NON_NEGATIVE)?;
+            }
+            Coordinates::Ellipsoid {
+                latitude,
+                longitude,
+                z_axis,
+                semi_major_axis,
+                semi_minor_axis,
+                vertical_axis,
+                orientation,
+            } => {
+                within("coordinates.latitude", *latitude, -90.0, 90.0, LATITUDE)?;
+                within(
+                    "coordinates.longitude",
+                    *longitude,
+                    -180.0,
+                    180.0,
+                    LONGITUDE,
+                )?;
+                within(
+                    "coordinates.zAxis",
+                    *z_axis,
+                    f64::MIN,
+                    f64::MAX,
+                    "a finite number",
+                )?;
+                within(
+                    "coordinates.semiMajorAxis",
+                    *semi_major_axis,
+                    0.0,
+                    f64::MAX,
+                    NON_NEGATIVE,
+                )?;
+                within(
+                    "coordinates.semiMinorAxis",
+                    *semi_minor_axis,
+                    0.0,
+                    f64::MAX,
+                    NON_NEGATIVE,
+                )?;
+                within(
+                    "coordinates.verticalAxis",
+                    *vertical_axis,
+                    0.0,
+                    f64::MAX,
+                    NON_NEGATIVE,
+                )?;
+                within(
+                    "coordinates.orientation",
+                    *orientation,
+                    f64::MIN,
+                    f64::MAX,
+                    "a finite number",
+                )?;
+            }
+        }
+        if let Some(value) = confidence.as_ref().and_then(|c| c.value) {
+            within("confidence.value", value, 0.0, 100.0, "between 0 and 100")?;
+        }
+        if timestamp
+            .as_ref()
+            .is_some_and(|t| t.len() > 64 || !is_rfc3339(t))
+        {
+            return Err(LocationError::Invalid {
+                field: "timestamp",
+                reason: "must be an RFC 3339 date-time such as 2025-10-06T19:32:10Z",
+            });
+        }
+        Ok(Self {
+            coordinates,
+            method,
+            confidence,
+            timestamp,
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with each field in its calendar range.
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = b.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let fields = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    );
+    let (Some(_), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = fields else {
+        return false;
+    };
+    let separators = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && matches!(b[10], b'T' | b't' | b' ')
+        && b[13] == b':'
+        && b[16] == b':';
+    if !separators
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &fraction[digits..];
+    }
+    match rest.as_bytes() {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
+                && (h1 - b'0') * 10 + (h2 - b'0') <= 23
+                && (m1 - b'0') * 10 + (m2 - b'0') <= 59
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn circle(latitude: f64, longitude: f64, radius: f64) -> Coordinates {
+        Coordinates::Circle {
+            latitude: Number(latitude),
+            longitude: Number(longitude),
+            radius: Number(radius),
+        }
+    }
+
+    #[test]
+    fn ranges_are_enforced() {
+        assert!(Location::new(circle(40.7128, -74.006, 50.0), None, None, None).is_ok());
+        let err = Location::new(circle(91.0, 0.0, 1.0), None, None, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "coordinates.latitude must be between -90 and 90"
+        );
+        let err = Location::new(circle(0.0, 180.5, 1.0), None, None, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "coordinates.longitude must be between -180 and 180"
+        );
+        let err = Location::new(circle(0.0, 0.0, -1.0), None, None, None).unwrap_err();
+        assert_eq!(err.to_string(), "coordinates.radius must be zero or more");
+        let confidence = Confidence {
+            pdf: None,
+            value: Some(Number(101.0)),
+        };
+        assert!(Location::new(circle(0.0, 0.0, 1.0), None, Some(confidence), None).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        for ok in [
+            "2025-10-06T19:32:10Z",
+            "2025-10-06T19:32:10.123+02:00",
+            "2024-02-29t00:00:60-00:00",
+        ] {
+            assert!(is_rfc3339(ok), "{ok}");
+        }
+        for bad in [
+            "2025-10-06",
+            "2025-13-06T19:32:10Z",
+            "2025-10-06T19:32:10",
+            "2025-10-06T19:32:10.Z",
+            "yesterday",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn whole_numbers_print_without_a_fraction() {
+        let location = Location::new(circle(40.5, -74.0, 50.0), None, None, None).unwrap();
+        assert_eq!(
+            serde_json::to_string(&location).unwrap(),
+            r#"{"shape":"Circle","coordinates":{"latitude":40.5,"longitude":-74,"radius":50}}"#
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! The pure core: sessions, statuses and their transition table, SDP and location checks.
+//! Nothing here knows about HTTP, async runtimes or JSON values.
+
+pub mod location;
+pub mod sdp;
+pub mod session;
+pub mod status;
+
+pub use location::{Location, LocationError};
+pub use sdp::{Sdp, SdpError, SdpPolicy};
+pub use session::{Address, CallType, Direction, Role, Session, SessionId, StatusChange};
+pub use status::{SessionStatus, TransitionError};

@@ -1,0 +1,189 @@
+//! CAMARA's fifteen session statuses and the one transition table a client PUT is checked against.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A media session's status, exactly as CAMARA's `SessionStatus` enum spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SessionStatus {
+    Initial,
+    InProgress,
+    Ringing,
+    Proceeding,
+    Connected,
+    Terminated,
+    Hold,
+    Resume,
+    SessionCancelled,
+    Declined,
+    Failed,
+    Waiting,
+    NoAnswer,
+    NotReachable,
+    Busy,
+}
+
+use SessionStatus::*;
+
+impl SessionStatus {
+    /// Every status, in the order of CAMARA's enum.
+    pub const ALL: [SessionStatus; 15] = [
+        Initial,
+        InProgress,
+        Ringing,
+        Proceeding,
+        Connected,
+        Terminated,
+        Hold,
+        Resume,
+        SessionCancelled,
+        Declined,
+        Failed,
+        Waiting,
+        NoAnswer,
+        NotReachable,
+        Busy,
+    ];
+
+    /// The statuses a client PUT may move a session to *from* `self`: the transition table.
+    ///
+    /// This match is the only place the state machine lives. It has no `_` arm, so a new status
+    /// cannot be added without deciding its row.
+    pub const fn client_targets(self) -> &'static [SessionStatus] {
+        match self {
+            Initial | InProgress | Ringing | Proceeding | Waiting => {
+                &[InProgress, Ringing, Connected]
+            }
+            Connected => &[Connected, Hold],
+            Hold => &[Hold, Resume],
+            Resume => &[Resume, Hold, Connected],
+            Terminated | SessionCancelled | Declined | Failed | NoAnswer | NotReachable | Busy => {
+                &[]
+            }
+        }
+    }
+
+    /// Whether a client may ever request this status in a PUT (the others are set by the network).
+    pub const fn is_client_settable(self) -> bool {
+        matches!(self, InProgress | Ringing | Connected | Hold | Resume)
+    }
+
+    /// Whether the session has ended: no client PUT can move it any more.
+    pub const fn is_terminal(self) -> bool {
+        self.client_targets().is_empty()
+    }
+
+    /// Whether the call was answered at some point (it is or was `Connected`).
+    pub const fn is_established(self) -> bool {
+        matches!(self, Connected | Hold | Resume)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Initial => "Initial",
+            InProgress => "InProgress",
+            Ringing => "Ringing",
+            Proceeding => "Proceeding",
+            Connected => "Connected",
+            Terminated => "Terminated",
+            Hold => "Hold",
+            Resume => "Resume",
+            SessionCancelled => "SessionCancelled",
+            Declined => "Declined",
+            Failed => "Failed",
+            Waiting => "Waiting",
+            NoAnswer => "NoAnswer",
+            NotReachable => "NotReachable",
+            Busy => "Busy",
+        }
+    }
+
+    /// Checks a client's requested move from `self` to `to`.
+    pub fn client_transition(self, to: SessionStatus) -> Result<SessionStatus, TransitionError> {
+        if !to.is_client_settable() {
+            return Err(TransitionError::NetworkOnly(to));
+        }
+        if self.client_targets().contains(&to) {
+            Ok(to)
+        } else {
+            Err(TransitionError::NotAllowed { from: self, to })
+        }
+    }
+}
+
+/// Why a requested status change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("status {0} is set by the network; use DELETE to end a session")]
+    NetworkOnly(SessionStatus),
+    #[error("session status {from} cannot change to {to}")]
+    NotAllowed {
+        from: SessionStatus,
+        to: SessionStatus,
+    },
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The string is not one of CAMARA's fifteen statuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown session status")]
+pub struct UnknownStatus;
+
+impl FromStr for SessionStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(UnknownStatus)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for status in SessionStatus::ALL {
+            assert_eq!(status.as_str().parse::<SessionStatus>(), Ok(status));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{status}\"")
+            );
+        }
+        assert_eq!("connected".parse::<SessionStatus>(), Err(UnknownStatus));
+    }
+
+    #[test]
+    fn only_client_settable_statuses_are_targets() {
+        for from in SessionStatus::ALL {
+            for to in from.client_targets() {
+                assert!(to.is_client_settable(), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn network_only_status_is_refused_before_the_table() {
+        assert_eq!(
+            Connected.client_transition(Terminated),
+            Err(TransitionError::NetworkOnly(Terminated))
+        );
+        assert_eq!(
+            Terminated.client_transition(Hold),
+            Err(TransitionError::NotAllowed {
+                from: Terminated,
+                to: Hold
+            })
+        );
+    }
+}

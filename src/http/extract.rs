@@ -1,0 +1,140 @@
+//! Extractors that turn a request into checked values, or into a CAMARA error — never axum's own
+//! plain-text rejections. Their order in a handler's signature is the order of the checks:
+//! 401 (token) → 403 (scope) → 413/415/400 (body) in [`Authorized`] then [`JsonBody`].
+
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+use super::AppState;
+use super::error::{ApiError, Code};
+use crate::auth::{Caller, Scope};
+use crate::domain::SessionId;
+
+/// The scope an operation needs, as a type, so the handler's signature shows it.
+pub trait Operation: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+
+macro_rules! operation {
+    ($name:ident, $scope:ident) => {
+        #[doc = concat!("Marker for the `", stringify!($scope), "` scope.")]
+        pub struct $name;
+        impl Operation for $name {
+            const SCOPE: Scope = Scope::$scope;
+        }
+    };
+}
+operation!(ReadOp, Read);
+operation!(WriteOp, Write);
+
+/// A caller with a valid token that grants the operation's scope.
+pub struct Authorized<O>(pub Caller, pub PhantomData<O>);
+
+impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let claims = state
+            .verifier
+            .verify_header(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
+            .map_err(|err| {
+                tracing::info!(reason = err.reason(), "authentication failed");
+                ApiError::from(err)
+            })?;
+        let caller = Caller::from_claims(claims);
+        tracing::Span::current().record("consumer", caller.consumer.as_str());
+        if !caller.has_scope(O::SCOPE) {
+            tracing::info!(scope = O::SCOPE.as_str(), "scope missing");
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                format!(
+                    "Client does not have sufficient permissions to perform this action: the access token lacks the scope {}.",
+                    O::SCOPE.as_str()
+                ),
+            ));
+        }
+        Ok(Self(caller, PhantomData))
+    }
+}
+
+/// The `{mediaSessionId}` path parameter, checked.
+pub struct SessionPath(pub SessionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| {
+                ApiError::invalid("mediaSessionId in the path is not valid UTF-8 text.")
+            })?;
+        SessionId::parse(raw)
+            .map(Self)
+            .map_err(|e| ApiError::invalid(format!("mediaSessionId {e}.")))
+    }
+}
+
+/// A request body that is a JSON object, sent as `application/json` (or `+json`), or with no
+/// `Content-Type` or curl's default form type, as the seed's own curl example does.
+pub struct JsonBody(pub Map<String, Value>);
+
+fn content_type_ok(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence == "application/x-www-form-urlencoded"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !content_type_ok(req.headers()) {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    Code::ContentTooLarge,
+                    "The request body is larger than the server accepts.",
+                )
+            } else {
+                ApiError::invalid("The request body could not be read.")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid("A JSON request body is required."));
+        }
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
+            Err(e) => Err(ApiError::invalid(format!(
+                "The request body is not valid JSON: {e}."
+            ))),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Cross-cutting request handling: `x-correlator`, the request span, CAMARA JSON for every error
+//! the framework makes itself, and panics.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::error::{ApiError, Code};
+
+pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
+
+/// The request's correlator, valid or generated, for the log span.
+#[derive(Debug, Clone)]
+pub struct Correlator(pub HeaderValue);
+
+/// CAMARA's `XCorrelator` pattern: `^[a-zA-Z0-9-_:;./<>{}]{0,256}$`.
+pub fn valid_correlator(value: &[u8]) -> bool {
+    value.len() <= 256
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(b))
+}
+
+/// Echoes a valid `x-correlator` on the response (a generated UUID when absent); refuses an invalid one.
+pub async fn correlator(mut req: Request, next: Next) -> Response {
+    let value = match req.headers().get(&X_CORRELATOR) {
+        Some(value) if valid_correlator(value.as_bytes()) => value.clone(),
+        Some(_) => {
+            tracing::info!("invalid x-correlator refused");
+            return ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
+                .into_response();
+        }
+        None => HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
+            .unwrap_or(HeaderValue::from_static("")),
+    };
+    req.extensions_mut().insert(Correlator(value.clone()));
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(X_CORRELATOR.clone(), value);
+    response
+}
+
+/// One span per request (method, route template, correlator, consumer, status, latency) and one
+/// event when it finishes. Never the headers or the body.
+pub async fn request_span(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str)
+        .to_owned();
+    let correlator = req
+        .extensions()
+        .get::<Correlator>()
+        .and_then(|c| c.0.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        correlator,
+        consumer = Empty,
+        status = Empty,
+        latency_ms = Empty,
+    );
+    let start = Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("status", status);
+    span.record("latency_ms", start.elapsed().as_secs_f64() * 1000.0);
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!("request failed");
+        } else {
+            tracing::info!("request finished");
+        }
+    });
+    response
+}
+
+/// Replaces any error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from
+/// the timeout, ...) with the CAMARA body for its status, keeping the headers that matter.
+pub async fn camara_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let mut replacement = ApiError::plain(Code::for_status(status)).into_response();
+    for name in [ALLOW, RETRY_AFTER, WWW_AUTHENTICATE] {
+        if let Some(value) = response.headers().get(&name) {
+            replacement.headers_mut().insert(name, value.clone());
+        }
+    }
+    replacement
+}
+
+/// A panicking handler answers 500 INTERNAL; the cause goes to the log, not to the client.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let cause = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    tracing::error!(%cause, "handler panicked");
+    ApiError::plain(Code::Internal).into_response()
+}

@@ -1,0 +1,250 @@
+//! `PUT /sessions/{mediaSessionId}/status`: parse → authorise → load → transition → compare-and-swap → respond.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Map;
+
+use super::AppState;
+use super::body::{Fields, SdpBody, SessionBody};
+use super::error::{ApiError, Code};
+use super::extract::{Authorized, JsonBody, SessionPath, WriteOp};
+use super::sessions::{etag, load_visible};
+use crate::auth::Caller;
+use crate::domain::{Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange};
+use crate::store::StoreError;
+
+/// How many times a PUT re-reads and retries after losing a compare-and-swap race.
+const MAX_CAS_ATTEMPTS: usize = 32;
+
+/// Which body shape the client used; the response mirrors it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Envelope {
+    /// CAMARA's `MediaSessionStatusChange`: `{"status": ...}`; answered with the full session.
+    Flat,
+    /// The seed's `{"receiverSessionStatus": {...}}`, under exactly the key the client used.
+    Receiver(&'static str),
+}
+
+/// The parties a body may name; they must be the session's own.
+#[derive(Debug, Default)]
+pub struct Parties {
+    pub originator: Option<Address>,
+    pub originator_name: Option<String>,
+    pub receiver: Option<Address>,
+    pub receiver_name: Option<String>,
+}
+
+/// A parsed, valid PUT body.
+#[derive(Debug)]
+pub struct StatusUpdate {
+    pub envelope: Envelope,
+    pub change: StatusChange,
+    pub parties: Parties,
+    pub media_session_id: Option<String>,
+}
+
+const ENVELOPE_KEYS: [&str; 2] = ["receiverSessionStatus", "ReceiverSessionStatus"];
+
+impl StatusUpdate {
+    pub fn parse(
+        mut top: Map<String, serde_json::Value>,
+        policy: SdpPolicy,
+    ) -> Result<Self, ApiError> {
+        let wrapped: Vec<(&'static str, serde_json::Value)> = ENVELOPE_KEYS
+            .iter()
+            .filter_map(|key| top.remove(*key).map(|value| (*key, value)))
+            .collect();
+        let (envelope, mut fields) = match (wrapped.as_slice(), top.contains_key("status")) {
+            ([], true) => (Envelope::Flat, Fields::new("", top)),
+            ([], false) => {
+                return Err(ApiError::invalid(
+                    "status is required (or a receiverSessionStatus envelope carrying it).",
+                ));
+            }
+            ([_], true) => {
+                return Err(ApiError::invalid(
+                    "Send either a top-level status or a receiverSessionStatus envelope, not both.",
+                ));
+            }
+            ([(key, _)], false) => {
+                let key = *key;
+                let Some((_, serde_json::Value::Object(inner))) = wrapped.into_iter().next() else {
+                    return Err(ApiError::invalid(format!("{key} must be an object.")));
+                };
+                (
+                    Envelope::Receiver(key),
+                    Fields::new(format!("{key}."), inner),
+                )
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "Send either receiverSessionStatus or ReceiverSessionStatus, not both.",
+                ));
+            }
+        };
+        let status_path = fields.path("status");
+        let status = fields.status("status")?;
+        if !status.is_client_settable() {
+            return Err(ApiError::new(
+                Code::OutOfRange,
+                format!(
+                    "{status_path} {status} is set by the network; use DELETE to end a session."
+                ),
+            ));
+        }
+        let change = StatusChange {
+            status,
+            offer: fields.sdp("offer", policy)?,
+            answer: fields.sdp("answer", policy)?,
+            location: fields.location("locationDetails")?,
+        };
+        let parties = Parties {
+            originator: fields.address("originatorAddress")?,
+            originator_name: fields.name("originatorName")?,
+            receiver: fields.address("receiverAddress")?,
+            receiver_name: fields.name("receiverName")?,
+        };
+        let media_session_id = fields.string("mediaSessionId")?;
+        Ok(Self {
+            envelope,
+            change,
+            parties,
+            media_session_id,
+        })
+    }
+
+    /// Parties cannot change: a 3-legged caller naming someone else contradicts its token (403), a
+    /// 2-legged caller simply sent a wrong argument (400).
+    fn check_parties(&self, caller: &Caller, session: &Session) -> Result<(), ApiError> {
+        let named = [
+            (
+                "originatorAddress",
+                self.parties.originator.as_ref(),
+                &session.originator,
+            ),
+            (
+                "receiverAddress",
+                self.parties.receiver.as_ref(),
+                &session.receiver,
+            ),
+        ];
+        for (field, sent, stored) in named {
+            if sent.is_some_and(|sent| sent != stored) {
+                return Err(if caller.subscriber.is_some() {
+                    ApiError::new(
+                        Code::InvalidTokenContext,
+                        format!(
+                            "{field} is not consistent with access token: the parties of a session cannot change."
+                        ),
+                    )
+                } else {
+                    ApiError::invalid(format!(
+                        "{field} does not match the session: the parties of a session cannot change."
+                    ))
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The seed's envelope in a response: the fields the request carried, values as stored.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Mirror<'a> {
+    status: SessionStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<SdpBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer: Option<SdpBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    originator_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    originator_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location_details: Option<&'a Location>,
+}
+
+fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    sdp.map(|sdp| {
+        let mut hasher = DefaultHasher::new();
+        sdp.as_str().hash(&mut hasher);
+        format!("len={} hash={:016x}", sdp.len(), hasher.finish())
+    })
+}
+
+pub async fn put_status(
+    State(state): State<AppState>,
+    Authorized(caller, ..): Authorized<WriteOp>,
+    SessionPath(id): SessionPath,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let update = StatusUpdate::parse(body, state.config.sdp.validation)?;
+    if update
+        .media_session_id
+        .as_deref()
+        .is_some_and(|sent| sent != id.as_str())
+    {
+        return Err(ApiError::invalid(
+            "mediaSessionId in the body does not match the one in the path.",
+        ));
+    }
+    state.check_subscriber(&caller)?;
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = load_visible(&state, &caller, &id).await?;
+        update.check_parties(&caller, &current.session)?;
+        let next = current.session.apply(&update.change)?;
+        match state
+            .store
+            .compare_and_swap(current.version, next.clone())
+            .await
+        {
+            Ok(version) => {
+                tracing::info!(
+                    session = %id,
+                    from = %current.session.status,
+                    to = %next.status,
+                    version,
+                    offer = sdp_fingerprint(update.change.offer.as_ref()),
+                    answer = sdp_fingerprint(update.change.answer.as_ref()),
+                    "session status updated"
+                );
+                return Ok(respond(&update, &next, version));
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::plain(Code::Aborted))
+}
+
+fn respond(update: &StatusUpdate, session: &Session, version: u64) -> Response {
+    let headers = [etag(version)];
+    match update.envelope {
+        Envelope::Flat => (headers, Json(SessionBody::from(session))).into_response(),
+        Envelope::Receiver(key) => {
+            let change = &update.change;
+            let parties = &update.parties;
+            let mirror = Mirror {
+                status: session.status,
+                answer: SdpBody::of(change.answer.as_ref()),
+                offer: SdpBody::of(change.offer.as_ref()),
+                originator_address: parties.originator.as_ref().map(Address::as_str),
+                originator_name: parties.originator_name.as_deref(),
+                receiver_address: parties.receiver.as_ref().map(Address::as_str),
+                receiver_name: parties.receiver_name.as_deref(),
+                location_details: change.location.as_ref(),
+            };
+            (headers, Json(BTreeMap::from([(key, mirror)]))).into_response()
+        }
+    }
+}

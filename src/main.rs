@@ -1,0 +1,200 @@
+//! The `camara-webrtc` binary: parse the command line, load the configuration, and hand over to
+//! the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use camara_webrtc::config::{Config, ConfigError};
+use camara_webrtc::{auth, telemetry};
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+#[command(
+    name = "camara-webrtc",
+    version,
+    about = "CAMARA WebRTC call-handling API server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (embedded defaults when no file is given).
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to bind, overriding server.listen.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Print one compact JWT signed with the configured development key.
+    Token {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Subject: a phone number (tel:+..., 3-legged) or a client name (2-legged).
+        #[arg(long)]
+        sub: String,
+        /// Space-separated scopes.
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Lifetime in seconds; negative gives an already expired token.
+        #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
+        ttl: i64,
+    },
+    /// Validate and print the effective configuration, secrets redacted.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Exit 0 when /health/ready answers 200 (for Docker's HEALTHCHECK).
+    Healthcheck {
+        /// Defaults to http://127.0.0.1:<port of server.listen>/health/ready.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+fn load(file: Option<&std::path::Path>, listen: Option<String>) -> Result<Config, ConfigError> {
+    let mut figment = Config::figment(file);
+    if let Some(listen) = listen {
+        figment = figment.merge(("server.listen", listen));
+    }
+    Config::from_figment(&figment)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, listen } => serve(config, listen),
+        Command::Token {
+            config,
+            sub,
+            scope,
+            client_id,
+            ttl,
+        } => load(config.as_deref(), None)
+            .and_then(|c| auth::mint(&c.auth, &sub, &scope, client_id.as_deref(), ttl))
+            .map(|token| println!("{token}"))
+            .map_err(|e| e.to_string()),
+        Command::CheckConfig { config } => load(config.as_deref(), None)
+            .map(|c| print!("{}", c.to_redacted_toml()))
+            .map_err(|e| e.to_string()),
+        Command::Healthcheck { url } => healthcheck(url),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("camara-webrtc: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+fn serve(file: Option<PathBuf>, listen: Option<String>) -> Result<(), String> {
+    let config = load(file.as_deref(), listen).map_err(|e| e.to_string())?;
+    telemetry::init(&config.log);
+    if config.uses_development_key() {
+        tracing::warn!(
+            "USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. Set auth.hs256_secret \
+             (CAMARA_WEBRTC__AUTH__HS256_SECRET) or auth.public_keys before exposing this service."
+        );
+    }
+    runtime()?.block_on(async {
+        let addr = config.listen_addr().map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("binding {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(address = %local, base_paths = ?config.server.base_paths, "listening");
+        camara_webrtc::run(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// GET `url` over plain HTTP/1.1 and succeed on a 200. No HTTP client crate for one request.
+fn healthcheck(url: Option<String>) -> Result<(), String> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let config = load(None, None).map_err(|e| e.to_string())?;
+            let port = config.listen_addr().map_err(|e| e.to_string())?.port();
+            format!("http://127.0.0.1:{port}/health/ready")
+        }
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("healthcheck --url must start with http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    runtime()?.block_on(async {
+        let exchange = async {
+            let mut stream = TcpStream::connect(authority)
+                .await
+                .map_err(|e| format!("{authority}: {e}"))?;
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut response = Vec::new();
+            stream
+                .read_to_end(&mut response)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status_line = String::from_utf8_lossy(&response)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            match status_line.split(' ').nth(1) {
+                Some("200") => Ok(()),
+                _ => Err(format!("{url} answered {status_line:?}")),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| format!("{url} did not answer in 5 s"))?
+    })
+}

@@ -1,0 +1,57 @@
+//! Session storage behind one async trait, so a networked backend slots in without touching handlers.
+//! Every write is a compare-and-swap on the session's version: racing updates serialise, none is lost.
+
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use memory::MemoryStore;
+
+use crate::domain::{Session, SessionId};
+
+/// A stored session with the version its last write gave it (1 on insert, +1 per update).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub session: Session,
+    pub version: u64,
+}
+
+/// Why a store operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no session with that id")]
+    NotFound,
+    #[error("a session with that id already exists")]
+    AlreadyExists,
+    #[error("the session changed since it was read (now at version {current})")]
+    VersionConflict { current: u64 },
+    #[error("the store holds its maximum of {0} sessions")]
+    Full(usize),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The boxed future every store method returns (the trait is used as `dyn SessionStore`).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where sessions live. Implementations never hold a lock across an await.
+pub trait SessionStore: Send + Sync + 'static {
+    /// The session and its version, if present.
+    fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>>;
+
+    /// Stores a new session at version 1; [`StoreError::AlreadyExists`] if the id is taken.
+    fn insert(&self, session: Session) -> StoreFuture<'_, u64>;
+
+    /// Replaces the session if it is still at `expected`; returns the new version.
+    fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64>;
+
+    /// Removes the session, returning what was stored.
+    fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned>;
+
+    /// Every stored session (order unspecified).
+    fn list(&self) -> StoreFuture<'_, Vec<Versioned>>;
+
+    /// Whether the store can serve requests now.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+}
