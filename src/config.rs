@@ -122,7 +122,8 @@ pub struct FixtureSession {
     pub originator_name: Option<String>,
     pub receiver_name: Option<String>,
     pub status: SessionStatus,
-    pub offer_sdp: Option<String>,
+    /// The originator's SDP offer (CAMARA's session response requires one).
+    pub offer_sdp: String,
     #[serde(default)]
     pub direction: Direction,
 }
@@ -344,11 +345,7 @@ impl Config {
                 .map_err(|e| invalid(key("originator_address"), e.to_string()))?;
             let receiver = Address::parse(f.receiver_address.clone())
                 .map_err(|e| invalid(key("receiver_address"), e.to_string()))?;
-            let offer = f
-                .offer_sdp
-                .clone()
-                .map(|sdp| Sdp::parse(sdp, self.sdp.validation))
-                .transpose()
+            let offer = Sdp::parse(f.offer_sdp.clone(), self.sdp.validation)
                 .map_err(|e| invalid(key("offer_sdp"), e.to_string()))?;
             for (field, name) in [
                 ("originator_name", &f.originator_name),
@@ -365,7 +362,7 @@ impl Config {
                 receiver,
                 receiver_name: f.receiver_name.clone(),
                 status: f.status,
-                offer,
+                offer: Some(offer),
                 answer: None,
                 call_type: CallType::Regular,
                 location: None,

@@ -1,0 +1,429 @@
+//! Bearer-token checks: every 401 reason, algorithms and keys, scopes, and the 3-legged rules.
+
+use camara_webrtc::config::{Config, Secret};
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn unauthenticated(reason: &str) -> String {
+    format!("Request not authenticated: {reason}. A new authentication is required.")
+}
+
+/// PUT Ringing to the fixture with this raw Authorization header; assert the 401 and its challenge.
+async fn assert_401(app: &TestApp, authorization: Option<&str>, reason: &str) {
+    let mut request = app
+        .client
+        .put(app.status_url("/webrtc", FIXTURE_ID))
+        .body(r#"{"status":"Ringing"}"#);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        format!("Bearer realm=\"camara-webrtc\", error=\"invalid_token\", error_description=\"{reason}\"").as_str()
+    );
+    assert_error(response, 401, "UNAUTHENTICATED", &unauthenticated(reason)).await;
+}
+
+fn with_public_keys() -> Config {
+    let mut config = Config::embedded();
+    config.auth.public_keys = [
+        "rsa-public.pem",
+        "ec256-public.pem",
+        "ec384-public.pem",
+        "ed25519-public.pem",
+    ]
+    .into_iter()
+    .map(|name| fixture_path(&format!("keys/{name}")))
+    .collect();
+    config
+}
+
+#[tokio::test]
+async fn missing_wrong_scheme_and_empty_headers_are_401() {
+    let app = spawn_app().await;
+    assert_401(&app, None, "the Authorization header is missing").await;
+    assert_401(
+        &app,
+        Some("Basic dXNlcjpwYXNz"),
+        "the Authorization header must use the Bearer scheme",
+    )
+    .await;
+    assert_401(
+        &app,
+        Some(""),
+        "the Authorization header must use the Bearer scheme",
+    )
+    .await;
+    assert_401(
+        &app,
+        Some("Bearer"),
+        "the Authorization header must use the Bearer scheme",
+    )
+    .await;
+    assert_401(
+        &app,
+        Some("Bearer not-a-jwt"),
+        "the access token is malformed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn seed_unauthenticated_code_for_an_expired_token() {
+    let app = spawn_app().await;
+    let expired =
+        camara_webrtc::auth::mint(&app.config.auth, RECEIVER, WRITE, None, -3600).unwrap();
+    assert_401(
+        &app,
+        Some(&format!("Bearer {expired}")),
+        "the access token has expired",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn leeway_accepts_a_token_just_expired() {
+    let app = spawn_app().await; // leeway_seconds = 30
+    let recent = camara_webrtc::auth::mint(&app.config.auth, RECEIVER, WRITE, None, -5).unwrap();
+    let response = app
+        .put_status(FIXTURE_ID, r#"{"status":"Ringing"}"#, &recent)
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn bad_signature_nbf_and_missing_exp_are_401() {
+    let app = spawn_app().await;
+    let secret = app.config.auth.hs256_secret.clone().unwrap();
+    let wrong_key = sign_hmac(
+        Algorithm::HS256,
+        b"another-secret-that-is-long-enough-to-use",
+        &receiver_claims(),
+    );
+    assert_401(
+        &app,
+        Some(&format!("Bearer {wrong_key}")),
+        "the access token's signature is invalid",
+    )
+    .await;
+    // Flip one character in the middle of the signature.
+    let token = app.receiver_token();
+    let at = token.rfind('.').unwrap() + 10;
+    let flipped = if &token[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &token[..at], &token[at + 1..]);
+    assert_401(
+        &app,
+        Some(&format!("Bearer {tampered}")),
+        "the access token's signature is invalid",
+    )
+    .await;
+    let mut claims = receiver_claims();
+    claims["nbf"] = json!(now() + 3600);
+    let future = sign_hmac(Algorithm::HS256, secret.expose().as_bytes(), &claims);
+    assert_401(
+        &app,
+        Some(&format!("Bearer {future}")),
+        "the access token is not valid yet",
+    )
+    .await;
+    let no_exp = sign_hmac(
+        Algorithm::HS256,
+        secret.expose().as_bytes(),
+        &json!({ "sub": RECEIVER, "scope": WRITE }),
+    );
+    assert_401(
+        &app,
+        Some(&format!("Bearer {no_exp}")),
+        "the access token has no exp claim",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn alg_none_is_refused() {
+    // jsonwebtoken has no "none" algorithm: such a header does not even parse.
+    let app = spawn_app().await;
+    use base64_url as b64;
+    let header = b64::encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = b64::encode(receiver_claims().to_string().as_bytes());
+    assert_401(
+        &app,
+        Some(&format!("Bearer {header}.{claims}.")),
+        "the access token is malformed",
+    )
+    .await;
+}
+
+/// Minimal unpadded base64url, so the test needs no extra crate.
+mod base64_url {
+    pub fn encode(bytes: &[u8]) -> String {
+        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn asymmetric_algorithms_verify_with_configured_public_keys() {
+    let app = spawn_with(with_public_keys()).await;
+    let cases = [
+        (Algorithm::RS256, "rsa-private.pem"),
+        (Algorithm::RS384, "rsa-private.pem"),
+        (Algorithm::RS512, "rsa-private.pem"),
+        (Algorithm::PS256, "rsa-private.pem"),
+        (Algorithm::PS512, "rsa-private.pem"),
+        (Algorithm::ES256, "ec256-private.pem"),
+        (Algorithm::ES384, "ec384-private.pem"),
+        (Algorithm::EdDSA, "ed25519-private.pem"),
+    ];
+    for (alg, key) in cases {
+        let token = sign_with(alg, key, &receiver_claims());
+        let response = app.get_session(FIXTURE_ID, &token).await;
+        assert_eq!(response.status(), 200, "{alg:?}");
+    }
+}
+
+#[tokio::test]
+async fn asymmetric_token_without_a_matching_key_is_refused() {
+    let app = spawn_app().await; // HS256 secret only
+    let token = sign_with(Algorithm::ES256, "ec256-private.pem", &receiver_claims());
+    assert_401(
+        &app,
+        Some(&format!("Bearer {token}")),
+        "the access token's algorithm is not accepted",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn algorithm_confusion_is_refused() {
+    // An attacker signs HS256 with the server's *public* RSA key as the HMAC secret.
+    let app = spawn_with(with_public_keys()).await;
+    let public_pem = std::fs::read(fixture_path("keys/rsa-public.pem")).unwrap();
+    let forged = sign_hmac(Algorithm::HS256, &public_pem, &receiver_claims());
+    assert_401(
+        &app,
+        Some(&format!("Bearer {forged}")),
+        "the access token's signature is invalid",
+    )
+    .await;
+    // With no HMAC secret configured at all, HS256 is not accepted.
+    let mut config = with_public_keys();
+    config.auth.hs256_secret = None;
+    let app = spawn_with(config).await;
+    assert_401(
+        &app,
+        Some(&format!("Bearer {forged}")),
+        "the access token's algorithm is not accepted",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn issuer_and_audience_are_checked_when_configured() {
+    let mut config = Config::embedded();
+    config.auth.issuer = Some("https://auth.example.com".into());
+    config.auth.audience = Some("camara-webrtc".into());
+    let app = spawn_with(config).await;
+    let secret = app.config.auth.hs256_secret.clone().unwrap();
+    let sign = |extra: Value| {
+        let mut claims = receiver_claims();
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        sign_hmac(Algorithm::HS256, secret.expose().as_bytes(), &claims)
+    };
+    let wrong_iss = sign(json!({ "iss": "https://evil.example.com", "aud": "camara-webrtc" }));
+    assert_401(
+        &app,
+        Some(&format!("Bearer {wrong_iss}")),
+        "the access token's issuer is not accepted",
+    )
+    .await;
+    let wrong_aud = sign(json!({ "iss": "https://auth.example.com", "aud": "someone-else" }));
+    assert_401(
+        &app,
+        Some(&format!("Bearer {wrong_aud}")),
+        "the access token's audience is not accepted",
+    )
+    .await;
+    // The token command includes the configured iss and aud.
+    assert_eq!(
+        app.get_session(FIXTURE_ID, &app.receiver_token())
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn missing_scope_is_permission_denied() {
+    let app = spawn_app().await;
+    let response = app
+        .put_status(
+            FIXTURE_ID,
+            r#"{"status":"Ringing"}"#,
+            &app.token(RECEIVER, READ),
+        )
+        .await;
+    assert_error(
+        response,
+        403,
+        "PERMISSION_DENIED",
+        "Client does not have sufficient permissions to perform this action: the access token lacks the scope webrtc-call-handling:sessions:write.",
+    )
+    .await;
+    let response = app
+        .get_session(FIXTURE_ID, &app.token(RECEIVER, WRITE))
+        .await;
+    assert_error(
+        response,
+        403,
+        "PERMISSION_DENIED",
+        "Client does not have sufficient permissions to perform this action: the access token lacks the scope webrtc-call-handling:sessions:read.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn scope_is_checked_before_the_body() {
+    let app = spawn_app().await;
+    let response = app
+        .put_status(FIXTURE_ID, "not json", &app.token(RECEIVER, READ))
+        .await;
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn three_legged_caller_outside_the_call_gets_404() {
+    let app = spawn_app().await;
+    let stranger = app.token("tel:+4915112345678", READ_WRITE);
+    let response = app
+        .put_status(FIXTURE_ID, r#"{"status":"Ringing"}"#, &stranger)
+        .await;
+    assert_error(
+        response,
+        404,
+        "NOT_FOUND",
+        "The specified resource is not found.",
+    )
+    .await;
+    let response = app.get_session(FIXTURE_ID, &stranger).await;
+    assert_error(
+        response,
+        404,
+        "NOT_FOUND",
+        "The specified resource is not found.",
+    )
+    .await;
+    // Both parties see it, with or without the tel: prefix.
+    assert_eq!(
+        app.get_session(FIXTURE_ID, &app.token("+17085852753", READ))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn seed_invalid_token_context_when_a_3_legged_body_names_another_party() {
+    let app = spawn_app().await;
+    let body =
+        json!({ "status": "Ringing", "originatorAddress": "tel:+4915112345678" }).to_string();
+    let response = app
+        .put_status(FIXTURE_ID, &body, &app.receiver_token())
+        .await;
+    assert_error(
+        response,
+        403,
+        "INVALID_TOKEN_CONTEXT",
+        "originatorAddress is not consistent with access token: the parties of a session cannot change.",
+    )
+    .await;
+    // The session was not touched.
+    let session = json_ok(app.get_session(FIXTURE_ID, &app.receiver_token()).await).await;
+    assert_eq!(session["status"], "Initial");
+}
+
+#[tokio::test]
+async fn two_legged_body_naming_another_party_is_invalid_argument() {
+    let app = spawn_app().await;
+    let body = json!({ "receiverSessionStatus": { "status": "Ringing", "receiverAddress": "tel:+4915112345678" } })
+        .to_string();
+    let response = app
+        .put_status(FIXTURE_ID, &body, &app.token("gateway-client", WRITE))
+        .await;
+    assert_error(
+        response,
+        400,
+        "INVALID_ARGUMENT",
+        "receiverAddress does not match the session: the parties of a session cannot change.",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_of_another_consumer_do_not_exist() {
+    let config = Config::embedded();
+    let state = state_for(&config).await;
+    let app = spawn_state(config, state).await;
+    app.insert(session(
+        "owned-by-a",
+        camara_webrtc::domain::SessionStatus::Initial,
+        Some("consumer-a"),
+    ))
+    .await;
+    let secret = app
+        .config
+        .auth
+        .hs256_secret
+        .clone()
+        .unwrap_or(Secret::new(""));
+    let token_for = |client: &str| {
+        camara_webrtc::auth::mint(&app.config.auth, RECEIVER, READ_WRITE, Some(client), 600)
+            .unwrap_or_else(|_| secret.expose().to_owned())
+    };
+    let response = app
+        .get_session("owned-by-a", &token_for("consumer-b"))
+        .await;
+    assert_error(
+        response,
+        404,
+        "NOT_FOUND",
+        "The specified resource is not found.",
+    )
+    .await;
+    let response = app
+        .put_status(
+            "owned-by-a",
+            r#"{"status":"Ringing"}"#,
+            &token_for("consumer-b"),
+        )
+        .await;
+    assert_error(
+        response,
+        404,
+        "NOT_FOUND",
+        "The specified resource is not found.",
+    )
+    .await;
+    assert_eq!(
+        app.get_session("owned-by-a", &token_for("consumer-a"))
+            .await
+            .status(),
+        200
+    );
+}

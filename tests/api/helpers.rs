@@ -1,0 +1,206 @@
+//! The test harness: the real app on 127.0.0.1:0, a client, tokens, and whole-body assertions.
+
+use std::path::PathBuf;
+
+use camara_webrtc::auth::mint;
+use camara_webrtc::config::Config;
+use camara_webrtc::domain::{Session, SessionId, SessionStatus};
+use camara_webrtc::{AppState, build_state};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// CAMARA's fixture session (embedded default config).
+pub const FIXTURE_ID: &str = "0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF";
+pub const ORIGINATOR: &str = "tel:+17085852753";
+pub const RECEIVER: &str = "tel:+17085854000";
+pub const WRITE: &str = "webrtc-call-handling:sessions:write";
+pub const READ: &str = "webrtc-call-handling:sessions:read";
+pub const READ_WRITE: &str =
+    "webrtc-call-handling:sessions:read webrtc-call-handling:sessions:write";
+/// A clean SDP answer (the seed's Hold example), valid under both SDP policies.
+pub const CLEAN_SDP: &str = "v=0\r\no=- 4576312012535546667 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 47510 RTP/SAVPF 102 113\r\nc=IN IP6 2001:e0:410:243a:a344:cee7:7b39:bb1e\r\na=ice-ufrag:47Nx\r\na=ice-pwd:ln3CttOSkObcQ7A0tYO1LXqy\r\na=rtpmap:102 AMR-WB/16000\r\na=rtpmap:113 telephone-event/16000\r\n";
+
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`
+    pub address: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    pub state: AppState,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// The app with the embedded default configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Config::embedded()).await
+}
+
+/// The app with `config`, serving on an ephemeral loopback port until the `TestApp` is dropped.
+pub async fn spawn_with(config: Config) -> TestApp {
+    let state = build_state(config.clone())
+        .await
+        .expect("the test config starts");
+    spawn_state(config, state).await
+}
+
+/// The app over a prepared state (sessions inserted into its store beforehand).
+pub async fn spawn_state(config: Config, state: AppState) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind an ephemeral port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = camara_webrtc::http::router(state.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+            .expect("the server runs");
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        config,
+        state,
+        _shutdown: tx,
+    }
+}
+
+impl TestApp {
+    /// A valid HS256 token from the configured secret, as `camara-webrtc token` mints it.
+    pub fn token(&self, sub: &str, scope: &str) -> String {
+        mint(&self.config.auth, sub, scope, None, 3600).unwrap()
+    }
+
+    /// A 3-legged read/write token for the fixture's receiver.
+    pub fn receiver_token(&self) -> String {
+        self.token(RECEIVER, READ_WRITE)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn status_url(&self, base: &str, id: &str) -> String {
+        self.url(&format!("{base}/sessions/{id}/status"))
+    }
+
+    /// PUT a raw JSON body to a session's status, `Content-Type: application/json`.
+    pub async fn put_status(&self, id: &str, body: &str, token: &str) -> Response {
+        self.client
+            .put(self.status_url("/webrtc", id))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_session(&self, id: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/webrtc/sessions/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Puts a session straight into the store (e.g. one owned by a given consumer).
+    pub async fn insert(&self, session: Session) {
+        self.state.store.insert(session).await.unwrap();
+    }
+}
+
+/// A session like the fixture, under `id`, in `status`, owned by `owner`.
+pub fn session(id: &str, status: SessionStatus, owner: Option<&str>) -> Session {
+    let mut session = Config::embedded().fixture_sessions().unwrap().remove(0);
+    session.id = SessionId::parse(id).unwrap();
+    session.status = status;
+    session.owner = owner.map(str::to_owned);
+    session
+}
+
+pub fn fixture_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(relative)
+}
+
+/// A file of the seed document, byte for byte.
+pub fn seed(name: &str) -> String {
+    std::fs::read_to_string(fixture_path(&format!("seed/{name}.json"))).unwrap()
+}
+
+/// Signs arbitrary claims with a private key from `tests/fixtures/keys`.
+pub fn sign_with(alg: Algorithm, private_pem: &str, claims: &Value) -> String {
+    let pem = std::fs::read(fixture_path(&format!("keys/{private_pem}"))).unwrap();
+    let key = match alg {
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => EncodingKey::from_rsa_pem(&pem),
+        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        _ => Ok(EncodingKey::from_secret(&pem)),
+    }
+    .unwrap();
+    jsonwebtoken::encode(&Header::new(alg), claims, &key).unwrap()
+}
+
+/// Signs arbitrary claims with an HMAC secret.
+pub fn sign_hmac(alg: Algorithm, secret: &[u8], claims: &Value) -> String {
+    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims of a valid 3-legged write token for the fixture's receiver.
+pub fn receiver_claims() -> Value {
+    json!({ "sub": RECEIVER, "scope": READ_WRITE, "exp": now() + 600 })
+}
+
+/// Asserts a CAMARA error: status, JSON content type, an x-correlator, and the whole body.
+pub async fn assert_error(response: Response, status: u16, code: &str, message: &str) {
+    assert_eq!(
+        response.status(),
+        StatusCode::from_u16(status).unwrap(),
+        "status of {code}"
+    );
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(
+        response.headers().contains_key("x-correlator"),
+        "x-correlator missing on {status}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "status": status, "code": code, "message": message })
+    );
+}
+
+/// Asserts a 200 JSON response and returns its body.
+pub async fn json_ok(response: Response) -> Value {
+    let status = response.status();
+    let ct = response.headers().get("content-type").cloned();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(ct.unwrap(), "application/json");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The app state handle, for tests that prepare sessions.
+pub async fn state_for(config: &Config) -> AppState {
+    build_state(config.clone()).await.unwrap()
+}
