@@ -1,6 +1,9 @@
 //! The integration suite: the real app over real HTTP on 127.0.0.1:0 (one test binary).
 
 mod auth;
+mod bad_input;
+mod concurrency;
 mod errors;
 mod helpers;
 mod seed;
+mod transitions;
