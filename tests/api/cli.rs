@@ -1,0 +1,258 @@
+//! The real binary: `token`, `check-config`, `healthcheck`, and `serve` with its logs, which must
+//! never carry a token, an SRTP key or an ICE password.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use camara_webrtc::auth::{AuthError, Verifier};
+use camara_webrtc::config::{Config, DEVELOPMENT_SECRET};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_camara-webrtc");
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn token_mints_a_jwt_the_default_config_accepts() {
+    let (ok, stdout, _) = run(
+        &[
+            "token",
+            "--sub",
+            RECEIVER,
+            "--scope",
+            READ_WRITE,
+            "--client-id",
+            "my-app",
+        ],
+        &[],
+    );
+    assert!(ok);
+    let verifier = Verifier::from_config(&Config::embedded().auth).unwrap();
+    let claims = verifier.verify(stdout.trim()).unwrap();
+    assert_eq!(claims.sub.as_deref(), Some(RECEIVER));
+    assert_eq!(claims.client_id.as_deref(), Some("my-app"));
+    assert_eq!(
+        claims.scope,
+        [
+            "webrtc-call-handling:sessions:read",
+            "webrtc-call-handling:sessions:write"
+        ]
+    );
+    assert_eq!(stdout.matches('.').count(), 2, "one compact JWT");
+}
+
+#[test]
+fn token_with_negative_ttl_is_expired() {
+    let (ok, stdout, _) = run(
+        &[
+            "token", "--sub", RECEIVER, "--scope", WRITE, "--ttl", "-120",
+        ],
+        &[],
+    );
+    assert!(ok);
+    let verifier = Verifier::from_config(&Config::embedded().auth).unwrap();
+    assert_eq!(verifier.verify(stdout.trim()), Err(AuthError::Expired));
+}
+
+#[test]
+fn check_config_prints_the_effective_config_redacted() {
+    let (ok, stdout, _) = run(
+        &["check-config"],
+        &[("CAMARA_WEBRTC__SERVER__LISTEN", "127.0.0.1:9999")],
+    );
+    assert!(ok);
+    assert!(stdout.contains("listen = \"127.0.0.1:9999\""), "{stdout}");
+    assert!(stdout.contains("hs256_secret = \"[redacted]\""), "{stdout}");
+    assert!(!stdout.contains(DEVELOPMENT_SECRET));
+    let parsed: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        parsed["fixtures"]["sessions"][0]["media_session_id"].as_str(),
+        Some(FIXTURE_ID)
+    );
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let dir = std::env::temp_dir().join(format!("camara-webrtc-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[sessions]\nmax_sessions = 0\n").unwrap();
+    let (ok, _, stderr) = run(&["check-config", "--config", file.to_str().unwrap()], &[]);
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim(),
+        "camara-webrtc: sessions.max_sessions: must be greater than 0"
+    );
+    let (ok, _, stderr) = run(
+        &["check-config"],
+        &[("CAMARA_WEBRTC__SDP__VALIDATION", "paranoid")],
+    );
+    assert!(!ok);
+    assert!(stderr.to_lowercase().contains("sdp.validation"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ok, _, stderr) = run(
+        &[
+            "healthcheck",
+            "--url",
+            &format!("http://127.0.0.1:{port}/health/ready"),
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert!(stderr.starts_with("camara-webrtc: 127.0.0.1:"), "{stderr}");
+}
+
+/// `serve` at trace level in JSON while the seed's five examples run: the logs are JSON lines
+/// with the request span, and no secret appears anywhere in them.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_logs_requests_and_never_secrets() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .env("CAMARA_WEBRTC__LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let _ = tx.send(line.unwrap());
+            }
+        });
+    }
+    drop(tx);
+    let mut lines = Vec::new();
+    let address = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("serve prints its address");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        lines.push(line);
+        if event["fields"]["message"] == "listening" {
+            break event["fields"]["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let token = Command::new(BIN)
+        .args(["token", "--sub", RECEIVER, "--scope", WRITE])
+        .output()
+        .unwrap()
+        .stdout;
+    let token = String::from_utf8(token).unwrap().trim().to_owned();
+    let client = reqwest::Client::new();
+    for step in [
+        "1-in-progress",
+        "2-ringing",
+        "3-connected",
+        "4-hold",
+        "5-resume",
+    ] {
+        let response = client
+            .put(format!(
+                "http://{address}/webrtc/sessions/{FIXTURE_ID}/status"
+            ))
+            .bearer_auth(&token)
+            .header("x-correlator", format!("log-{step}"))
+            .body(seed(&format!("request-{step}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{step}");
+    }
+    let health = Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--url",
+            &format!("http://{address}/health/ready"),
+        ])
+        .status()
+        .unwrap();
+    assert!(health.success());
+    // SIGTERM: graceful shutdown, exit 0.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve exits 0 on SIGTERM, got {status}");
+    lines.extend(rx.iter());
+    let all = lines.join("\n");
+
+    for secret in [
+        token.as_str(),
+        DEVELOPMENT_SECRET,
+        "inline:",
+        "ruAnBNYnTJqDVZAIJV59VpQ5DxGI6tMX9h9kkHSz", // SRTP key, Connected/Hold/Resume
+        "3YciqVIWFNSwy19e9MvfZ2YOdAZil7oT",         // SRTP key, InProgress
+        "ln3CttOSkObcQ7A0tYO1LXqy",                 // ICE password
+        "D4sF5Pv9vx9",                              // ICE password, InProgress
+        "Bearer ",
+    ] {
+        assert!(!all.contains(secret), "the logs contain {secret:?}");
+    }
+    assert!(
+        all.contains("USING THE PUBLIC DEVELOPMENT KEY"),
+        "the development-key warning is logged"
+    );
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let finished: Vec<_> = events
+        .iter()
+        .filter(|e| e["fields"]["message"] == "request finished")
+        .collect();
+    assert_eq!(finished.len(), 6, "five PUTs and one health check");
+    let put = finished[0];
+    assert_eq!(
+        put["span"]["route"],
+        "/webrtc/sessions/{mediaSessionId}/status"
+    );
+    assert_eq!(put["span"]["method"], "PUT");
+    assert_eq!(put["span"]["correlator"], "log-1-in-progress");
+    assert_eq!(put["span"]["consumer"], RECEIVER);
+    assert_eq!(put["span"]["status"], 200);
+    assert!(put["span"]["latency_ms"].as_f64().is_some());
+    let updated = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "session status updated")
+        .unwrap();
+    assert!(
+        updated["fields"]["answer"]
+            .as_str()
+            .unwrap()
+            .starts_with("len=785 hash=")
+    );
+}
