@@ -1,6 +1,8 @@
 //! Session storage behind one async trait, so a networked backend slots in without touching handlers.
 //! Every write is a compare-and-swap on the session's version: racing updates serialise, none is lost.
 
+#[cfg(test)]
+pub(crate) mod contract;
 mod memory;
 
 use std::future::Future;
