@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use error::{ApiError, Code};
 
 use crate::auth::{Caller, Verifier};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::domain::Address;
 use crate::store::SessionStore;
 
@@ -103,13 +103,17 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Ap
 
 /// The whole application: every base path, the operational routes and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let server = &state.config.server;
     let mut app = Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready));
-    for base in &server.base_paths {
+    for base in &state.config.server.base_paths {
         app = app.nest(base, api_routes());
     }
+    with_middleware(app.fallback(fallback), &state.config.server).with_state(state)
+}
+
+/// Wraps every route (and the fallback) in the middleware stack.
+fn with_middleware(app: Router<AppState>, server: &ServerConfig) -> Router<AppState> {
     // Outermost first. Authorization is marked sensitive before anything could print it; the
     // correlator wraps everything so even a 401 or a panic carries it; the span sits inside it to
     // record it; CAMARA-izing of framework errors wraps the timeout, panic and body-limit layers
@@ -127,5 +131,72 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(server.max_body_bytes));
-    app.fallback(fallback).layer(middleware).with_state(state)
+    app.layer(middleware)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn explode() -> &'static str {
+        panic!("boom with a secret")
+    }
+
+    /// A handler that panics and one that outlives the timeout, behind the real middleware stack.
+    async fn call(path: &str) -> (StatusCode, String, serde_json::Value) {
+        let mut config = Config::embedded();
+        config.server.request_timeout_ms = 50;
+        let state = crate::build_state(config).await.unwrap();
+        let app = Router::new().route("/panic", get(explode)).route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let app = with_middleware(app, &state.config.server).with_state(state);
+        let request = Request::get(path)
+            .header("x-correlator", "c-1")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let correlator = response.headers()["x-correlator"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = to_bytes(response.into_body(), 4096).await.unwrap();
+        (status, correlator, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_camara_500_without_its_cause() {
+        let (status, correlator, body) = call("/panic").await;
+        assert_eq!(
+            (status, correlator.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "c-1")
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({"status": 500, "code": "INTERNAL", "message": "Unknown server error. Typically a server bug."})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_is_camara_504() {
+        let (status, correlator, body) = call("/slow").await;
+        assert_eq!(
+            (status, correlator.as_str()),
+            (StatusCode::GATEWAY_TIMEOUT, "c-1")
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({"status": 504, "code": "TIMEOUT", "message": "Request timeout exceeded."})
+        );
+    }
 }

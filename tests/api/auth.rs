@@ -196,6 +196,20 @@ async fn asymmetric_algorithms_verify_with_configured_public_keys() {
 }
 
 #[tokio::test]
+async fn hmac_family_verifies_with_the_shared_secret() {
+    let app = spawn_app().await;
+    let secret = app.config.auth.hs256_secret.clone().unwrap();
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let token = sign_hmac(alg, secret.expose().as_bytes(), &receiver_claims());
+        assert_eq!(
+            app.get_session(FIXTURE_ID, &token).await.status(),
+            200,
+            "{alg:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn asymmetric_token_without_a_matching_key_is_refused() {
     let app = spawn_app().await; // HS256 secret only
     let token = sign_with(Algorithm::ES256, "ec256-private.pem", &receiver_claims());
