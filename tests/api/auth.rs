@@ -1,6 +1,6 @@
 //! Bearer-token checks: every 401 reason, algorithms and keys, scopes, and the 3-legged rules.
 
-use camara_webrtc::config::{Config, Secret};
+use camara_webrtc::config::Config;
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
@@ -391,24 +391,16 @@ async fn two_legged_body_naming_another_party_is_invalid_argument() {
 
 #[tokio::test]
 async fn sessions_of_another_consumer_do_not_exist() {
-    let config = Config::embedded();
-    let state = state_for(&config).await;
-    let app = spawn_state(config, state).await;
+    let app = spawn_app().await;
     app.insert(session(
         "owned-by-a",
         camara_webrtc::domain::SessionStatus::Initial,
         Some("consumer-a"),
     ))
     .await;
-    let secret = app
-        .config
-        .auth
-        .hs256_secret
-        .clone()
-        .unwrap_or(Secret::new(""));
     let token_for = |client: &str| {
         camara_webrtc::auth::mint(&app.config.auth, RECEIVER, READ_WRITE, Some(client), 600)
-            .unwrap_or_else(|_| secret.expose().to_owned())
+            .unwrap()
     };
     let response = app
         .get_session("owned-by-a", &token_for("consumer-b"))

@@ -38,15 +38,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// The app with `config`, serving on an ephemeral loopback port until the `TestApp` is dropped.
+/// `state` is the running app's own, so tests can prepare sessions in its store.
 pub async fn spawn_with(config: Config) -> TestApp {
     let state = build_state(config.clone())
         .await
         .expect("the test config starts");
-    spawn_state(config, state).await
-}
-
-/// The app over a prepared state (sessions inserted into its store beforehand).
-pub async fn spawn_state(config: Config, state: AppState) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind an ephemeral port");
@@ -198,9 +194,4 @@ pub async fn json_ok(response: Response) -> Value {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(ct.unwrap(), "application/json");
     serde_json::from_str(&text).unwrap()
-}
-
-/// The app state handle, for tests that prepare sessions.
-pub async fn state_for(config: &Config) -> AppState {
-    build_state(config.clone()).await.unwrap()
 }
