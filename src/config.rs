@@ -83,8 +83,11 @@ pub struct SessionsConfig {
     pub max_sessions: usize,
     /// How long an ended session is kept after DELETE, in seconds.
     pub ended_ttl_seconds: u64,
-    /// Check `registrationId` on POST against known registrations.
+    /// Check `registrationId` on POST against `registrations`.
     pub check_registration: bool,
+    /// The registrations the network knows (from CAMARA's registration API in a real network).
+    #[serde(default)]
+    pub registrations: Vec<String>,
     /// Accept `callType: EMERGENCY`.
     pub emergency_calls: bool,
 }
@@ -368,6 +371,8 @@ impl Config {
                 location: None,
                 owner: None,
                 direction: f.direction,
+                withheld_originator: None,
+                ended: false,
             });
         }
         Ok(sessions)

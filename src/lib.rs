@@ -12,6 +12,7 @@ pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -38,7 +39,10 @@ pub enum StartError {
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     config.validate()?;
     let verifier = Verifier::from_config(&config.auth)?;
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(config.sessions.max_sessions));
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(
+        config.sessions.max_sessions,
+        Duration::from_secs(config.sessions.ended_ttl_seconds),
+    ));
     for session in config.fixture_sessions()? {
         match store.insert(session).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {}

@@ -146,6 +146,14 @@ pub struct Session {
     /// The API consumer the session belongs to; `None` for fixtures, which every consumer sees.
     pub owner: Option<String>,
     pub direction: Direction,
+    /// The originator's own address when `originator` is the anonymous SIP URI (identity withheld
+    /// from the other party, still known to the network). Never shown in a response.
+    #[serde(default)]
+    pub withheld_originator: Option<Address>,
+    /// Ended by DELETE: the session no longer exists for the API, and is kept (with its final
+    /// status, for the events that come later) only until the store drops it.
+    #[serde(default)]
+    pub ended: bool,
 }
 
 /// What a client's PUT asks to change, already parsed and valid.
@@ -160,7 +168,7 @@ pub struct StatusChange {
 impl Session {
     /// The role `subscriber` plays in this call, if any.
     pub fn role_of(&self, subscriber: &Address) -> Option<Role> {
-        if &self.originator == subscriber {
+        if &self.originator == subscriber || self.withheld_originator.as_ref() == Some(subscriber) {
             Some(Role::Originator)
         } else if &self.receiver == subscriber {
             Some(Role::Receiver)
@@ -184,6 +192,35 @@ impl Session {
             next.location = Some(location.clone());
         }
         Ok(next)
+    }
+
+    /// The role the owning API consumer acts for, from the session's direction.
+    pub fn owner_role(&self) -> Role {
+        match self.direction {
+            Direction::Outgoing => Role::Originator,
+            Direction::Incoming => Role::Receiver,
+        }
+    }
+
+    /// The session after `role` ends it (DELETE): before it was answered the originator cancels
+    /// and the receiver declines; once answered either side terminates. A session the network
+    /// already ended keeps its outcome.
+    pub fn end(&self, role: Role) -> Session {
+        let status = if self.status.is_terminal() {
+            self.status
+        } else if self.status.is_established() {
+            SessionStatus::Terminated
+        } else {
+            match role {
+                Role::Originator => SessionStatus::SessionCancelled,
+                Role::Receiver => SessionStatus::Declined,
+            }
+        };
+        Session {
+            status,
+            ended: true,
+            ..self.clone()
+        }
     }
 }
 
@@ -225,6 +262,62 @@ mod tests {
         assert_eq!(Address::from_phone_number("tel:+17085852753"), Some(tel));
         assert_eq!(Address::from_phone_number("client-app"), None);
         assert_eq!(Address::from_phone_number("+1708x"), None);
+    }
+
+    fn in_status(status: SessionStatus) -> Session {
+        Session {
+            id: SessionId::parse("s").unwrap(),
+            originator: Address::parse("tel:+17085852753").unwrap(),
+            originator_name: None,
+            receiver: Address::parse("tel:+17085854000").unwrap(),
+            receiver_name: None,
+            status,
+            offer: None,
+            answer: None,
+            call_type: CallType::Regular,
+            location: None,
+            owner: None,
+            direction: Direction::Outgoing,
+            withheld_originator: None,
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn ending_depends_on_role_and_whether_the_call_was_answered() {
+        use SessionStatus::*;
+        let cases = [
+            (Initial, Role::Originator, SessionCancelled),
+            (Initial, Role::Receiver, Declined),
+            (InProgress, Role::Originator, SessionCancelled),
+            (Ringing, Role::Receiver, Declined),
+            (Proceeding, Role::Originator, SessionCancelled),
+            (Waiting, Role::Receiver, Declined),
+            (Connected, Role::Originator, Terminated),
+            (Hold, Role::Receiver, Terminated),
+            (Resume, Role::Originator, Terminated),
+            (Busy, Role::Originator, Busy),
+            (NoAnswer, Role::Receiver, NoAnswer),
+            (Failed, Role::Originator, Failed),
+        ];
+        for (from, role, to) in cases {
+            let ended = in_status(from).end(role);
+            assert_eq!(
+                (ended.status, ended.ended),
+                (to, true),
+                "{from} by {role:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_withheld_originator_is_still_a_party() {
+        let mut session = in_status(SessionStatus::Initial);
+        let alice = session.originator.clone();
+        session.originator = Address::parse("sip:anonymous@anonymous.invalid").unwrap();
+        assert_eq!(session.role_of(&alice), None);
+        session.withheld_originator = Some(alice.clone());
+        assert_eq!(session.role_of(&alice), Some(Role::Originator));
     }
 
     #[test]

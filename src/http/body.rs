@@ -35,6 +35,11 @@ impl Fields {
         }
     }
 
+    /// Whether the field is present at all (any value, `null` included).
+    pub fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
     pub fn path(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }

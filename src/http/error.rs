@@ -33,6 +33,7 @@ pub enum Code {
     TooManyRequests,
     Internal,
     NotImplemented,
+    CallTypeEmergencyNotSupported,
     Unavailable,
     Timeout,
 }
@@ -131,6 +132,11 @@ impl Code {
                 StatusCode::NOT_IMPLEMENTED,
                 "NOT_IMPLEMENTED",
                 "This functionality is not implemented yet.",
+            ),
+            CallTypeEmergencyNotSupported => (
+                StatusCode::NOT_IMPLEMENTED,
+                "CALLTYPE_EMERGENCY_NOT_SUPPORTED",
+                "Server does not support call type EMERGENCY.",
             ),
             Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,

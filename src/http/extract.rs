@@ -15,6 +15,7 @@ use super::AppState;
 use super::error::{ApiError, Code};
 use crate::auth::{Caller, Scope};
 use crate::domain::SessionId;
+use crate::domain::session::MAX_ID_LEN;
 
 /// The scope an operation needs, as a type, so the handler's signature shows it.
 pub trait Operation: Send + Sync + 'static {
@@ -30,8 +31,10 @@ macro_rules! operation {
         }
     };
 }
+operation!(CreateOp, Create);
 operation!(ReadOp, Read);
 operation!(WriteOp, Write);
+operation!(DeleteOp, Delete);
 
 /// A caller with a valid token that grants the operation's scope.
 pub struct Authorized<O>(pub Caller, pub PhantomData<O>);
@@ -81,6 +84,30 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
         SessionId::parse(raw)
             .map(Self)
             .map_err(|e| ApiError::invalid(format!("mediaSessionId {e}.")))
+    }
+}
+
+/// The `registrationId` header of `POST /sessions`: required, at most 256 characters.
+pub struct RegistrationId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RegistrationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get("registrationId")
+            .ok_or_else(|| ApiError::invalid("The registrationId header is required."))?;
+        let value = value
+            .to_str()
+            .ok()
+            .filter(|v| !v.is_empty() && v.len() <= MAX_ID_LEN)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "The registrationId header must be 1 to 256 visible ASCII characters.",
+                )
+            })?;
+        Ok(Self(value.to_owned()))
     }
 }
 

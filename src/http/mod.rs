@@ -1,10 +1,12 @@
 //! The HTTP edge: state, router and middleware stack. Handlers live in their resource's module.
 
 mod body;
+mod create;
 mod error;
 mod extract;
 mod health;
 mod middleware;
+pub mod openapi;
 mod sessions;
 mod status;
 
@@ -15,7 +17,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri, header};
-use axum::routing::{get, put};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: Arc<HashSet<Address>>,
+    /// The OpenAPI document, its servers set to the configured base paths.
+    openapi: Arc<str>,
 }
 
 impl AppState {
@@ -46,11 +50,13 @@ impl AppState {
             .iter()
             .filter_map(|s| Address::from_phone_number(s))
             .collect();
+        let openapi = openapi::document(&config.server.base_paths).into();
         Self {
             config,
             store,
             verifier,
             subscribers: Arc::new(subscribers),
+            openapi,
         }
     }
 
@@ -65,21 +71,96 @@ impl AppState {
     }
 }
 
+/// Where an operation is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mount {
+    /// Under every configured base path (`server.base_paths`).
+    Api,
+    /// At the root, unauthenticated.
+    Root,
+}
+
+/// One operation the service serves. The router is built from [`ROUTES`], and a test proves the
+/// OpenAPI document lists exactly these.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub mount: Mount,
+    handler: fn() -> MethodRouter<AppState>,
+}
+
+/// Every operation, in the order of the OpenAPI document.
+pub static ROUTES: [Route; 7] = [
+    Route {
+        method: Method::POST,
+        path: "/sessions",
+        mount: Mount::Api,
+        handler: || post(create::create_session),
+    },
+    Route {
+        method: Method::GET,
+        path: "/sessions/{mediaSessionId}",
+        mount: Mount::Api,
+        handler: || get(sessions::get_session),
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/sessions/{mediaSessionId}",
+        mount: Mount::Api,
+        handler: || delete(sessions::delete_session),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/sessions/{mediaSessionId}/status",
+        mount: Mount::Api,
+        handler: || put(status::put_status),
+    },
+    Route {
+        method: Method::GET,
+        path: "/health/live",
+        mount: Mount::Root,
+        handler: || get(health::live),
+    },
+    Route {
+        method: Method::GET,
+        path: "/health/ready",
+        mount: Mount::Root,
+        handler: || get(health::ready),
+    },
+    Route {
+        method: Method::GET,
+        path: "/openapi.yaml",
+        mount: Mount::Root,
+        handler: || get(openapi::serve),
+    },
+];
+
+/// The routes of one mount; routes sharing a path merge their methods.
+fn mounted(mount: Mount) -> Router<AppState> {
+    ROUTES
+        .iter()
+        .filter(|route| route.mount == mount)
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, (route.handler)())
+        })
+}
+
 /// The call-handling routes, relative to one base path.
 fn api_routes() -> Router<AppState> {
-    Router::new()
-        .route("/sessions/{mediaSessionId}/status", put(status::put_status))
-        .route("/sessions/{mediaSessionId}", get(sessions::get_session))
-        // No id, or an empty one: CAMARA's feature files want 400, not 404/405.
+    mounted(Mount::Api)
+        // No id, or an empty one: CAMARA's feature files want 400, not 404/405. The static
+        // `/sessions/status` shadows the parameter route, so it serves the id `status` itself.
         .route(
             "/sessions/status",
-            put(sessions::missing_id).get(sessions::get_session_named_status),
+            put(sessions::missing_id)
+                .get(sessions::get_session_named_status)
+                .delete(sessions::delete_session_named_status),
         )
         .route(
             "/sessions",
             get(sessions::missing_id).delete(sessions::missing_id),
         )
-        .route("/sessions/", axum::routing::any(sessions::missing_id))
+        .route("/sessions/", any(sessions::missing_id))
 }
 
 /// Unknown routes: 400 when the path is a session route with an empty id (`/sessions//status`),
@@ -103,9 +184,7 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Ap
 
 /// The whole application: every base path, the operational routes and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready));
+    let mut app = mounted(Mount::Root);
     for base in &state.config.server.base_paths {
         app = app.nest(base, api_routes());
     }

@@ -1,30 +1,58 @@
-//! `GET /sessions/{mediaSessionId}`, the visibility rules every session route shares, and the
-//! answers for requests that name no session at all.
+//! `GET` and `DELETE /sessions/{mediaSessionId}`, the visibility rules and the compare-and-swap
+//! loop every session route shares, and the answers for requests that name no session at all.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::body::SessionBody;
 use super::error::{ApiError, Code};
-use super::extract::{Authorized, ReadOp, SessionPath};
+use super::extract::{Authorized, DeleteOp, ReadOp, SessionPath};
 use crate::auth::Caller;
-use crate::domain::SessionId;
-use crate::store::Versioned;
+use crate::domain::{Session, SessionId};
+use crate::store::{StoreError, Versioned};
 
-/// The session as this caller may see it: another consumer's session, or (3-legged) a call the
-/// subscriber is not part of, does not exist for them.
+/// How many times an update re-reads and retries after losing a compare-and-swap race.
+const MAX_CAS_ATTEMPTS: usize = 32;
+
+/// The session as this caller may see it. An ended session, another consumer's session, or
+/// (3-legged) a call the subscriber is not part of, does not exist for them.
 pub async fn load_visible(
     state: &AppState,
     caller: &Caller,
     id: &SessionId,
 ) -> Result<Versioned, ApiError> {
     match state.store.get(id).await? {
-        Some(found) if caller.can_see(&found.session) => Ok(found),
+        Some(found) if !found.session.ended && caller.can_see(&found.session) => Ok(found),
         _ => Err(ApiError::plain(Code::NotFound)),
     }
+}
+
+/// Read → `change` → compare-and-swap, retried while other writers win the race. Returns the
+/// session as it was read, as written, and its new version; [`Code::Aborted`] after
+/// [`MAX_CAS_ATTEMPTS`] lost races.
+pub async fn update_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: &SessionId,
+    change: impl Fn(&Session) -> Result<Session, ApiError>,
+) -> Result<(Session, Session, u64), ApiError> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = load_visible(state, caller, id).await?;
+        let next = change(&current.session)?;
+        match state
+            .store
+            .compare_and_swap(current.version, next.clone())
+            .await
+        {
+            Ok(version) => return Ok((current.session, next, version)),
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::plain(Code::Aborted))
 }
 
 /// `ETag` carrying the stored version, so clients and tests can order updates.
@@ -38,7 +66,7 @@ pub async fn get_session(
     State(state): State<AppState>,
     Authorized(caller, ..): Authorized<ReadOp>,
     SessionPath(id): SessionPath,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     state.check_subscriber(&caller)?;
     let found = load_visible(&state, &caller, &id).await?;
     Ok((
@@ -48,13 +76,53 @@ pub async fn get_session(
         .into_response())
 }
 
-/// `GET /sessions/status` reads a session whose id happens to be `status`.
+/// Ends the session: SessionCancelled (originator) or Declined (receiver) before it was answered,
+/// Terminated after. The outcome stays in the store for `sessions.ended_ttl_seconds`; for the API
+/// the session is gone at once.
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Authorized(caller, ..): Authorized<DeleteOp>,
+    SessionPath(id): SessionPath,
+) -> Result<StatusCode, ApiError> {
+    state.check_subscriber(&caller)?;
+    let (before, ended, version) = update_visible(&state, &caller, &id, |session| {
+        // A 3-legged caller acts for its subscriber; a 2-legged one for the side its consumer
+        // owns (an outgoing call's originator, an invitation's receiver).
+        let role = caller
+            .subscriber
+            .as_ref()
+            .and_then(|sub| session.role_of(sub))
+            .unwrap_or_else(|| session.owner_role());
+        Ok(session.end(role))
+    })
+    .await?;
+    tracing::info!(
+        session = %id,
+        from = %before.status,
+        to = %ended.status,
+        version,
+        "session ended"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The id `status`, for `GET`/`DELETE /sessions/status` (a static route shadows the parameter).
+fn named_status() -> SessionPath {
+    SessionPath(SessionId::parse("status").expect("a valid id"))
+}
+
 pub async fn get_session_named_status(
     state: State<AppState>,
     caller: Authorized<ReadOp>,
-) -> Result<impl IntoResponse, ApiError> {
-    let id = SessionId::parse("status").map_err(|e| ApiError::invalid(e.to_string()))?;
-    get_session(state, caller, SessionPath(id)).await
+) -> Result<Response, ApiError> {
+    get_session(state, caller, named_status()).await
+}
+
+pub async fn delete_session_named_status(
+    state: State<AppState>,
+    caller: Authorized<DeleteOp>,
+) -> Result<StatusCode, ApiError> {
+    delete_session(state, caller, named_status()).await
 }
 
 /// The error for a route that needs a `mediaSessionId` and got none.

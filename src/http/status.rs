@@ -12,13 +12,9 @@ use super::AppState;
 use super::body::{Fields, SdpBody, SessionBody};
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, JsonBody, SessionPath, WriteOp};
-use super::sessions::{etag, load_visible};
+use super::sessions::{etag, update_visible};
 use crate::auth::Caller;
 use crate::domain::{Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange};
-use crate::store::StoreError;
-
-/// How many times a PUT re-reads and retries after losing a compare-and-swap race.
-const MAX_CAS_ATTEMPTS: usize = 32;
 
 /// Which body shape the client used; the response mirrors it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,32 +195,21 @@ pub async fn put_status(
         ));
     }
     state.check_subscriber(&caller)?;
-    for _ in 0..MAX_CAS_ATTEMPTS {
-        let current = load_visible(&state, &caller, &id).await?;
-        update.check_parties(&caller, &current.session)?;
-        let next = current.session.apply(&update.change)?;
-        match state
-            .store
-            .compare_and_swap(current.version, next.clone())
-            .await
-        {
-            Ok(version) => {
-                tracing::info!(
-                    session = %id,
-                    from = %current.session.status,
-                    to = %next.status,
-                    version,
-                    offer = sdp_fingerprint(update.change.offer.as_ref()),
-                    answer = sdp_fingerprint(update.change.answer.as_ref()),
-                    "session status updated"
-                );
-                return Ok(respond(&update, &next, version));
-            }
-            Err(StoreError::VersionConflict { .. }) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ApiError::plain(Code::Aborted))
+    let (before, next, version) = update_visible(&state, &caller, &id, |session| {
+        update.check_parties(&caller, session)?;
+        Ok(session.apply(&update.change)?)
+    })
+    .await?;
+    tracing::info!(
+        session = %id,
+        from = %before.status,
+        to = %next.status,
+        version,
+        offer = sdp_fingerprint(update.change.offer.as_ref()),
+        answer = sdp_fingerprint(update.change.answer.as_ref()),
+        "session status updated"
+    );
+    Ok(respond(&update, &next, version))
 }
 
 fn respond(update: &StatusUpdate, session: &Session, version: u64) -> Response {

@@ -1,10 +1,11 @@
 //! The store contract: one suite, generic over [`SessionStore`], that every backend must pass.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{SessionStore, StoreError};
 use crate::config::Config;
-use crate::domain::{Session, SessionId, SessionStatus};
+use crate::domain::{Role, Session, SessionId, SessionStatus};
 
 fn session(id: &str) -> Session {
     let mut session = Config::embedded()
@@ -15,13 +16,66 @@ fn session(id: &str) -> Session {
     session
 }
 
-/// Runs every contract check against a fresh, empty store with room for at least 8 sessions
-/// (`make` is called once per check).
-pub async fn run_all<S: SessionStore>(make: impl Fn(usize) -> S) {
-    insert_get_remove(&make(8)).await;
-    compare_and_swap_needs_the_current_version(&make(8)).await;
-    capacity_is_enforced(&make(2)).await;
-    racing_compare_and_swap_loses_nothing(Arc::new(make(8))).await;
+/// An hour: longer than any test runs.
+const KEEP: Duration = Duration::from_secs(3600);
+
+/// Runs every contract check against a fresh, empty store made by `make(capacity, ended_ttl)`
+/// (called once per check).
+pub async fn run_all<S: SessionStore>(make: impl Fn(usize, Duration) -> S) {
+    insert_get_remove(&make(8, KEEP)).await;
+    compare_and_swap_needs_the_current_version(&make(8, KEEP)).await;
+    capacity_is_enforced(&make(2, KEEP)).await;
+    ended_sessions_are_kept_for_their_ttl(&make(8, KEEP)).await;
+    ended_sessions_expire(&make(8, Duration::ZERO)).await;
+    ended_sessions_give_way_at_capacity(&make(2, KEEP)).await;
+    racing_compare_and_swap_loses_nothing(Arc::new(make(8, KEEP))).await;
+}
+
+fn ended(id: &str) -> Session {
+    let mut session = session(id).end(Role::Receiver);
+    session.receiver_name = Some("ended".into());
+    session
+}
+
+async fn ended_sessions_are_kept_for_their_ttl<S: SessionStore>(store: &S) {
+    let id = SessionId::parse("e1").unwrap();
+    store.insert(session("e1")).await.unwrap();
+    assert_eq!(store.compare_and_swap(1, ended("e1")).await, Ok(2));
+    let kept = store.get(&id).await.unwrap().expect("kept until its TTL");
+    assert_eq!((kept.session, kept.version), (ended("e1"), 2));
+    assert_eq!(kept_status(store, &id).await, Some(SessionStatus::Declined));
+    assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+async fn kept_status<S: SessionStore>(store: &S, id: &SessionId) -> Option<SessionStatus> {
+    store.get(id).await.unwrap().map(|v| v.session.status)
+}
+
+async fn ended_sessions_expire<S: SessionStore>(store: &S) {
+    let id = SessionId::parse("e2").unwrap();
+    store.insert(session("e2")).await.unwrap();
+    store.insert(session("live")).await.unwrap();
+    assert_eq!(store.compare_and_swap(1, ended("e2")).await, Ok(2));
+    assert_eq!(store.get(&id).await, Ok(None), "dropped after a zero TTL");
+    assert_eq!(
+        store.compare_and_swap(2, ended("e2")).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(store.remove(&id).await, Err(StoreError::NotFound));
+    let left: Vec<_> = store.list().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].session.id.as_str(), "live");
+    // The id is free again.
+    assert_eq!(store.insert(session("e2")).await, Ok(1));
+}
+
+async fn ended_sessions_give_way_at_capacity<S: SessionStore>(store: &S) {
+    store.insert(session("g1")).await.unwrap();
+    store.insert(session("g2")).await.unwrap();
+    store.compare_and_swap(1, ended("g1")).await.unwrap();
+    assert_eq!(store.insert(session("g3")).await, Ok(1));
+    assert_eq!(store.get(&SessionId::parse("g1").unwrap()).await, Ok(None));
+    assert_eq!(store.insert(session("g4")).await, Err(StoreError::Full(2)));
 }
 
 async fn insert_get_remove<S: SessionStore>(store: &S) {

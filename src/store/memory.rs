@@ -1,90 +1,176 @@
 //! The in-process store: a map under a short-lived lock, bounded by `sessions.max_sessions`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::future::ready;
 use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use super::{SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId};
 
+/// One stored session; `expires` is set once the session has ended.
+#[derive(Debug)]
+struct Slot {
+    stored: Versioned,
+    expires: Option<Instant>,
+}
+
+impl Slot {
+    fn live_at(&self, now: Instant) -> bool {
+        self.expires.is_none_or(|at| at > now)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    map: HashMap<SessionId, Slot>,
+    /// Ended sessions in the order they ended; with one TTL that is also their expiry order.
+    ended: VecDeque<(Instant, SessionId)>,
+}
+
+impl Sessions {
+    /// Drops the ended session at the front of the queue if `due`, returning whether it did.
+    fn drop_oldest_ended(&mut self, due: impl Fn(Instant) -> bool) -> bool {
+        let Some((at, id)) = self.ended.front() else {
+            return false;
+        };
+        if !due(*at) {
+            return false;
+        }
+        if self
+            .map
+            .get(id)
+            .is_some_and(|slot| slot.expires == Some(*at))
+        {
+            self.map.remove(id);
+        }
+        self.ended.pop_front();
+        true
+    }
+
+    fn purge_expired(&mut self, now: Instant) {
+        while self.drop_oldest_ended(|at| at <= now) {}
+    }
+
+    fn live(&self, id: &SessionId, now: Instant) -> Option<&Slot> {
+        self.map.get(id).filter(|slot| slot.live_at(now))
+    }
+}
+
 /// Sessions in a `RwLock<HashMap>`. Each operation takes the lock, finishes, and releases it
 /// before its (already ready) future is returned, so no guard ever crosses an await.
+///
+/// Ended sessions are kept for `ended_ttl`, then dropped; at capacity the oldest ended session
+/// gives way to a new one before an insert is refused.
 #[derive(Debug)]
 pub struct MemoryStore {
-    sessions: RwLock<HashMap<SessionId, Versioned>>,
+    sessions: RwLock<Sessions>,
     capacity: usize,
+    ended_ttl: Duration,
 }
 
 impl MemoryStore {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, ended_ttl: Duration) -> Self {
         Self {
-            sessions: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(Sessions::default()),
             capacity,
+            ended_ttl,
         }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut HashMap<SessionId, Versioned>) -> T) -> T {
+    fn write<T>(&self, f: impl FnOnce(&mut Sessions, Instant) -> T) -> T {
         // A panic while holding the lock cannot leave a half-written entry (each write is one
         // map operation), so a poisoned lock is safe to keep using.
-        f(&mut self
+        let mut sessions = self
             .sessions
             .write()
-            .unwrap_or_else(PoisonError::into_inner))
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        sessions.purge_expired(now);
+        f(&mut sessions, now)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&HashMap<SessionId, Versioned>) -> T) -> T {
-        f(&self.sessions.read().unwrap_or_else(PoisonError::into_inner))
+    fn read<T>(&self, f: impl FnOnce(&Sessions, Instant) -> T) -> T {
+        f(
+            &self.sessions.read().unwrap_or_else(PoisonError::into_inner),
+            Instant::now(),
+        )
     }
 }
 
 impl SessionStore for MemoryStore {
     fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>> {
-        Box::pin(ready(Ok(self.read(|map| map.get(id).cloned()))))
+        let found = self.read(|s, now| s.live(id, now).map(|slot| slot.stored.clone()));
+        Box::pin(ready(Ok(found)))
     }
 
     fn insert(&self, session: Session) -> StoreFuture<'_, u64> {
-        let result = self.write(|map| {
-            if map.len() >= self.capacity && !map.contains_key(&session.id) {
-                return Err(StoreError::Full(self.capacity));
+        let result = self.write(|s, _| {
+            if s.map.contains_key(&session.id) {
+                return Err(StoreError::AlreadyExists);
             }
-            match map.entry(session.id.clone()) {
-                Entry::Occupied(_) => Err(StoreError::AlreadyExists),
-                Entry::Vacant(slot) => {
-                    slot.insert(Versioned {
-                        session,
-                        version: 1,
-                    });
-                    Ok(1)
+            while s.map.len() >= self.capacity {
+                if !s.drop_oldest_ended(|_| true) {
+                    return Err(StoreError::Full(self.capacity));
                 }
             }
+            if let Entry::Vacant(entry) = s.map.entry(session.id.clone()) {
+                entry.insert(Slot {
+                    stored: Versioned {
+                        session,
+                        version: 1,
+                    },
+                    expires: None,
+                });
+            }
+            Ok(1)
         });
         Box::pin(ready(result))
     }
 
     fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64> {
-        let result = self.write(|map| match map.get_mut(&session.id) {
-            None => Err(StoreError::NotFound),
-            Some(stored) if stored.version != expected => Err(StoreError::VersionConflict {
-                current: stored.version,
-            }),
-            Some(stored) => {
-                stored.version += 1;
-                stored.session = session;
-                Ok(stored.version)
+        let result = self.write(|s, now| {
+            let slot = match s.map.get_mut(&session.id) {
+                None => return Err(StoreError::NotFound),
+                Some(slot) if slot.stored.version != expected => {
+                    return Err(StoreError::VersionConflict {
+                        current: slot.stored.version,
+                    });
+                }
+                Some(slot) => slot,
+            };
+            if session.ended && slot.expires.is_none() {
+                let at = now + self.ended_ttl;
+                slot.expires = Some(at);
+                s.ended.push_back((at, session.id.clone()));
             }
+            slot.stored.version += 1;
+            slot.stored.session = session;
+            Ok(slot.stored.version)
         });
         Box::pin(ready(result))
     }
 
     fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned> {
-        Box::pin(ready(
-            self.write(|map| map.remove(id).ok_or(StoreError::NotFound)),
-        ))
+        let result = self.write(|s, _| {
+            s.map
+                .remove(id)
+                .map(|slot| slot.stored)
+                .ok_or(StoreError::NotFound)
+        });
+        Box::pin(ready(result))
     }
 
     fn list(&self) -> StoreFuture<'_, Vec<Versioned>> {
-        Box::pin(ready(Ok(self.read(|map| map.values().cloned().collect()))))
+        let all = self.read(|s, now| {
+            s.map
+                .values()
+                .filter(|slot| slot.live_at(now))
+                .map(|slot| slot.stored.clone())
+                .collect()
+        });
+        Box::pin(ready(Ok(all)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -38,6 +38,10 @@ pub enum StoreError {
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Where sessions live. Implementations never hold a lock across an await.
+///
+/// A session written with `ended = true` (DELETE) is kept, final status and all, for the store's
+/// `ended_ttl` and then dropped: from then on it is absent from `get`, `list` and every write. At
+/// capacity, an insert first drops the oldest ended session before it reports [`StoreError::Full`].
 pub trait SessionStore: Send + Sync + 'static {
     /// The session and its version, if present.
     fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>>;

@@ -1,6 +1,7 @@
 //! The test harness: the real app on 127.0.0.1:0, a client, tokens, and whole-body assertions.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use camara_webrtc::auth::mint;
 use camara_webrtc::config::Config;
@@ -20,6 +21,10 @@ pub const WRITE: &str = "webrtc-call-handling:sessions:write";
 pub const READ: &str = "webrtc-call-handling:sessions:read";
 pub const READ_WRITE: &str =
     "webrtc-call-handling:sessions:read webrtc-call-handling:sessions:write";
+/// Every scope of the call-handling API.
+pub const ALL_SCOPES: &str = "webrtc-call-handling:sessions:create webrtc-call-handling:sessions:read webrtc-call-handling:sessions:write webrtc-call-handling:sessions:delete";
+/// The two default base paths: the seed's and CAMARA's released one.
+pub const BASES: [&str; 2] = ["/webrtc", "/webrtc-call-handling/v0.3"];
 /// A clean SDP answer (the seed's Hold example), valid under both SDP policies.
 pub const CLEAN_SDP: &str = "v=0\r\no=- 4576312012535546667 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 47510 RTP/SAVPF 102 113\r\nc=IN IP6 2001:e0:410:243a:a344:cee7:7b39:bb1e\r\na=ice-ufrag:47Nx\r\na=ice-pwd:ln3CttOSkObcQ7A0tYO1LXqy\r\na=rtpmap:102 AMR-WB/16000\r\na=rtpmap:113 telephone-event/16000\r\n";
 
@@ -48,7 +53,11 @@ pub async fn spawn_with(config: Config) -> TestApp {
         .expect("bind an ephemeral port");
     let address = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
-    let app = camara_webrtc::http::router(state.clone());
+    // Every response is checked against the OpenAPI document (see `contract`).
+    let base_paths = Arc::new(config.server.base_paths.clone());
+    let app = camara_webrtc::http::router(state.clone()).layer(
+        axum::middleware::from_fn_with_state(base_paths, super::contract::check),
+    );
     tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -70,6 +79,39 @@ impl TestApp {
     /// A valid HS256 token from the configured secret, as `camara-webrtc token` mints it.
     pub fn token(&self, sub: &str, scope: &str) -> String {
         mint(&self.config.auth, sub, scope, None, 3600).unwrap()
+    }
+
+    /// A token of API consumer `client_id` (all scopes) acting for `sub`.
+    pub fn app_token(&self, sub: &str, client_id: &str) -> String {
+        mint(&self.config.auth, sub, ALL_SCOPES, Some(client_id), 3600).unwrap()
+    }
+
+    /// `POST {base}/sessions` with a JSON body and a registrationId.
+    pub async fn create(&self, base: &str, body: &Value, token: &str) -> Response {
+        self.client
+            .post(self.url(&format!("{base}/sessions")))
+            .bearer_auth(token)
+            .header("registrationId", "a4b1c2d3-0000-4000-8000-000000000001")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `DELETE {base}/sessions/{id}`.
+    pub async fn delete(&self, base: &str, id: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(&format!("{base}/sessions/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// What the store holds under `id`, ended sessions included.
+    pub async fn stored(&self, id: &str) -> Option<Session> {
+        let id = SessionId::parse(id).unwrap();
+        self.state.store.get(&id).await.unwrap().map(|v| v.session)
     }
 
     /// A 3-legged read/write token for the fixture's receiver.
@@ -188,10 +230,15 @@ pub async fn assert_error(response: Response, status: u16, code: &str, message: 
 
 /// Asserts a 200 JSON response and returns its body.
 pub async fn json_ok(response: Response) -> Value {
+    json_with(response, StatusCode::OK).await
+}
+
+/// Asserts a JSON response with `expected` status and returns its body.
+pub async fn json_with(response: Response, expected: StatusCode) -> Value {
     let status = response.status();
     let ct = response.headers().get("content-type").cloned();
     let text = response.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(status, expected, "{text}");
     assert_eq!(ct.unwrap(), "application/json");
     serde_json::from_str(&text).unwrap()
 }

@@ -1,0 +1,566 @@
+//! The whole session lifecycle: POST → PUT → GET → DELETE → 404, and every rule of POST and DELETE.
+
+use camara_webrtc::config::Config;
+use camara_webrtc::domain::SessionStatus;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const APP: &str = "calling-app";
+
+fn new_call() -> Value {
+    json!({
+        "originatorAddress": ORIGINATOR,
+        "originatorName": "Alice",
+        "receiverAddress": RECEIVER,
+        "receiverName": "Bob",
+        "offer": { "sdp": CLEAN_SDP }
+    })
+}
+
+/// POSTs `body` as the originator of consumer `APP` and returns the 201 body.
+async fn create_ok(app: &TestApp, base: &str, body: &Value) -> Value {
+    let token = app.app_token(ORIGINATOR, APP);
+    json_with(app.create(base, body, &token).await, StatusCode::CREATED).await
+}
+
+fn id_of(created: &Value) -> String {
+    created["mediaSessionId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn create_answers_201_with_the_session_a_location_and_an_etag() {
+    let app = spawn_app().await;
+    for base in BASES {
+        let token = app.app_token(ORIGINATOR, APP);
+        let response = app.create(base, &new_call(), &token).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(response.headers()["etag"], "\"1\"");
+        let body = json_with(response, StatusCode::CREATED).await;
+        let id = id_of(&body);
+        assert_eq!(location, format!("{base}/sessions/{id}"));
+        assert_eq!(
+            body,
+            json!({
+                "mediaSessionId": id,
+                "originatorAddress": ORIGINATOR,
+                "originatorName": "Alice",
+                "receiverAddress": RECEIVER,
+                "receiverName": "Bob",
+                "status": "Initial",
+                "offer": { "sdp": CLEAN_SDP },
+                "callType": "REGULAR"
+            })
+        );
+        // The Location is where the session now is.
+        let read = app
+            .client
+            .get(app.url(&location))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json_ok(read).await, body);
+    }
+}
+
+#[tokio::test]
+async fn session_ids_are_64_hex_digits_and_never_repeat() {
+    let app = spawn_app().await;
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let id = id_of(&create_ok(&app, "/webrtc", &new_call()).await);
+        assert_eq!(id.len(), 64, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        );
+        assert!(ids.insert(id), "ids are unique");
+    }
+}
+
+#[tokio::test]
+async fn create_stores_call_type_and_location() {
+    let app = spawn_app().await;
+    let mut body = new_call();
+    body["receiverAddress"] = json!("urn:service:sos");
+    body["callType"] = json!("EMERGENCY");
+    body["locationDetails"] = json!({
+        "shape": "Circle",
+        "coordinates": { "latitude": 47.6062, "longitude": -122.3321, "radius": 35 },
+        "method": "GPS",
+        "confidence": { "pdf": "normal", "value": 92 },
+        "timestamp": "2025-10-06T19:31:25Z"
+    });
+    let created = create_ok(&app, "/webrtc", &body).await;
+    let mut expected = body.clone();
+    expected["mediaSessionId"] = json!(id_of(&created));
+    expected["status"] = json!("Initial");
+    assert_eq!(created, expected);
+}
+
+#[tokio::test]
+async fn create_refuses_bodies_that_name_the_wrong_things() {
+    let app = spawn_app().await;
+    let token = app.app_token(ORIGINATOR, APP);
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    for (field, message) in [
+        ("originatorAddress", "originatorAddress is required."),
+        ("receiverAddress", "receiverAddress is required."),
+        ("offer", "offer is required: the originator's SDP offer."),
+    ] {
+        let mut body = new_call();
+        body.as_object_mut().unwrap().remove(field);
+        cases.push((body, message));
+    }
+    let with = |key: &str, value: Value| {
+        let mut body = new_call();
+        body[key] = value;
+        body
+    };
+    cases.extend([
+        (
+            with("status", json!("Connected")),
+            "status must not be sent when creating a session: the network sets a session's status.",
+        ),
+        (
+            with("answer", json!({ "sdp": CLEAN_SDP })),
+            "answer must not be sent when creating a session: only the receiver answers, with PUT /sessions/{mediaSessionId}/status.",
+        ),
+        (
+            with("receiverAddress", json!("sip:anonymous@anonymous.invalid")),
+            "receiverAddress must not be sip:anonymous@anonymous.invalid: an anonymous address can only originate a call.",
+        ),
+        (
+            with("receiverAddress", json!("+17085854000")),
+            "receiverAddress must be a tel: or sip: URI matching CAMARA's Address pattern, at most 256 characters.",
+        ),
+        (
+            with("callType", json!("URGENT")),
+            "callType must be one of REGULAR, EMERGENCY.",
+        ),
+        (
+            with("originatorName", json!("A".repeat(257))),
+            "originatorName must be at most 256 characters.",
+        ),
+        (
+            with("offer", json!({ "sdp": "hello" })),
+            "offer.sdp is not an SDP body: it must start with v=0.",
+        ),
+        (
+            with("offer", json!("v=0")),
+            "offer must be an object, not a string.",
+        ),
+    ]);
+    for (body, message) in cases {
+        assert_error(
+            app.create("/webrtc", &body, &token).await,
+            400,
+            "INVALID_ARGUMENT",
+            message,
+        )
+        .await;
+    }
+    assert!(
+        app.state.store.list().await.unwrap().len() == 1,
+        "only the fixture"
+    );
+}
+
+#[tokio::test]
+async fn registration_id_is_required_and_checked_when_configured() {
+    let app = spawn_app().await;
+    let token = app.app_token(ORIGINATOR, APP);
+    let post = |registration: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/webrtc/sessions"))
+            .bearer_auth(&token)
+            .json(&new_call());
+        if let Some(registration) = registration {
+            request = request.header("registrationId", registration);
+        }
+        request.send()
+    };
+    assert_error(
+        post(None).await.unwrap(),
+        400,
+        "INVALID_ARGUMENT",
+        "The registrationId header is required.",
+    )
+    .await;
+    for bad in ["", &"r".repeat(257)] {
+        assert_error(
+            post(Some(bad)).await.unwrap(),
+            400,
+            "INVALID_ARGUMENT",
+            "The registrationId header must be 1 to 256 visible ASCII characters.",
+        )
+        .await;
+    }
+    // Off by default: any registrationId will do.
+    assert_eq!(
+        post(Some("anything")).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    let mut config = Config::embedded();
+    config.sessions.check_registration = true;
+    config.sessions.registrations = vec!["reg-1".into()];
+    let app = spawn_with(config).await;
+    let token = app.app_token(ORIGINATOR, APP);
+    let post = |registration: &str| {
+        app.client
+            .post(app.url("/webrtc/sessions"))
+            .bearer_auth(&token)
+            .header("registrationId", registration)
+            .json(&new_call())
+            .send()
+    };
+    assert_error(
+        post("reg-2").await.unwrap(),
+        404,
+        "IDENTIFIER_NOT_FOUND",
+        "Device identifier not found: the registrationId is not a known registration.",
+    )
+    .await;
+    assert_eq!(post("reg-1").await.unwrap().status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_3_legged_caller_calls_as_itself_or_anonymously() {
+    let app = spawn_app().await;
+    let token = app.app_token(RECEIVER, APP);
+    assert_error(
+        app.create("/webrtc", &new_call(), &token).await,
+        403,
+        "INVALID_TOKEN_CONTEXT",
+        "originatorAddress is not consistent with access token.",
+    )
+    .await;
+    // Withholding its identity is allowed; the subscriber still sees and ends its own call.
+    let mut body = new_call();
+    body["originatorAddress"] = json!("sip:anonymous@anonymous.invalid");
+    let token = app.app_token(ORIGINATOR, APP);
+    let created = json_with(
+        app.create("/webrtc", &body, &token).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        created["originatorAddress"],
+        "sip:anonymous@anonymous.invalid"
+    );
+    let id = id_of(&created);
+    assert_eq!(json_ok(app.get_session(&id, &token).await).await, created);
+    let other = app.app_token("tel:+17085850000", APP);
+    assert_error(
+        app.get_session(&id, &other).await,
+        404,
+        "NOT_FOUND",
+        "The specified resource is not found.",
+    )
+    .await;
+    assert_eq!(
+        app.delete("/webrtc", &id, &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // A 2-legged consumer may name any originator.
+    let gateway = mint_2_legged(&app, APP);
+    let mut body = new_call();
+    body["originatorAddress"] = json!("tel:+4930123456");
+    assert_eq!(
+        app.create("/webrtc", &body, &gateway).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+fn mint_2_legged(app: &TestApp, client_id: &str) -> String {
+    camara_webrtc::auth::mint(
+        &app.config.auth,
+        "gateway",
+        ALL_SCOPES,
+        Some(client_id),
+        600,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn emergency_calls_follow_the_config() {
+    let mut config = Config::embedded();
+    config.sessions.emergency_calls = false;
+    let app = spawn_with(config).await;
+    let mut body = new_call();
+    body["callType"] = json!("EMERGENCY");
+    let token = app.app_token(ORIGINATOR, APP);
+    assert_error(
+        app.create("/webrtc", &body, &token).await,
+        501,
+        "CALLTYPE_EMERGENCY_NOT_SUPPORTED",
+        "Server does not support call type EMERGENCY.",
+    )
+    .await;
+    body["callType"] = json!("REGULAR");
+    assert_eq!(
+        app.create("/webrtc", &body, &token).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn the_session_quota_is_429_until_a_session_ends() {
+    let mut config = Config::embedded();
+    config.sessions.max_sessions = 3;
+    let app = spawn_with(config).await;
+    let token = app.app_token(ORIGINATOR, APP);
+    let first = id_of(&create_ok(&app, "/webrtc", &new_call()).await);
+    create_ok(&app, "/webrtc", &new_call()).await;
+    assert_error(
+        app.create("/webrtc", &new_call(), &token).await,
+        429,
+        "QUOTA_EXCEEDED",
+        "Out of resource quota: the service holds its maximum of 3 sessions.",
+    )
+    .await;
+    assert_eq!(
+        app.delete("/webrtc", &first, &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    create_ok(&app, "/webrtc", &new_call()).await;
+}
+
+#[tokio::test]
+async fn create_needs_the_create_scope() {
+    let app = spawn_app().await;
+    let token = app.token(ORIGINATOR, READ_WRITE);
+    assert_error(
+        app.create("/webrtc", &new_call(), &token).await,
+        403,
+        "PERMISSION_DENIED",
+        "Client does not have sufficient permissions to perform this action: the access token lacks the scope webrtc-call-handling:sessions:create.",
+    )
+    .await;
+}
+
+/// DELETE as `who` from `status`; returns the status the store kept.
+async fn ended_status(who: &str, status: SessionStatus) -> SessionStatus {
+    let app = spawn_app().await;
+    app.insert(session("call", status, Some(APP))).await;
+    let token = app.app_token(who, APP);
+    let response = app.delete("/webrtc", "call", &token).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(response.headers().get("content-type"), None);
+    assert!(response.headers().contains_key("x-correlator"));
+    assert_eq!(response.text().await.unwrap(), "");
+    let kept = app
+        .stored("call")
+        .await
+        .expect("kept for ended_ttl_seconds");
+    assert!(kept.ended);
+    kept.status
+}
+
+#[tokio::test]
+async fn delete_cancels_declines_or_terminates() {
+    use SessionStatus::*;
+    for (who, from, to) in [
+        (ORIGINATOR, Initial, SessionCancelled),
+        (ORIGINATOR, Ringing, SessionCancelled),
+        (RECEIVER, InProgress, Declined),
+        (RECEIVER, Waiting, Declined),
+        (ORIGINATOR, Connected, Terminated),
+        (RECEIVER, Hold, Terminated),
+        (RECEIVER, Resume, Terminated),
+        (ORIGINATOR, Busy, Busy),
+    ] {
+        assert_eq!(ended_status(who, from).await, to, "{who} ends {from}");
+    }
+}
+
+#[tokio::test]
+async fn a_2_legged_delete_acts_for_the_side_its_consumer_owns() {
+    let app = spawn_app().await;
+    // The fixture is an incoming call: its consumer acts for the receiver, who declines.
+    let gateway = mint_2_legged(&app, APP);
+    assert_eq!(
+        app.delete("/webrtc", FIXTURE_ID, &gateway).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.stored(FIXTURE_ID).await.unwrap().status,
+        SessionStatus::Declined
+    );
+    // A call this consumer placed is cancelled.
+    let created = json_with(
+        app.create("/webrtc", &new_call(), &gateway).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = id_of(&created);
+    assert_eq!(
+        app.delete("/webrtc", &id, &gateway).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.stored(&id).await.unwrap().status,
+        SessionStatus::SessionCancelled
+    );
+}
+
+#[tokio::test]
+async fn an_ended_session_is_gone_for_every_route() {
+    let app = spawn_app().await;
+    let token = app.app_token(RECEIVER, APP);
+    assert_eq!(
+        app.delete("/webrtc", FIXTURE_ID, &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let not_found = "The specified resource is not found.";
+    assert_error(
+        app.get_session(FIXTURE_ID, &token).await,
+        404,
+        "NOT_FOUND",
+        not_found,
+    )
+    .await;
+    assert_error(
+        app.put_status(FIXTURE_ID, r#"{"status":"Ringing"}"#, &token)
+            .await,
+        404,
+        "NOT_FOUND",
+        not_found,
+    )
+    .await;
+    for base in BASES {
+        assert_error(
+            app.delete(base, FIXTURE_ID, &token).await,
+            404,
+            "NOT_FOUND",
+            not_found,
+        )
+        .await;
+    }
+    // The outcome is still known to the service.
+    assert_eq!(
+        app.stored(FIXTURE_ID).await.unwrap().status,
+        SessionStatus::Declined
+    );
+}
+
+#[tokio::test]
+async fn ended_sessions_are_dropped_after_their_ttl() {
+    let mut config = Config::embedded();
+    config.sessions.ended_ttl_seconds = 0;
+    let app = spawn_with(config).await;
+    let token = app.app_token(RECEIVER, APP);
+    assert_eq!(
+        app.delete("/webrtc", FIXTURE_ID, &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.stored(FIXTURE_ID).await, None);
+}
+
+#[tokio::test]
+async fn delete_obeys_scope_ownership_and_the_party_rule() {
+    let app = spawn_app().await;
+    app.insert(session(
+        "theirs",
+        SessionStatus::Connected,
+        Some("another-app"),
+    ))
+    .await;
+    let not_found = "The specified resource is not found.";
+    let token = app.app_token(RECEIVER, APP);
+    assert_error(
+        app.delete("/webrtc", "theirs", &token).await,
+        404,
+        "NOT_FOUND",
+        not_found,
+    )
+    .await;
+    let stranger = app.app_token("tel:+17085850000", APP);
+    assert_error(
+        app.delete("/webrtc", FIXTURE_ID, &stranger).await,
+        404,
+        "NOT_FOUND",
+        not_found,
+    )
+    .await;
+    let read_only = app.token(RECEIVER, READ);
+    assert_error(
+        app.delete("/webrtc", FIXTURE_ID, &read_only).await,
+        403,
+        "PERMISSION_DENIED",
+        "Client does not have sufficient permissions to perform this action: the access token lacks the scope webrtc-call-handling:sessions:delete.",
+    )
+    .await;
+    assert_eq!(
+        app.stored("theirs").await.unwrap().status,
+        SessionStatus::Connected
+    );
+    assert_eq!(
+        app.stored(FIXTURE_ID).await.unwrap().status,
+        SessionStatus::Initial
+    );
+}
+
+/// The README's walk-through, on both base paths: create, answer, read, end, gone.
+#[tokio::test]
+async fn a_call_from_creation_to_its_end() {
+    let app = spawn_app().await;
+    for base in BASES {
+        let alice = app.app_token(ORIGINATOR, APP);
+        let bob = app.app_token(RECEIVER, APP);
+        let created = create_ok(&app, base, &new_call()).await;
+        let id = id_of(&created);
+        let url = app.url(&format!("{base}/sessions/{id}"));
+        for (status, version) in [("Ringing", "\"2\""), ("Connected", "\"3\"")] {
+            let response = app
+                .client
+                .put(format!("{url}/status"))
+                .bearer_auth(&bob)
+                .json(&json!({ "status": status, "answer": { "sdp": CLEAN_SDP } }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.headers()["etag"], version);
+            assert_eq!(json_ok(response).await["status"], status);
+        }
+        let read = app
+            .client
+            .get(&url)
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        let mut expected = created.clone();
+        expected["status"] = json!("Connected");
+        expected["answer"] = json!({ "sdp": CLEAN_SDP });
+        assert_eq!(json_ok(read).await, expected);
+        assert_eq!(
+            app.delete(base, &id, &alice).await.status(),
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            app.stored(&id).await.unwrap().status,
+            SessionStatus::Terminated
+        );
+        let gone = app
+            .client
+            .get(&url)
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert_error(
+            gone,
+            404,
+            "NOT_FOUND",
+            "The specified resource is not found.",
+        )
+        .await;
+    }
+}

@@ -1,0 +1,228 @@
+//! The OpenAPI document itself: it lists exactly the router's operations, every operation is
+//! served on every base path, it is served at `/openapi.yaml`, its examples fit its schemas, and
+//! an independent OpenAPI validator accepts it.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use camara_webrtc::config::Config;
+use camara_webrtc::http::{Mount, ROUTES};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::contract::{DOCUMENT, Document, escape};
+use crate::helpers::*;
+
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+/// `(METHOD, path, at the root)` of every operation in the document.
+fn documented() -> BTreeSet<(String, String, bool)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in DOCUMENT.value["paths"].as_object().unwrap() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+            let at_root = item.get("servers").is_some();
+            ops.insert((method.to_ascii_uppercase(), path.clone(), at_root));
+        }
+    }
+    ops
+}
+
+#[test]
+fn router_routes_and_document_paths_are_the_same_set() {
+    let routed: BTreeSet<(String, String, bool)> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_owned(),
+                r.mount == Mount::Root,
+            )
+        })
+        .collect();
+    assert_eq!(routed, documented());
+}
+
+#[tokio::test]
+async fn every_documented_operation_is_served_on_every_base_path() {
+    let app = spawn_app().await;
+    for (method, path, at_root) in documented() {
+        let path = path.replace("{mediaSessionId}", "probe");
+        let urls: Vec<String> = if at_root {
+            vec![path.clone()]
+        } else {
+            BASES.iter().map(|base| format!("{base}{path}")).collect()
+        };
+        for url in urls {
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let response = app
+                .client
+                .request(method.clone(), app.url(&url))
+                .send()
+                .await
+                .unwrap();
+            // Without a token an API operation is 401 — not 404 or 405, so it is routed.
+            let expected = if at_root {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(response.status(), expected, "{method} {url}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn openapi_yaml_is_served_with_the_configured_base_paths() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let text = response.text().await.unwrap();
+    assert_eq!(text, camara_webrtc::http::openapi::DOCUMENT);
+
+    let mut config = Config::embedded();
+    config.server.base_paths = vec!["/calls/v1".into()];
+    let app = spawn_with(config).await;
+    let text = app
+        .client
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served = Document::parse(&text);
+    let servers: Vec<&str> = served.value["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, ["{apiRoot}/calls/v1"]);
+    assert_eq!(served.value["paths"], DOCUMENT.value["paths"]);
+    let token = app.receiver_token();
+    let read = app
+        .client
+        .get(app.url(&format!("/calls/v1/sessions/{FIXTURE_ID}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+}
+
+/// Every example of every operation's request and response bodies, with its schema's pointer.
+fn examples() -> Vec<(String, String, Value)> {
+    let doc = &DOCUMENT.value;
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+            let op = format!("#/paths/{}/{method}", escape(path));
+            let mut bodies = vec![format!("{op}/requestBody")];
+            for code in item[*method]["responses"].as_object().unwrap().keys() {
+                bodies.push(format!("{op}/responses/{code}"));
+            }
+            for mut body in bodies {
+                let Some(mut node) = doc.pointer(&body[1..]) else {
+                    continue;
+                };
+                if let Some(target) = node["$ref"].as_str() {
+                    body = target.to_owned();
+                    node = doc.pointer(&body[1..]).unwrap();
+                }
+                let Some(json) = node.pointer("/content/application~1json") else {
+                    continue;
+                };
+                let schema = format!("{body}/content/application~1json/schema");
+                for (name, example) in json["examples"].as_object().into_iter().flatten() {
+                    let example = match example["$ref"].as_str() {
+                        Some(target) => doc.pointer(&target[1..]).unwrap(),
+                        None => example,
+                    };
+                    found.push((
+                        format!("{body} {name}"),
+                        schema.clone(),
+                        example["value"].clone(),
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_example_fits_its_schema() {
+    let examples = examples();
+    assert!(examples.len() > 30, "{} examples", examples.len());
+    for (name, schema, value) in examples {
+        DOCUMENT
+            .validate(&schema, &value)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn the_seed_examples_are_the_seed_verbatim() {
+    let examples = &DOCUMENT.value["components"]["examples"];
+    for (name, file) in [
+        ("InProgress", "1-in-progress"),
+        ("Ringing", "2-ringing"),
+        ("Connected", "3-connected"),
+        ("Hold", "4-hold"),
+        ("Resume", "5-resume"),
+    ] {
+        for kind in ["Request", "Response"] {
+            let seed: Value =
+                serde_json::from_str(&seed(&format!("{}-{file}", kind.to_lowercase()))).unwrap();
+            assert_eq!(
+                examples[format!("Seed{name}{kind}")]["value"],
+                seed,
+                "{name} {kind}"
+            );
+        }
+    }
+}
+
+/// An independent check that OpenAPI tools load the document: `openapi-spec-validator` (PyPI),
+/// on the file and on the document served for custom base paths. `.ci/run` installs it.
+#[tokio::test]
+async fn an_openapi_validator_accepts_the_document() {
+    if Command::new("openapi-spec-validator")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "\n!!! SKIPPED an_openapi_validator_accepts_the_document: openapi-spec-validator is not \
+             on PATH (pip install openapi-spec-validator; .ci/run installs it) !!!\n"
+        );
+        return;
+    }
+    let served = camara_webrtc::http::openapi::document(&["/calls/v1".into()]);
+    let copy =
+        std::env::temp_dir().join(format!("camara-webrtc-openapi-{}.yaml", std::process::id()));
+    std::fs::write(&copy, served).unwrap();
+    let output = Command::new("openapi-spec-validator")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/openapi/camara-webrtc.yaml"
+        ))
+        .arg(&copy)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.matches(": OK").count(), 2, "{stdout}");
+}
