@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod camara;
 mod cli;
 mod concurrency;
 mod contract;
