@@ -1,5 +1,6 @@
-//! Racing PUTs at one session: every 200 is a legal move from the state it replaced, and no update
-//! is lost. The `ETag` of each answer is the version it created, which orders the winners.
+//! Racing PUTs (and a DELETE) at one session: every 200 is a legal move from the state it replaced,
+//! no update is lost, and nothing lands after the DELETE. The `ETag` of each answer is the version it
+//! created, which orders the winners.
 
 use std::collections::BTreeMap;
 
@@ -100,4 +101,49 @@ async fn racing_puts_serialise_and_lose_nothing() {
         format!("\"{}\"", 3 + winners.len()).as_str()
     );
     assert_eq!(json_ok(response).await["status"], previous);
+}
+
+/// A DELETE racing 100 PUTs: each PUT either lands before the DELETE (200) or finds the session
+/// gone (404); none lands after it, and the stored version counts every write exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_racing_puts_is_never_overwritten() {
+    let app = spawn_app().await;
+    let token = app.app_token(RECEIVER, "racing-app");
+    for status in ["Ringing", "Connected"] {
+        let body = json!({ "status": status }).to_string();
+        json_ok(app.put_status(FIXTURE_ID, &body, &token).await).await;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let client = app.client.clone();
+        let token = token.clone();
+        let (url, delete) = if i == 50 {
+            (app.url(&format!("/webrtc/sessions/{FIXTURE_ID}")), true)
+        } else {
+            (app.status_url("/webrtc", FIXTURE_ID), false)
+        };
+        tasks.push(tokio::spawn(async move {
+            let request = if delete {
+                client.delete(url)
+            } else {
+                client.put(url).json(&json!({ "status": "Connected" }))
+            };
+            let response = request.bearer_auth(token).send().await.unwrap();
+            (delete, response.status().as_u16())
+        }));
+    }
+    let mut puts_won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (true, status) => assert_eq!(status, 204, "the DELETE"),
+            (false, 200) => puts_won += 1,
+            (false, status) => assert_eq!(status, 404, "a PUT after the DELETE"),
+        }
+    }
+    let id = camara_webrtc::domain::SessionId::parse(FIXTURE_ID).unwrap();
+    let stored = app.state.store.get(&id).await.unwrap().unwrap();
+    assert!(stored.session.ended);
+    assert_eq!(stored.session.status.as_str(), "Terminated");
+    // Initial (1), Ringing, Connected, each winning PUT, and the DELETE.
+    assert_eq!(stored.version, 3 + puts_won + 1);
 }
