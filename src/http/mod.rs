@@ -150,15 +150,16 @@ fn api_routes() -> Router<AppState> {
     mounted(Mount::Api)
         // No id, or an empty one: CAMARA's feature files want 400, not 404/405. The static
         // `/sessions/status` shadows the parameter route, so it serves the id `status` itself.
+        // These answer through method fallbacks, so `Allow` lists only documented operations.
         .route(
             "/sessions/status",
-            put(sessions::missing_id)
-                .get(sessions::get_session_named_status)
-                .delete(sessions::delete_session_named_status),
+            get(sessions::get_session_named_status)
+                .delete(sessions::delete_session_named_status)
+                .fallback(sessions::named_status_other_method),
         )
         .route(
             "/sessions",
-            get(sessions::missing_id).delete(sessions::missing_id),
+            MethodRouter::new().fallback(sessions::sessions_other_method),
         )
         .route("/sessions/", any(sessions::missing_id))
 }

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -132,4 +132,28 @@ pub fn missing_id_error() -> ApiError {
 
 pub async fn missing_id() -> ApiError {
     missing_id_error()
+}
+
+/// A 405 naming the methods the path serves (the error middleware adds CAMARA's body).
+fn not_allowed(allow: &'static str) -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)]).into_response()
+}
+
+/// Methods `/sessions` has no operation for: GET and DELETE there lack an id (400, as CAMARA's
+/// feature files want); anything else is 405, `Allow` listing only the real operation.
+pub async fn sessions_other_method(method: Method) -> Response {
+    if method == Method::GET || method == Method::DELETE {
+        missing_id_error().into_response()
+    } else {
+        not_allowed("POST")
+    }
+}
+
+/// `/sessions/status` beyond GET and DELETE (of the session `status`): a PUT there lacks an id.
+pub async fn named_status_other_method(method: Method) -> Response {
+    if method == Method::PUT {
+        missing_id_error().into_response()
+    } else {
+        not_allowed("GET,HEAD,DELETE")
+    }
 }

@@ -129,20 +129,34 @@ async fn unknown_route_is_camara_404() {
 #[tokio::test]
 async fn wrong_method_is_camara_405_with_allow() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.status_url("/webrtc", FIXTURE_ID))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["allow"], "PUT");
-    assert_error(
-        response,
-        405,
-        "METHOD_NOT_ALLOWED",
-        "The requested method is not allowed/supported on the target resource.",
-    )
-    .await;
+    // `Allow` lists exactly the documented operations of the path (HEAD comes with GET).
+    for (method, path, allow) in [
+        ("POST", format!("/sessions/{FIXTURE_ID}/status"), "PUT"),
+        (
+            "PATCH",
+            format!("/sessions/{FIXTURE_ID}"),
+            "GET,HEAD,DELETE",
+        ),
+        ("PUT", "/sessions".to_owned(), "POST"),
+        ("OPTIONS", "/sessions".to_owned(), "POST"),
+        ("POST", "/sessions/status".to_owned(), "GET,HEAD,DELETE"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), app.url(&format!("/webrtc{path}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        assert_error(
+            response,
+            405,
+            "METHOD_NOT_ALLOWED",
+            "The requested method is not allowed/supported on the target resource.",
+        )
+        .await;
+    }
 }
 
 #[tokio::test]
