@@ -188,6 +188,36 @@ async fn serve_logs_requests_and_never_secrets() {
             .unwrap();
         assert_eq!(response.status(), 200, "{step}");
     }
+    // A call placed and hung up: its SDP offer carries the fixture's SRTP key and ICE password.
+    let caller = Command::new(BIN)
+        .args(["token", "--sub", ORIGINATOR, "--scope"])
+        .arg("webrtc-call-handling:sessions:create webrtc-call-handling:sessions:delete")
+        .output()
+        .unwrap()
+        .stdout;
+    let caller = String::from_utf8(caller).unwrap().trim().to_owned();
+    let offer = Config::embedded().fixtures.sessions[0].offer_sdp.clone();
+    let created = client
+        .post(format!("http://{address}/webrtc/sessions"))
+        .bearer_auth(&caller)
+        .header("registrationId", "log-device")
+        .json(&serde_json::json!({
+            "originatorAddress": ORIGINATOR,
+            "receiverAddress": RECEIVER,
+            "offer": { "sdp": offer }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let deleted = client
+        .delete(format!("http://{address}{location}"))
+        .bearer_auth(&caller)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
     let health = Command::new(BIN)
         .args([
             "healthcheck",
@@ -212,12 +242,14 @@ async fn serve_logs_requests_and_never_secrets() {
 
     for secret in [
         token.as_str(),
+        caller.as_str(),
         DEVELOPMENT_SECRET,
         "inline:",
         "ruAnBNYnTJqDVZAIJV59VpQ5DxGI6tMX9h9kkHSz", // SRTP key, Connected/Hold/Resume
         "3YciqVIWFNSwy19e9MvfZ2YOdAZil7oT",         // SRTP key, InProgress
         "ln3CttOSkObcQ7A0tYO1LXqy",                 // ICE password
-        "D4sF5Pv9vx9",                              // ICE password, InProgress
+        "D4sF5Pv9vx9",                              // ICE password, InProgress and the offer
+        "Xm3YciqVIWFNSwy19e9MvfZ2YOdAZil7oT",       // SRTP key of the offer
         "Bearer ",
     ] {
         assert!(!all.contains(secret), "the logs contain {secret:?}");
@@ -234,7 +266,11 @@ async fn serve_logs_requests_and_never_secrets() {
         .iter()
         .filter(|e| e["fields"]["message"] == "request finished")
         .collect();
-    assert_eq!(finished.len(), 6, "five PUTs and one health check");
+    assert_eq!(
+        finished.len(),
+        8,
+        "five PUTs, a POST, a DELETE, one health check"
+    );
     let put = finished[0];
     assert_eq!(
         put["span"]["route"],
@@ -255,4 +291,14 @@ async fn serve_logs_requests_and_never_secrets() {
             .unwrap()
             .starts_with("len=785 hash=")
     );
+    let created = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "session created")
+        .unwrap();
+    assert_eq!(created["fields"]["offer_len"], offer.len());
+    let ended = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "session ended")
+        .unwrap();
+    assert_eq!(ended["fields"]["to"], "SessionCancelled");
 }
