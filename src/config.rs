@@ -104,8 +104,23 @@ pub enum Backend {
 pub struct StoreConfig {
     /// `memory` or `redis`.
     pub backend: Backend,
-    /// Redis connection URL, for the redis backend.
+    /// Redis connection URL, for the redis backend (may carry a password).
     pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key, so deployments can share one Redis.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Bound on connecting to Redis and on each Redis command, in milliseconds: past it the
+    /// request is answered 503 UNAVAILABLE rather than left hanging.
+    #[serde(default = "default_store_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_key_prefix() -> String {
+    "camara-webrtc:".into()
+}
+
+fn default_store_timeout_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -277,10 +292,22 @@ impl Config {
             return Err(invalid("sessions.max_sessions", "must be greater than 0"));
         }
         if self.store.backend == Backend::Redis {
-            return Err(invalid(
-                "store.backend",
-                "\"redis\" is not available in this version; use \"memory\"",
-            ));
+            let url = self.store.redis_url.as_ref().ok_or_else(|| {
+                invalid(
+                    "store.redis_url",
+                    "is required when store.backend is \"redis\"",
+                )
+            })?;
+            // The URL may carry a password: the message never repeats it.
+            redis::Client::open(url.expose()).map_err(|_| {
+                invalid(
+                    "store.redis_url",
+                    "is not a Redis URL (redis://[:password@]host[:port][/db])",
+                )
+            })?;
+        }
+        if self.store.timeout_ms == 0 {
+            return Err(invalid("store.timeout_ms", "must be greater than 0"));
         }
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(invalid("log.level", e.to_string()));
@@ -432,6 +459,26 @@ mod tests {
             err.starts_with("fixtures.sessions[0].receiver_address: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_redis_backend_needs_a_valid_url_and_never_echoes_it() {
+        let mut config = Config::embedded();
+        config.store.backend = Backend::Redis;
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "store.redis_url: is required when store.backend is \"redis\""
+        );
+        config.store.redis_url = Some(Secret::new("http://:hunter2@redis:6379"));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("store.redis_url: is not a Redis URL"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"));
+        config.store.redis_url = Some(Secret::new("redis://:hunter2@redis:6379/0"));
+        assert!(config.validate().is_ok());
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 
     #[test]

@@ -21,15 +21,17 @@ pub use config::{Config, ConfigError};
 pub use http::AppState;
 
 use crate::auth::Verifier;
-use crate::store::{MemoryStore, SessionStore, StoreError};
+use crate::config::Backend;
+use crate::domain::Session;
+use crate::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("loading fixture sessions: {0}")]
-    Fixtures(StoreError),
+    #[error("the session store: {0}")]
+    Store(StoreError),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -39,17 +41,81 @@ pub enum StartError {
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     config.validate()?;
     let verifier = Verifier::from_config(&config.auth)?;
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(
-        config.sessions.max_sessions,
-        Duration::from_secs(config.sessions.ended_ttl_seconds),
-    ));
-    for session in config.fixture_sessions()? {
-        match store.insert(session).await {
+    let store = open_store(&config)?;
+    seed_fixtures(&store, config.fixture_sessions()?).await?;
+    Ok(AppState::new(Arc::new(config), store, Arc::new(verifier)))
+}
+
+/// The configured session store. A Redis store connects lazily, so an unreachable Redis does not
+/// stop the service from starting (it answers 503 until Redis is back).
+fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
+    let sessions = &config.sessions;
+    let ended_ttl = Duration::from_secs(sessions.ended_ttl_seconds);
+    Ok(match config.store.backend {
+        Backend::Memory => Arc::new(MemoryStore::new(sessions.max_sessions, ended_ttl)),
+        Backend::Redis => {
+            let url = config
+                .store
+                .redis_url
+                .as_ref()
+                .map(|u| u.expose())
+                .unwrap_or_default();
+            Arc::new(
+                RedisStore::new(
+                    url,
+                    &config.store.key_prefix,
+                    sessions.max_sessions,
+                    ended_ttl,
+                    Duration::from_millis(config.store.timeout_ms),
+                )
+                .map_err(StartError::Store)?,
+            )
+        }
+    })
+}
+
+/// Inserts the fixture sessions where absent, so a replica that starts or restarts never
+/// overwrites live state. While the store is unreachable this goes on in the background, once a
+/// second, until it succeeds.
+async fn seed_fixtures(
+    store: &Arc<dyn SessionStore>,
+    fixtures: Vec<Session>,
+) -> Result<(), StartError> {
+    match insert_absent(store.as_ref(), &fixtures).await {
+        Ok(()) => Ok(()),
+        Err(StoreError::Unavailable(cause)) => {
+            tracing::warn!(%cause, "session store unavailable; fixture sessions will be loaded when it answers");
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match insert_absent(store.as_ref(), &fixtures).await {
+                        Ok(()) => {
+                            tracing::info!("fixture sessions loaded");
+                            break;
+                        }
+                        Err(StoreError::Unavailable(_)) => continue,
+                        Err(err) => {
+                            tracing::error!(%err, "fixture sessions cannot be loaded");
+                            break;
+                        }
+                    }
+                }
+            });
+            Ok(())
+        }
+        Err(err) => Err(StartError::Store(err)),
+    }
+}
+
+async fn insert_absent(store: &dyn SessionStore, sessions: &[Session]) -> Result<(), StoreError> {
+    for session in sessions {
+        match store.insert(session.clone()).await {
             Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(err) => return Err(StartError::Fixtures(err)),
+            Err(err) => return Err(err),
         }
     }
-    Ok(AppState::new(Arc::new(config), store, Arc::new(verifier)))
+    Ok(())
 }
 
 /// The real router for `config`.

@@ -177,13 +177,3 @@ impl SessionStore for MemoryStore {
         Box::pin(ready(Ok(())))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::MemoryStore;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn memory_store_meets_the_contract() {
-        super::super::contract::run_all(MemoryStore::new).await;
-    }
-}

@@ -1,14 +1,14 @@
 //! Session storage behind one async trait, so a networked backend slots in without touching handlers.
 //! Every write is a compare-and-swap on the session's version: racing updates serialise, none is lost.
 
-#[cfg(test)]
-pub(crate) mod contract;
 mod memory;
+mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 use crate::domain::{Session, SessionId};
 

@@ -328,21 +328,9 @@ async fn three_legged_caller_outside_the_call_gets_404() {
     let response = app
         .put_status(FIXTURE_ID, r#"{"status":"Ringing"}"#, &stranger)
         .await;
-    assert_error(
-        response,
-        404,
-        "NOT_FOUND",
-        "The specified resource is not found.",
-    )
-    .await;
+    assert_not_found(response).await;
     let response = app.get_session(FIXTURE_ID, &stranger).await;
-    assert_error(
-        response,
-        404,
-        "NOT_FOUND",
-        "The specified resource is not found.",
-    )
-    .await;
+    assert_not_found(response).await;
     // Both parties see it, with or without the tel: prefix.
     assert_eq!(
         app.get_session(FIXTURE_ID, &app.token("+17085852753", READ))
@@ -405,13 +393,7 @@ async fn sessions_of_another_consumer_do_not_exist() {
     let response = app
         .get_session("owned-by-a", &token_for("consumer-b"))
         .await;
-    assert_error(
-        response,
-        404,
-        "NOT_FOUND",
-        "The specified resource is not found.",
-    )
-    .await;
+    assert_not_found(response).await;
     let response = app
         .put_status(
             "owned-by-a",
@@ -419,13 +401,7 @@ async fn sessions_of_another_consumer_do_not_exist() {
             &token_for("consumer-b"),
         )
         .await;
-    assert_error(
-        response,
-        404,
-        "NOT_FOUND",
-        "The specified resource is not found.",
-    )
-    .await;
+    assert_not_found(response).await;
     assert_eq!(
         app.get_session("owned-by-a", &token_for("consumer-a"))
             .await

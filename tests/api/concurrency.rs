@@ -47,13 +47,7 @@ async fn racing_puts_serialise_and_lose_nothing() {
                 .await
                 .unwrap();
             let status = response.status().as_u16();
-            let etag = response.headers().get("etag").map(|v| {
-                v.to_str()
-                    .unwrap()
-                    .trim_matches('"')
-                    .parse::<u64>()
-                    .unwrap()
-            });
+            let etag = etag_version(&response);
             let body: serde_json::Value = response.json().await.unwrap();
             (status, etag, to, body)
         }));

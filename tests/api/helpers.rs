@@ -228,6 +228,23 @@ pub async fn assert_error(response: Response, status: u16, code: &str, message: 
     );
 }
 
+/// Asserts CAMARA's 404 for a session that does not exist for the caller.
+pub async fn assert_not_found(response: Response) {
+    assert_error(
+        response,
+        404,
+        "NOT_FOUND",
+        "The specified resource is not found.",
+    )
+    .await;
+}
+
+/// The version an answer's `ETag: "<n>"` carries.
+pub fn etag_version(response: &Response) -> Option<u64> {
+    let etag = response.headers().get("etag")?.to_str().ok()?;
+    etag.trim_matches('"').parse().ok()
+}
+
 /// Asserts a 200 JSON response and returns its body.
 pub async fn json_ok(response: Response) -> Value {
     json_with(response, StatusCode::OK).await

@@ -256,13 +256,7 @@ async fn a_3_legged_caller_calls_as_itself_or_anonymously() {
     let id = id_of(&created);
     assert_eq!(json_ok(app.get_session(&id, &token).await).await, created);
     let other = app.app_token("tel:+17085850000", APP);
-    assert_error(
-        app.get_session(&id, &other).await,
-        404,
-        "NOT_FOUND",
-        "The specified resource is not found.",
-    )
-    .await;
+    assert_not_found(app.get_session(&id, &other).await).await;
     assert_eq!(
         app.delete("/webrtc", &id, &token).await.status(),
         StatusCode::NO_CONTENT
@@ -418,30 +412,14 @@ async fn an_ended_session_is_gone_for_every_route() {
         app.delete("/webrtc", FIXTURE_ID, &token).await.status(),
         StatusCode::NO_CONTENT
     );
-    let not_found = "The specified resource is not found.";
-    assert_error(
-        app.get_session(FIXTURE_ID, &token).await,
-        404,
-        "NOT_FOUND",
-        not_found,
-    )
-    .await;
-    assert_error(
+    assert_not_found(app.get_session(FIXTURE_ID, &token).await).await;
+    assert_not_found(
         app.put_status(FIXTURE_ID, r#"{"status":"Ringing"}"#, &token)
             .await,
-        404,
-        "NOT_FOUND",
-        not_found,
     )
     .await;
     for base in BASES {
-        assert_error(
-            app.delete(base, FIXTURE_ID, &token).await,
-            404,
-            "NOT_FOUND",
-            not_found,
-        )
-        .await;
+        assert_not_found(app.delete(base, FIXTURE_ID, &token).await).await;
     }
     // The outcome is still known to the service.
     assert_eq!(
@@ -472,23 +450,10 @@ async fn delete_obeys_scope_ownership_and_the_party_rule() {
         Some("another-app"),
     ))
     .await;
-    let not_found = "The specified resource is not found.";
     let token = app.app_token(RECEIVER, APP);
-    assert_error(
-        app.delete("/webrtc", "theirs", &token).await,
-        404,
-        "NOT_FOUND",
-        not_found,
-    )
-    .await;
+    assert_not_found(app.delete("/webrtc", "theirs", &token).await).await;
     let stranger = app.app_token("tel:+17085850000", APP);
-    assert_error(
-        app.delete("/webrtc", FIXTURE_ID, &stranger).await,
-        404,
-        "NOT_FOUND",
-        not_found,
-    )
-    .await;
+    assert_not_found(app.delete("/webrtc", FIXTURE_ID, &stranger).await).await;
     let read_only = app.token(RECEIVER, READ);
     assert_error(
         app.delete("/webrtc", FIXTURE_ID, &read_only).await,
@@ -555,12 +520,6 @@ async fn a_call_from_creation_to_its_end() {
             .send()
             .await
             .unwrap();
-        assert_error(
-            gone,
-            404,
-            "NOT_FOUND",
-            "The specified resource is not found.",
-        )
-        .await;
+        assert_not_found(gone).await;
     }
 }

@@ -10,5 +10,8 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod openapi;
+mod redis_server;
+mod replicas;
 mod seed;
+mod store;
 mod transitions;

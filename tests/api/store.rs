@@ -1,11 +1,14 @@
-//! The store contract: one suite, generic over [`SessionStore`], that every backend must pass.
+//! The store contract: one suite, generic over [`SessionStore`], that every backend must pass —
+//! run here against the memory store and against a real `redis-server`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{SessionStore, StoreError};
-use crate::config::Config;
-use crate::domain::{Role, Session, SessionId, SessionStatus};
+use camara_webrtc::config::Config;
+use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
+use camara_webrtc::store::{MemoryStore, RedisStore, SessionStore, StoreError};
+
+use crate::redis_server::{RedisServer, unique_prefix};
 
 fn session(id: &str) -> Session {
     let mut session = Config::embedded()
@@ -167,4 +170,51 @@ async fn racing_compare_and_swap_loses_nothing<S: SessionStore>(store: Arc<S>) {
         "each write got its own version, none lost"
     );
     assert_eq!(store.get(&id).await.unwrap().unwrap().version, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_meets_the_contract() {
+    run_all(MemoryStore::new).await;
+}
+
+/// A Redis store with a fresh key prefix on `server`.
+fn redis_store(server: &RedisServer, capacity: usize, ended_ttl: Duration) -> RedisStore {
+    let prefix = unique_prefix("contract");
+    RedisStore::new(
+        &server.url,
+        &prefix,
+        capacity,
+        ended_ttl,
+        Duration::from_secs(2),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_meets_the_contract() {
+    let Some(server) = RedisServer::start("redis_store_meets_the_contract") else {
+        return;
+    };
+    run_all(|capacity, ttl| redis_store(&server, capacity, ttl)).await;
+}
+
+/// An ended session's key carries a Redis TTL of `ended_ttl`; a live one has none.
+#[tokio::test]
+async fn redis_expires_ended_sessions_through_ttl() {
+    let Some(server) = RedisServer::start("redis_expires_ended_sessions_through_ttl") else {
+        return;
+    };
+    let prefix = unique_prefix("ttl");
+    let store = RedisStore::new(&server.url, &prefix, 8, KEEP, Duration::from_secs(2)).unwrap();
+    store.insert(session("t")).await.unwrap();
+    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}session:t");
+    let pttl = async |con: &mut redis::aio::MultiplexedConnection| -> i64 {
+        redis::cmd("PTTL").arg(&key).query_async(con).await.unwrap()
+    };
+    assert_eq!(pttl(&mut con).await, -1, "a live session does not expire");
+    store.compare_and_swap(1, ended("t")).await.unwrap();
+    let left = pttl(&mut con).await;
+    assert!(left > 3_500_000 && left <= 3_600_000, "PTTL {left}");
 }

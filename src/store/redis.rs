@@ -1,0 +1,308 @@
+//! The shared store: sessions in one Redis, so several replicas behave exactly like one process.
+//!
+//! Keys (all under `store.key_prefix`):
+//! - `session:<id>`: a hash `{v: version, s: the session as JSON}`, one per session;
+//! - `live`: a set of the ids of sessions that have not ended;
+//! - `ended`: a sorted set of ended ids, scored by when their key expires (ms since the epoch).
+//!
+//! Every write is one Lua script, so it is atomic across replicas: compare-and-swap checks the
+//! version and writes in one step, exactly like the memory store's lock. Ended sessions expire
+//! through Redis TTL. Commands are bounded by `store.timeout_ms`; an unreachable Redis is
+//! [`StoreError::Unavailable`] (503), and the connection manager reconnects once Redis is back.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+
+use super::{SessionStore, StoreError, StoreFuture, Versioned};
+use crate::domain::{Session, SessionId};
+
+/// Drops index entries of expired sessions; makes room by dropping the oldest ended session; then
+/// stores the new session at version 1. Returns 1, or -1 (id taken), or -2 (full).
+static INSERT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+        if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+        local capacity = tonumber(ARGV[3])
+        while redis.call('SCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= capacity do
+            local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+            if not oldest then return -2 end
+            redis.call('DEL', ARGV[4] .. oldest)
+            redis.call('ZREM', KEYS[3], oldest)
+        end
+        redis.call('HSET', KEYS[1], 'v', 1, 's', ARGV[2])
+        redis.call('SADD', KEYS[2], ARGV[1])
+        return 1
+        ",
+    )
+});
+
+/// Writes the session if it is still at the expected version. A session that has just ended
+/// leaves `live` and expires after the TTL (at once for 0). Returns `{1, new version}`,
+/// `{0, 0}` (absent) or `{2, current version}` (conflict).
+static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local v = redis.call('HGET', KEYS[1], 'v')
+        if not v then return {0, 0} end
+        v = tonumber(v)
+        if v ~= tonumber(ARGV[2]) then return {2, v} end
+        redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[3])
+        if ARGV[4] == '1' and redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+            local ttl = tonumber(ARGV[5])
+            if ttl <= 0 then
+                redis.call('DEL', KEYS[1])
+            else
+                local t = redis.call('TIME')
+                local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                redis.call('PEXPIRE', KEYS[1], ttl)
+                redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+            end
+        end
+        return {1, v + 1}
+        ",
+    )
+});
+
+/// Deletes the session and its index entries, returning `{version, json}` (empty if absent).
+static REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local found = redis.call('HMGET', KEYS[1], 'v', 's')
+        if not found[1] then return {} end
+        redis.call('DEL', KEYS[1])
+        redis.call('SREM', KEYS[2], ARGV[1])
+        redis.call('ZREM', KEYS[3], ARGV[1])
+        return found
+        ",
+    )
+});
+
+/// Sessions in Redis, shared by every replica that points at the same Redis and key prefix.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    prefix: String,
+    capacity: usize,
+    ended_ttl: Duration,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: it is not printed.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on `url` that connects lazily: it is created even while Redis is unreachable, and
+    /// every operation until Redis answers is [`StoreError::Unavailable`].
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        capacity: usize,
+        ended_ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|_| StoreError::Unavailable("the Redis URL is not valid".into()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            // Reconnect quickly in the background; requests meanwhile fail fast with 503.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+            capacity,
+            ended_ttl,
+            timeout,
+        })
+    }
+
+    fn session_key(&self, id: &str) -> String {
+        format!("{}session:{id}", self.prefix)
+    }
+
+    fn live_key(&self) -> String {
+        format!("{}live", self.prefix)
+    }
+
+    fn ended_key(&self) -> String {
+        format!("{}ended", self.prefix)
+    }
+
+    /// Runs one Redis exchange, bounded by the timeout even if the connection hangs.
+    async fn run<T>(
+        &self,
+        exchange: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout * 2, exchange).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(StoreError::Unavailable(err.to_string())),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".into(),
+            )),
+        }
+    }
+}
+
+fn decode(version: u64, json: &str) -> Result<Versioned, StoreError> {
+    let session = serde_json::from_str(json)
+        .map_err(|e| StoreError::Unavailable(format!("a stored session does not parse: {e}")))?;
+    Ok(Versioned { session, version })
+}
+
+fn encode(session: &Session) -> Result<String, StoreError> {
+    serde_json::to_string(session)
+        .map_err(|e| StoreError::Unavailable(format!("a session does not serialise: {e}")))
+}
+
+impl SessionStore for RedisStore {
+    fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let (version, json): (Option<u64>, Option<String>) = self
+                .run(
+                    redis::cmd("HMGET")
+                        .arg(self.session_key(id.as_str()))
+                        .arg("v")
+                        .arg("s")
+                        .query_async(&mut con),
+                )
+                .await?;
+            match (version, json) {
+                (Some(version), Some(json)) => decode(version, &json).map(Some),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn insert(&self, session: Session) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let json = encode(&session)?;
+            let mut con = self.connection.clone();
+            let outcome: i64 = self
+                .run(
+                    INSERT
+                        .key(self.session_key(session.id.as_str()))
+                        .key(self.live_key())
+                        .key(self.ended_key())
+                        .arg(session.id.as_str())
+                        .arg(json)
+                        .arg(self.capacity)
+                        .arg(self.session_key(""))
+                        .invoke_async(&mut con),
+                )
+                .await?;
+            match outcome {
+                1 => Ok(1),
+                -1 => Err(StoreError::AlreadyExists),
+                _ => Err(StoreError::Full(self.capacity)),
+            }
+        })
+    }
+
+    fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let json = encode(&session)?;
+            let ttl_ms = u64::try_from(self.ended_ttl.as_millis()).unwrap_or(u64::MAX);
+            let mut con = self.connection.clone();
+            let (outcome, version): (i64, u64) = self
+                .run(
+                    COMPARE_AND_SWAP
+                        .key(self.session_key(session.id.as_str()))
+                        .key(self.live_key())
+                        .key(self.ended_key())
+                        .arg(session.id.as_str())
+                        .arg(expected)
+                        .arg(json)
+                        .arg(if session.ended { "1" } else { "0" })
+                        .arg(ttl_ms)
+                        .invoke_async(&mut con),
+                )
+                .await?;
+            match outcome {
+                1 => Ok(version),
+                2 => Err(StoreError::VersionConflict { current: version }),
+                _ => Err(StoreError::NotFound),
+            }
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let found: Vec<String> = self
+                .run(
+                    REMOVE
+                        .key(self.session_key(id.as_str()))
+                        .key(self.live_key())
+                        .key(self.ended_key())
+                        .arg(id.as_str())
+                        .invoke_async(&mut con),
+                )
+                .await?;
+            match found.as_slice() {
+                [version, json] => decode(version.parse().unwrap_or(0), json),
+                _ => Err(StoreError::NotFound),
+            }
+        })
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<Versioned>> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let (live, ended): (Vec<String>, Vec<String>) = self
+                .run(
+                    redis::pipe()
+                        .cmd("SMEMBERS")
+                        .arg(self.live_key())
+                        .cmd("ZRANGE")
+                        .arg(self.ended_key())
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut con),
+                )
+                .await?;
+            let ids: Vec<&String> = live.iter().chain(&ended).collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(self.session_key(id))
+                    .arg("v")
+                    .arg("s");
+            }
+            let found: Vec<(Option<u64>, Option<String>)> =
+                self.run(pipe.query_async(&mut con)).await?;
+            // An ended id whose key has expired is simply gone.
+            found
+                .into_iter()
+                .filter_map(|(version, json)| Some(decode(version?, &json?)))
+                .collect()
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let _: String = self.run(redis::cmd("PING").query_async(&mut con)).await?;
+            Ok(())
+        })
+    }
+}

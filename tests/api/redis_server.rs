@@ -1,0 +1,122 @@
+//! A real `redis-server` for the tests: started on a random loopback port when it is on PATH, or
+//! the one at `REDIS_URL`. Without either, a test says so loudly and skips; `.ci/run` installs it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A Redis the tests can use; a spawned one is killed on drop.
+pub struct RedisServer {
+    pub url: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn skip(test: &str, why: &str) {
+    eprintln!(
+        "\n!!! SKIPPED {test}: {why}. Install redis-server (apt-get install redis-server) or set \
+         REDIS_URL; .ci/run installs it !!!\n"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether something answers PING with PONG at `port`.
+fn answers(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+impl RedisServer {
+    /// The Redis for `test`: `REDIS_URL` if set, else a fresh `redis-server`; `None` (said loudly)
+    /// when there is neither.
+    pub fn start(test: &str) -> Option<Self> {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return Some(Self {
+                url,
+                port: 0,
+                child: None,
+            });
+        }
+        Self::spawn(test)
+    }
+
+    /// Always a fresh `redis-server` of the test's own (needed to stop and restart it).
+    pub fn spawn(test: &str) -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            skip(test, "redis-server is not on PATH");
+            return None;
+        }
+        let mut server = Self {
+            url: String::new(),
+            port: free_port(),
+            child: None,
+        };
+        server.url = format!("redis://127.0.0.1:{}/", server.port);
+        server.restart();
+        Some(server)
+    }
+
+    /// A port where nothing listens yet, and the URL a server started later will have there.
+    pub fn reserved(test: &str) -> Option<Self> {
+        let mut server = Self::spawn(test)?;
+        server.stop();
+        Some(server)
+    }
+
+    /// Kills the server, as a crash would (its data is gone: no persistence).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server on its port (again) and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if answers(self.port) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on port {} does not answer", self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A key prefix of the test's own, so tests sharing one Redis (`REDIS_URL`) never meet.
+pub fn unique_prefix(test: &str) -> String {
+    format!("test:{test}:{}:", uuid::Uuid::new_v4().simple())
+}
