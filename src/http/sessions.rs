@@ -1,6 +1,8 @@
 //! `GET` and `DELETE /sessions/{mediaSessionId}`, the visibility rules and the compare-and-swap
 //! loop every session route shares, and the answers for requests that name no session at all.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -39,7 +41,10 @@ pub async fn update_visible(
     id: &SessionId,
     change: impl Fn(&Session) -> Result<Session, ApiError>,
 ) -> Result<(Session, Session, u64), ApiError> {
-    for _ in 0..MAX_CAS_ATTEMPTS {
+    for attempt in 0..MAX_CAS_ATTEMPTS {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let current = load_visible(state, caller, id).await?;
         let next = change(&current.session)?;
         match state
@@ -53,6 +58,19 @@ pub async fn update_visible(
         }
     }
     Err(ApiError::plain(Code::Aborted))
+}
+
+/// After losing a race, waits a random time that grows with the attempt (up to 8 ms), so writers
+/// contending for one session spread out instead of colliding again in lockstep. The first retry
+/// only yields: against the in-process store a conflict is rare and brief.
+async fn backoff(attempt: usize) {
+    if attempt == 1 {
+        tokio::task::yield_now().await;
+        return;
+    }
+    let ceiling_us = 1000 * attempt.min(8) as u64;
+    let jitter = uuid::Uuid::new_v4().as_u64_pair().0 % ceiling_us;
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
 }
 
 /// `ETag` carrying the stored version, so clients and tests can order updates.
