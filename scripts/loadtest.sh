@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Load test of the release binary: PUT /status (the seed's Hold example, Hold -> Hold) against
+# /health/live, both with wrk in the same run. Prints req/s, p50 and p99 of each and their ratio.
+#
+#   scripts/loadtest.sh [memory|redis]     DURATION=10s CONNECTIONS=64 to change the load
+#
+# SESSIONS=1 (default) sends every PUT to CAMARA's fixture session: one hot session, the worst case
+# for compare-and-swap. SESSIONS=N creates N calls first and spreads the PUTs over them.
+#
+# The service is pinned to core 0, wrk (and redis-server) to core 1, so the figures are one core's
+# worth of service. wrk and redis-server come from Debian's packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STORE=${1:-memory}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+SESSIONS=${SESSIONS:-1}
+PORT=${PORT:-18080}
+REDIS_PORT=${REDIS_PORT:-16379}
+ID=0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF
+BIN=target/release/camara-webrtc
+
+install() {
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$@"; else sudo apt-get install -y -qq "$@"; fi
+}
+command -v wrk >/dev/null || install wrk
+cargo build --release --locked -q
+
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+case "$STORE" in
+  memory) ;;
+  redis)
+    command -v redis-server >/dev/null || install redis-server
+    taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+      --loglevel warning >/dev/null &
+    PIDS+=($!)
+    export CAMARA_WEBRTC__STORE__BACKEND=redis
+    export CAMARA_WEBRTC__STORE__REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+    export CAMARA_WEBRTC__STORE__KEY_PREFIX="loadtest:$$:"
+    ;;
+  *) echo "usage: $0 [memory|redis]" >&2; exit 2 ;;
+esac
+
+taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do
+  "$BIN" healthcheck --url "http://127.0.0.1:$PORT/health/ready" 2>/dev/null && break
+  sleep 0.2
+done
+
+export TOKEN IDS=""
+TOKEN=$("$BIN" token --sub tel:+17085854000 --client-id loadtest \
+  --scope "webrtc-call-handling:sessions:write webrtc-call-handling:sessions:read")
+CALLER=$("$BIN" token --sub tel:+17085852753 --client-id loadtest \
+  --scope "webrtc-call-handling:sessions:create")
+BASE="http://127.0.0.1:$PORT/webrtc/sessions"
+# Initial -> Connected -> Hold, so every PUT of the Hold example is a 200 (Hold -> Hold).
+to_hold() {
+  for status in Connected Hold; do
+    curl -sf -o /dev/null -X PUT "$BASE/$1/status" -H "Authorization: Bearer $TOKEN" \
+      -H "Content-Type: application/json" -d "{\"status\":\"$status\"}"
+  done
+}
+to_hold "$ID"
+if [ "$SESSIONS" -gt 1 ]; then
+  for _ in $(seq "$SESSIONS"); do
+    id=$(curl -sf -X POST "$BASE" -H "Authorization: Bearer $CALLER" -H "registrationId: loadtest" \
+      -H "Content-Type: application/json" \
+      -d '{"originatorAddress":"tel:+17085852753","receiverAddress":"tel:+17085854000","offer":{"sdp":"v=0\r\n"}}' \
+      | sed 's/.*"mediaSessionId":"\([^"]*\)".*/\1/')
+    to_hold "$id"
+    IDS="$IDS $id"
+  done
+fi
+URL="$BASE/$ID/status"
+
+# "<req/s> <p50 ms> <p99 ms> <non-2xx>" from wrk --latency output.
+summary() {
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx/ { bad = $5 }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }'
+}
+run() {
+  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" | summary
+}
+read -r put_rps put_p50 put_p99 put_bad < <(run -s scripts/put-hold.lua "$URL")
+read -r live_rps live_p50 live_p99 live_bad < <(run "http://127.0.0.1:$PORT/health/live")
+
+printf 'store=%s sessions=%s connections=%s duration=%s\n' "$STORE" "$SESSIONS" "$CONNECTIONS" "$DURATION"
+printf '%-14s %10s %9s %9s %8s\n' route req/s p50_ms p99_ms non2xx
+printf '%-14s %10s %9s %9s %8s\n' "PUT /status" "$put_rps" "$put_p50" "$put_p99" "$put_bad"
+printf '%-14s %10s %9s %9s %8s\n' "/health/live" "$live_rps" "$live_p50" "$live_p99" "$live_bad"
+awk -v a="$put_rps" -v b="$live_rps" 'BEGIN { printf "ratio PUT / live: %.2f\n", a / b }'
