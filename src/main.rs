@@ -119,7 +119,7 @@ fn serve(file: Option<PathBuf>, listen: Option<String>) -> Result<(), String> {
             .await
             .map_err(|e| format!("binding {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(address = %local, base_paths = ?config.server.base_paths, "listening");
+        tracing::info!(address = %local, base_paths = ?config.server.base_paths, store = ?config.store.backend, "listening");
         camara_webrtc::run(config, listener, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;

@@ -128,46 +128,131 @@ fn healthcheck_fails_when_nothing_listens() {
 
 /// `serve` at trace level in JSON while the seed's five examples run: the logs are JSON lines
 /// with the request span, and no secret appears anywhere in them.
+/// `camara-webrtc serve` as a child process, its stdout and stderr lines collected.
+struct Served {
+    child: std::process::Child,
+    address: String,
+    lines: Vec<String>,
+    rx: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Starts `serve --listen 127.0.0.1:0` with `env` (JSON logs) and waits for its address.
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("CAMARA_WEBRTC__LOG__FORMAT", "json")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let _ = tx.send(line.unwrap());
+                }
+            });
+        }
+        let mut lines = Vec::new();
+        let address = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("serve prints its address");
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            lines.push(line);
+            if event["fields"]["message"] == "listening" {
+                break event["fields"]["address"].as_str().unwrap().to_owned();
+            }
+        };
+        Self {
+            child,
+            address,
+            lines,
+            rx,
+        }
+    }
+
+    /// SIGTERM, then the exit status and every line the process wrote.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        self.lines.extend(self.rx.iter());
+        (status, self.lines)
+    }
+}
+
+fn mint_with_binary(sub: &str, scope: &str) -> String {
+    let (ok, token, _) = run(&["token", "--sub", sub, "--scope", scope], &[]);
+    assert!(ok);
+    token.trim().to_owned()
+}
+
+/// What `docker-compose.yml` runs, outside Docker: two `serve` processes configured by
+/// environment for one Redis, each healthy by `healthcheck`, sharing their sessions.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_serve_processes_share_one_redis_configured_by_env() {
+    let Some(redis) = crate::redis_server::RedisServer::start(
+        "two_serve_processes_share_one_redis_configured_by_env",
+    ) else {
+        return;
+    };
+    let prefix = crate::redis_server::unique_prefix("compose");
+    let env = [
+        ("CAMARA_WEBRTC__STORE__BACKEND", "redis"),
+        ("CAMARA_WEBRTC__STORE__REDIS_URL", redis.url.as_str()),
+        ("CAMARA_WEBRTC__STORE__KEY_PREFIX", prefix.as_str()),
+    ];
+    let (a, b) = (Served::start(&env), Served::start(&env));
+    // As Docker's HEALTHCHECK runs it: no URL, the port taken from the listen address in the
+    // environment (the image sets CAMARA_WEBRTC__SERVER__LISTEN=0.0.0.0:8080).
+    for replica in [&a, &b] {
+        let port = replica.address.rsplit(':').next().unwrap();
+        let listen = format!("0.0.0.0:{port}");
+        let env = [("CAMARA_WEBRTC__SERVER__LISTEN", listen.as_str())];
+        assert!(run(&["healthcheck"], &env).0, "{listen}");
+    }
+    let token = mint_with_binary(RECEIVER, READ_WRITE);
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!(
+            "http://{}/webrtc/sessions/{FIXTURE_ID}/status",
+            a.address
+        ))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "status": "Ringing" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let read = client
+        .get(format!("http://{}/webrtc/sessions/{FIXTURE_ID}", b.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_ok(read).await["status"], "Ringing");
+    for replica in [a, b] {
+        assert!(replica.terminate().0.success());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_logs_requests_and_never_secrets() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "trace")
-        .env("CAMARA_WEBRTC__LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let _ = tx.send(line.unwrap());
-            }
-        });
-    }
-    drop(tx);
-    let mut lines = Vec::new();
-    let address = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("serve prints its address");
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        lines.push(line);
-        if event["fields"]["message"] == "listening" {
-            break event["fields"]["address"].as_str().unwrap().to_owned();
-        }
-    };
-    let token = Command::new(BIN)
-        .args(["token", "--sub", RECEIVER, "--scope", WRITE])
-        .output()
-        .unwrap()
-        .stdout;
-    let token = String::from_utf8(token).unwrap().trim().to_owned();
+    let served = Served::start(&[("RUST_LOG", "trace")]);
+    let address = served.address.clone();
+    let token = mint_with_binary(RECEIVER, WRITE);
     let client = reqwest::Client::new();
     for step in [
         "1-in-progress",
@@ -189,13 +274,10 @@ async fn serve_logs_requests_and_never_secrets() {
         assert_eq!(response.status(), 200, "{step}");
     }
     // A call placed and hung up: its SDP offer carries the fixture's SRTP key and ICE password.
-    let caller = Command::new(BIN)
-        .args(["token", "--sub", ORIGINATOR, "--scope"])
-        .arg("webrtc-call-handling:sessions:create webrtc-call-handling:sessions:delete")
-        .output()
-        .unwrap()
-        .stdout;
-    let caller = String::from_utf8(caller).unwrap().trim().to_owned();
+    let caller = mint_with_binary(
+        ORIGINATOR,
+        "webrtc-call-handling:sessions:create webrtc-call-handling:sessions:delete",
+    );
     let offer = Config::embedded().fixtures.sessions[0].offer_sdp.clone();
     let created = client
         .post(format!("http://{address}/webrtc/sessions"))
@@ -228,16 +310,8 @@ async fn serve_logs_requests_and_never_secrets() {
         .unwrap();
     assert!(health.success());
     // SIGTERM: graceful shutdown, exit 0.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
+    let (status, lines) = served.terminate();
     assert!(status.success(), "serve exits 0 on SIGTERM, got {status}");
-    lines.extend(rx.iter());
     let all = lines.join("\n");
 
     for secret in [
