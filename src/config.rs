@@ -67,6 +67,9 @@ pub struct AuthConfig {
     /// Known subscribers; a 3-legged `sub` not listed gets 404 IDENTIFIER_NOT_FOUND. Empty: anyone.
     #[serde(default)]
     pub subscribers: Vec<String>,
+    /// How many verified tokens to remember until their `exp`; 0 verifies every request in full.
+    #[serde(default = "default_token_cache_size")]
+    pub token_cache_size: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,6 +116,10 @@ pub struct StoreConfig {
     /// request is answered 503 UNAVAILABLE rather than left hanging.
     #[serde(default = "default_store_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+fn default_token_cache_size() -> usize {
+    10_000
 }
 
 fn default_key_prefix() -> String {

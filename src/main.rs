@@ -32,7 +32,7 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Print one compact JWT signed with the configured development key.
+    /// Print one compact JWT signed with the configured HS256 key, or with --private-key.
     Token {
         #[arg(long)]
         config: Option<PathBuf>,
@@ -47,6 +47,14 @@ enum Command {
         /// Lifetime in seconds; negative gives an already expired token.
         #[arg(long, default_value_t = 3600, allow_negative_numbers = true)]
         ttl: i64,
+        /// Sign with this private key (PEM) instead of auth.hs256_secret, for servers that
+        /// verify with auth.public_keys.
+        #[arg(long, requires = "alg")]
+        private_key: Option<PathBuf>,
+        /// The algorithm for --private-key: ES256, ES384, RS256, RS384, RS512, PS256, PS384,
+        /// PS512 or EdDSA.
+        #[arg(long, requires = "private_key")]
+        alg: Option<String>,
     },
     /// Validate and print the effective configuration, secrets redacted.
     CheckConfig {
@@ -79,10 +87,29 @@ fn main() -> ExitCode {
             scope,
             client_id,
             ttl,
+            private_key,
+            alg,
         } => load(config.as_deref(), None)
-            .and_then(|c| auth::mint(&c.auth, &sub, &scope, client_id.as_deref(), ttl))
-            .map(|token| println!("{token}"))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let spec = auth::TokenSpec {
+                    sub: &sub,
+                    scope: &scope,
+                    client_id: client_id.as_deref(),
+                    ttl_seconds: ttl,
+                };
+                match (private_key, alg) {
+                    (Some(pem), Some(alg)) => {
+                        let alg = alg
+                            .parse()
+                            .map_err(|_| format!("--alg {alg} is not a JWT algorithm"))?;
+                        auth::mint_with_private_key(&pem, alg, &c.auth, &spec)
+                    }
+                    _ => auth::mint(&c.auth, spec.sub, spec.scope, spec.client_id, ttl),
+                }
+                .map_err(|e| e.to_string())
+            })
+            .map(|token| println!("{token}")),
         Command::CheckConfig { config } => load(config.as_deref(), None)
             .map(|c| print!("{}", c.to_redacted_toml()))
             .map_err(|e| e.to_string()),

@@ -35,17 +35,19 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn from_claims(claims: Claims) -> Self {
+    pub fn from_claims(claims: &Claims) -> Self {
         let subscriber = claims.sub.as_deref().and_then(Address::from_phone_number);
         let consumer = claims
             .client_id
-            .or(claims.azp)
-            .or(claims.sub)
+            .as_ref()
+            .or(claims.azp.as_ref())
+            .or(claims.sub.as_ref())
+            .cloned()
             .unwrap_or_default();
         Self {
             consumer,
             subscriber,
-            scopes: claims.scope,
+            scopes: claims.scope.clone(),
         }
     }
 
@@ -78,21 +80,22 @@ mod tests {
             client_id: client_id.map(Into::into),
             azp: None,
             scope: vec![],
+            exp: None,
         }
     }
 
     #[test]
     fn three_legged_tokens_carry_a_subscriber() {
-        let caller = Caller::from_claims(claims("tel:+17085854000", Some("app")));
+        let caller = Caller::from_claims(&claims("tel:+17085854000", Some("app")));
         assert_eq!(caller.subscriber.unwrap().as_str(), "tel:+17085854000");
         assert_eq!(caller.consumer, "app");
-        let caller = Caller::from_claims(claims("+17085854000", None));
+        let caller = Caller::from_claims(&claims("+17085854000", None));
         assert_eq!(caller.subscriber.unwrap().as_str(), "tel:+17085854000");
     }
 
     #[test]
     fn two_legged_tokens_act_for_the_consumer() {
-        let caller = Caller::from_claims(claims("gateway", None));
+        let caller = Caller::from_claims(&claims("gateway", None));
         assert_eq!(caller.subscriber, None);
         assert_eq!(caller.consumer, "gateway");
     }

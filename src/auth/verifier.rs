@@ -3,12 +3,14 @@
 //! never verified with a public key's bytes (algorithm confusion), and `alg: none` never parses.
 
 use std::fs;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::cache::TokenCache;
 use crate::config::{AuthConfig, ConfigError};
 
 /// Why a request is not authenticated. The text is safe to show the client.
@@ -70,6 +72,9 @@ pub struct Claims {
     pub azp: Option<String>,
     #[serde(default, deserialize_with = "scopes")]
     pub scope: Vec<String>,
+    /// Checked by jsonwebtoken; kept to bound how long the verified token is cached.
+    #[serde(default)]
+    pub exp: Option<u64>,
 }
 
 fn scopes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -85,12 +90,56 @@ struct Key {
     key: DecodingKey,
 }
 
-/// Verifies bearer tokens against the configured keys.
+/// Verifies bearer tokens against the configured keys, remembering verified ones until they expire.
 pub struct Verifier {
     keys: Vec<Key>,
-    leeway: u64,
+    /// One set of checks per algorithm family, built once.
+    validations: Vec<(AlgorithmFamily, Validation)>,
     issuer: Option<String>,
-    audience: Option<String>,
+    cache: TokenCache,
+}
+
+/// The algorithms each family accepts.
+const FAMILIES: [(AlgorithmFamily, &[Algorithm]); 4] = [
+    (
+        AlgorithmFamily::Hmac,
+        &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+    ),
+    (
+        AlgorithmFamily::Rsa,
+        &[
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
+    ),
+    (AlgorithmFamily::Ec, &[Algorithm::ES256, Algorithm::ES384]),
+    (AlgorithmFamily::Ed, &[Algorithm::EdDSA]),
+];
+
+fn validation(auth: &AuthConfig, algorithms: &[Algorithm]) -> Validation {
+    let mut validation = Validation::new(algorithms[0]);
+    validation.algorithms = algorithms.to_vec();
+    validation.leeway = auth.leeway_seconds;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    if let Some(issuer) = &auth.issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    match &auth.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl std::fmt::Debug for Verifier {
@@ -138,14 +187,22 @@ impl Verifier {
         }
         Ok(Self {
             keys,
-            leeway: auth.leeway_seconds,
+            validations: FAMILIES
+                .iter()
+                .map(|(family, algorithms)| (*family, validation(auth, algorithms)))
+                .collect(),
             issuer: auth.issuer.clone(),
-            audience: auth.audience.clone(),
+            cache: TokenCache::new(auth.token_cache_size),
         })
     }
 
+    /// How many verified tokens are cached now.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
     /// Verifies the value of an `Authorization` header and returns the token's claims.
-    pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Claims, AuthError> {
+    pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Arc<Claims>, AuthError> {
         let header = header.ok_or(AuthError::MissingHeader)?;
         let header = std::str::from_utf8(header).map_err(|_| AuthError::Malformed)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
@@ -155,8 +212,20 @@ impl Verifier {
         self.verify(token.trim())
     }
 
-    /// Verifies one compact JWT.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+    /// Verifies one compact JWT: from the cache when this exact token was verified before and has
+    /// not reached its `exp`, else in full (and then cached).
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        let now = now();
+        if let Some(claims) = self.cache.get(token, now) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify_signature(token)?);
+        self.cache.insert(token, Arc::clone(&claims), now);
+        Ok(claims)
+    }
+
+    /// Full verification: header, signature with the keys of the header's family, claims.
+    fn verify_signature(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
                 AuthError::Algorithm
@@ -164,20 +233,12 @@ impl Verifier {
             _ => AuthError::Malformed,
         })?;
         let family = header.alg.family();
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-        }
-        match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
+        let Some((_, validation)) = self.validations.iter().find(|(f, _)| *f == family) else {
+            return Err(AuthError::Algorithm);
+        };
         let mut outcome = Err(AuthError::Algorithm);
         for key in self.keys.iter().filter(|k| k.family == family) {
-            outcome = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+            outcome = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
                 .map(|data| data.claims)
                 .map_err(|e| match e.kind() {
                     ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -238,25 +299,67 @@ pub fn mint(
             key: "auth.hs256_secret".into(),
             reason: "minting a token needs the shared secret".into(),
         })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let claims = MintedClaims {
+    let key = EncodingKey::from_secret(secret.expose().as_bytes());
+    let spec = TokenSpec {
         sub,
         scope,
         client_id,
+        ttl_seconds,
+    };
+    mint_with(&key, Algorithm::HS256, auth, &spec)
+}
+
+/// What a minted token says: its subject, scopes, consumer and lifetime (negative: expired).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSpec<'a> {
+    pub sub: &'a str,
+    pub scope: &'a str,
+    pub client_id: Option<&'a str>,
+    pub ttl_seconds: i64,
+}
+
+/// Mints a token signed with a private key in PEM form (`token --private-key`), for deployments
+/// (and load tests) that verify with `auth.public_keys`.
+pub fn mint_with_private_key(
+    pem_path: &std::path::Path,
+    algorithm: Algorithm,
+    auth: &AuthConfig,
+    spec: &TokenSpec<'_>,
+) -> Result<String, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "--private-key".into(),
+        reason,
+    };
+    let pem = fs::read(pem_path)
+        .map_err(|e| invalid(format!("cannot read {}: {e}", pem_path.display())))?;
+    let key = match algorithm.family() {
+        AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(&pem),
+        AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
+        AlgorithmFamily::Ed => EncodingKey::from_ed_pem(&pem),
+        AlgorithmFamily::Hmac => return Err(invalid("HS algorithms use auth.hs256_secret".into())),
+    }
+    .map_err(|e| invalid(format!("not a {algorithm:?} private key: {e}")))?;
+    mint_with(&key, algorithm, auth, spec)
+}
+
+fn mint_with(
+    key: &EncodingKey,
+    algorithm: Algorithm,
+    auth: &AuthConfig,
+    spec: &TokenSpec<'_>,
+) -> Result<String, ConfigError> {
+    let now = now() as i64;
+    let claims = MintedClaims {
+        sub: spec.sub,
+        scope: spec.scope,
+        client_id: spec.client_id,
         iss: auth.issuer.as_deref(),
         aud: auth.audience.as_deref(),
         iat: now,
-        exp: now.saturating_add(ttl_seconds),
+        exp: now.saturating_add(spec.ttl_seconds),
     };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.expose().as_bytes()),
-    )
-    .map_err(|e| ConfigError::Invalid {
-        key: "auth.hs256_secret".into(),
+    jsonwebtoken::encode(&Header::new(algorithm), &claims, key).map_err(|e| ConfigError::Invalid {
+        key: "token".into(),
         reason: e.to_string(),
     })
 }

@@ -53,7 +53,7 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
                 tracing::info!(reason = err.reason(), "authentication failed");
                 ApiError::from(err)
             })?;
-        let caller = Caller::from_claims(claims);
+        let caller = Caller::from_claims(&claims);
         tracing::Span::current().record("consumer", caller.consumer.as_str());
         if !caller.has_scope(O::SCOPE) {
             tracing::info!(scope = O::SCOPE.as_str(), "scope missing");

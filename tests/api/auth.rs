@@ -409,3 +409,47 @@ async fn sessions_of_another_consumer_do_not_exist() {
         200
     );
 }
+
+/// The verified-token cache, seen from outside: a reused ES256 token is served from it, a
+/// tampered copy of a cached token is still refused, and an entry dies at the token's `exp`.
+#[tokio::test]
+async fn cached_tokens_never_admit_a_tampered_or_expired_token() {
+    let mut config = with_public_keys();
+    config.auth.leeway_seconds = 0;
+    let app = spawn_with(config).await;
+    let mut claims = receiver_claims();
+    claims["exp"] = json!(now() + 2);
+    let token = sign_with(Algorithm::ES256, "ec256-private.pem", &claims);
+    for _ in 0..3 {
+        assert_eq!(app.get_session(FIXTURE_ID, &token).await.status(), 200);
+    }
+    assert_eq!(
+        app.state.verifier.cached_tokens(),
+        1,
+        "verified once, then cached"
+    );
+    // The signature's last character, and a payload character, changed.
+    let mut sig = token.clone();
+    let last = sig.pop().unwrap();
+    sig.push(if last == 'A' { 'B' } else { 'A' });
+    let (head, rest) = token.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let mut forged_payload = payload.to_owned();
+    forged_payload.replace_range(0..1, if payload.starts_with('e') { "f" } else { "e" });
+    let forged = format!("{head}.{forged_payload}.{signature}");
+    for tampered in [sig, forged] {
+        let response = app.get_session(FIXTURE_ID, &tampered).await;
+        assert_eq!(response.status(), 401, "{tampered}");
+    }
+    // Past exp the cached entry is dead, and full verification (leeway 0) refuses the token.
+    while now() <= claims["exp"].as_i64().unwrap() {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_error(
+        app.get_session(FIXTURE_ID, &token).await,
+        401,
+        "UNAUTHENTICATED",
+        "Request not authenticated: the access token has expired. A new authentication is required.",
+    )
+    .await;
+}

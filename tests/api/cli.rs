@@ -57,6 +57,36 @@ fn token_mints_a_jwt_the_default_config_accepts() {
 }
 
 #[test]
+fn token_signs_with_a_private_key_for_public_key_deployments() {
+    let pem = fixture_path("keys/ec256-private.pem");
+    let args = [
+        "token", "--sub", RECEIVER, "--scope", WRITE, "--alg", "ES256",
+    ];
+    let (ok, stdout, _) = run(
+        &[&args[..], &["--private-key", pem.to_str().unwrap()]].concat(),
+        &[],
+    );
+    assert!(ok);
+    let mut config = Config::embedded();
+    config.auth.hs256_secret = None;
+    config.auth.public_keys = vec![fixture_path("keys/ec256-public.pem")];
+    let claims = Verifier::from_config(&config.auth)
+        .unwrap()
+        .verify(stdout.trim())
+        .unwrap();
+    assert_eq!(claims.sub.as_deref(), Some(RECEIVER));
+    // The wrong family for the key, and an unknown algorithm, are refused with a message.
+    for (alg, message) in [
+        ("RS256", "not a RS256 private key"),
+        ("HS999", "--alg HS999 is not a JWT algorithm"),
+    ] {
+        let key = ["--private-key", pem.to_str().unwrap(), "--alg", alg];
+        let (ok, _, stderr) = run(&[&args[..5], &key[..]].concat(), &[]);
+        assert!(!ok && stderr.contains(message), "{stderr}");
+    }
+}
+
+#[test]
 fn token_with_negative_ttl_is_expired() {
     let (ok, stdout, _) = run(
         &[

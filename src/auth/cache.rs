@@ -1,0 +1,159 @@
+//! Verified tokens, remembered until they expire, so a client reusing its token (as every client
+//! does) pays for the signature check once: ES256 verification alone costs more than the rest of a
+//! PUT. Entries are keyed by the SHA-256 of the whole compact token, so a token that differs in any
+//! byte — a tampered payload or signature included — can never hit another token's entry; an entry
+//! is used only strictly before the token's `exp` (the leeway applies to full verification only);
+//! the cache holds at most `capacity` entries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use aws_lc_rs::digest::{SHA256, digest};
+
+use super::Claims;
+
+type Key = [u8; 32];
+
+struct Entry {
+    claims: Arc<Claims>,
+    /// The token's `exp`, in seconds since the epoch: the entry is dead from then on.
+    exp: u64,
+}
+
+pub struct TokenCache {
+    entries: RwLock<HashMap<Key, Entry>>,
+    capacity: usize,
+}
+
+fn key(token: &str) -> Key {
+    let hash = digest(&SHA256, token.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(hash.as_ref());
+    key
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens; 0 turns caching off.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The claims of `token` if it was verified before and `now` is before its `exp`.
+    pub fn get(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(&key(token))
+            .filter(|entry| now < entry.exp)
+            .map(|entry| Arc::clone(&entry.claims))
+    }
+
+    /// Remembers a token that just passed full verification. Tokens without `exp`, or already at
+    /// it, are not kept. When full, expired entries go first, then arbitrary ones.
+    pub fn insert(&self, token: &str, claims: Arc<Claims>, now: u64) {
+        let Some(exp) = claims.exp.filter(|&exp| now < exp) else {
+            return;
+        };
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            entries.retain(|_, entry| now < entry.exp);
+        }
+        while entries.len() >= self.capacity {
+            let Some(victim) = entries.keys().next().copied() else {
+                break;
+            };
+            entries.remove(&victim);
+        }
+        entries.insert(key(token), Entry { claims, exp });
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: Option<u64>) -> Arc<Claims> {
+        Arc::new(Claims {
+            sub: Some("tel:+17085854000".into()),
+            client_id: None,
+            azp: None,
+            scope: vec!["webrtc-call-handling:sessions:write".into()],
+            exp,
+        })
+    }
+
+    #[test]
+    fn an_entry_is_used_only_before_exp() {
+        let cache = TokenCache::new(8);
+        cache.insert("a.b.c", claims(Some(100)), 50);
+        assert_eq!(cache.get("a.b.c", 99), Some(claims(Some(100))));
+        assert_eq!(cache.get("a.b.c", 100), None, "dead at exp");
+        assert_eq!(cache.get("a.b.c", 5000), None);
+    }
+
+    #[test]
+    fn only_the_identical_token_hits() {
+        let cache = TokenCache::new(8);
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        cache.insert(token, claims(Some(100)), 0);
+        assert!(cache.get(token, 1).is_some());
+        // Any change anywhere — header, payload, signature, a byte added or dropped — misses.
+        let mut tampered = Vec::new();
+        for i in 0..token.len() {
+            let mut bytes = token.as_bytes().to_vec();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            tampered.push(String::from_utf8(bytes).unwrap());
+        }
+        tampered.push(format!("{token}A"));
+        tampered.push(token[..token.len() - 1].to_owned());
+        for other in tampered {
+            assert_eq!(cache.get(&other, 1), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_size_is_bounded_and_expired_entries_go_first() {
+        let cache = TokenCache::new(3);
+        cache.insert("old", claims(Some(10)), 0);
+        cache.insert("t1", claims(Some(1000)), 0);
+        cache.insert("t2", claims(Some(1000)), 0);
+        cache.insert("t3", claims(Some(1000)), 20);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get("t1", 20).is_some() && cache.get("t2", 20).is_some());
+        assert!(cache.get("t3", 20).is_some());
+        for i in 0..100 {
+            cache.insert(&format!("n{i}"), claims(Some(1000)), 20);
+            assert!(cache.len() <= 3);
+        }
+    }
+
+    #[test]
+    fn tokens_without_exp_or_past_it_and_a_zero_capacity_keep_nothing() {
+        let cache = TokenCache::new(8);
+        cache.insert("no-exp", claims(None), 0);
+        cache.insert("expired", claims(Some(10)), 10);
+        assert!(cache.is_empty());
+        let off = TokenCache::new(0);
+        off.insert("t", claims(Some(100)), 0);
+        assert!(off.get("t", 1).is_none() && off.is_empty());
+    }
+}
