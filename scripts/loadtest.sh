@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load test of the release binary: PUT /status (the seed's Hold example, Hold -> Hold) against
 # /health/live, both with wrk in the same run. Prints req/s, p50 and p99 of each and their ratio.
+# The service verifies ES256 tokens with a configured public key (tests/fixtures/keys, test-only),
+# and the PUTs carry an ES256 token, as an operator's deployment would.
 #
 #   scripts/loadtest.sh [memory|redis]     DURATION=10s CONNECTIONS=64 to change the load
 #
@@ -42,6 +44,7 @@ case "$STORE" in
   *) echo "usage: $0 [memory|redis]" >&2; exit 2 ;;
 esac
 
+export CAMARA_WEBRTC__AUTH__PUBLIC_KEYS='["tests/fixtures/keys/ec256-public.pem"]'
 taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do
@@ -50,9 +53,10 @@ for _ in $(seq 50); do
 done
 
 export TOKEN IDS=""
-TOKEN=$("$BIN" token --sub tel:+17085854000 --client-id loadtest \
+ES256=(--private-key tests/fixtures/keys/ec256-private.pem --alg ES256)
+TOKEN=$("$BIN" token "${ES256[@]}" --sub tel:+17085854000 --client-id loadtest \
   --scope "webrtc-call-handling:sessions:write webrtc-call-handling:sessions:read")
-CALLER=$("$BIN" token --sub tel:+17085852753 --client-id loadtest \
+CALLER=$("$BIN" token "${ES256[@]}" --sub tel:+17085852753 --client-id loadtest \
   --scope "webrtc-call-handling:sessions:create")
 BASE="http://127.0.0.1:$PORT/webrtc/sessions"
 # Initial -> Connected -> Hold, so every PUT of the Hold example is a 200 (Hold -> Hold).

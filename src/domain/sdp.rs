@@ -1,5 +1,7 @@
 //! SDP bodies: stored verbatim, accepted after a lenient or a strict (RFC 8866) check.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The most characters an `sdp` value may have (CAMARA's `maxLength`).
@@ -17,9 +19,10 @@ pub enum SdpPolicy {
 }
 
 /// An SDP body exactly as the client sent it; it exists only if it passed the configured check.
+/// Shared, not copied: a session moves through several copies of itself on every update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Sdp(String);
+pub struct Sdp(Arc<str>);
 
 /// Why an SDP body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,9 +51,18 @@ impl Sdp {
                 return Err(SdpError::TooLong(chars));
             }
         }
+        // A byte scan first (C0 controls and DEL are single bytes; the C1 controls U+0080–U+009F
+        // are 0xC2 0x80–0x9F in UTF-8); characters are counted only to name the culprit.
+        let bytes = raw.as_bytes();
+        let suspect = bytes.iter().enumerate().any(|(i, &b)| {
+            (b < 0x20 && !matches!(b, b'\r' | b'\n' | b'\t'))
+                || b == 0x7F
+                || (b == 0xC2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9F).contains(n)))
+        });
         if let Some((index, c)) = raw
             .chars()
             .enumerate()
+            .filter(|_| suspect)
             .find(|(_, c)| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
         {
             return Err(SdpError::ControlCharacter(c as u32, index + 1));
@@ -63,7 +75,7 @@ impl Sdp {
             }
             SdpPolicy::Strict => check_rfc8866(&raw)?,
         }
-        Ok(Self(raw))
+        Ok(Self(raw.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -364,6 +376,18 @@ mod tests {
             Sdp::parse("v=0\0".into(), SdpPolicy::Lenient),
             Err(SdpError::ControlCharacter(0, 4))
         );
+        // Every control character but CR, LF and TAB, C1 included, named by its character index;
+        // other non-ASCII text (which shares UTF-8 lead bytes with C1) is fine.
+        for c in ['\u{1}', '\u{1F}', '\u{7F}', '\u{80}', '\u{85}', '\u{9F}'] {
+            assert_eq!(
+                Sdp::parse(format!("v=0 é{c}"), SdpPolicy::Lenient),
+                Err(SdpError::ControlCharacter(c as u32, 6)),
+                "{c:?}"
+            );
+        }
+        for ok in ["v=0 \u{A0}é\u{7E}\t\r\n", "v=0 s=Ω ©"] {
+            assert!(Sdp::parse(ok.into(), SdpPolicy::Lenient).is_ok(), "{ok:?}");
+        }
         let long = format!("v=0\r\n{}", "a".repeat(MAX_SDP_CHARS));
         assert_eq!(
             Sdp::parse(long, SdpPolicy::Lenient),

@@ -1,6 +1,8 @@
 //! Reading JSON request bodies field by field, so every refusal names the offending field by its
 //! full path (`receiverSessionStatus.answer.sdp`), and the DTOs the session routes answer with.
 
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -207,6 +209,19 @@ impl Fields {
     }
 }
 
+/// A JSON response serialised once into a buffer sized for it: SDP bodies are most of a session
+/// response, and escaping at most doubles them (CRLF becomes `\r\n`).
+pub fn json_response<T: Serialize>(value: &T, sdp_bytes: usize) -> Response {
+    let mut buffer = Vec::with_capacity(256 + 2 * sdp_bytes);
+    match serde_json::to_writer(&mut buffer, value) {
+        Ok(()) => ([(CONTENT_TYPE, "application/json")], buffer).into_response(),
+        Err(err) => {
+            tracing::error!(%err, "a response does not serialise");
+            ApiError::plain(Code::Internal).into_response()
+        }
+    }
+}
+
 /// `{ "sdp": ... }` in a response, the SDP exactly as stored.
 #[derive(Debug, Serialize)]
 pub struct SdpBody<'a> {
@@ -238,6 +253,18 @@ pub struct SessionBody<'a> {
     pub call_type: CallType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location_details: Option<&'a Location>,
+}
+
+impl SessionBody<'_> {
+    /// The session as a JSON response.
+    pub fn response(session: &Session) -> Response {
+        let sdp_bytes = [&session.offer, &session.answer]
+            .into_iter()
+            .flatten()
+            .map(Sdp::len)
+            .sum();
+        json_response(&SessionBody::from(session), sdp_bytes)
+    }
 }
 
 impl<'a> From<&'a Session> for SessionBody<'a> {

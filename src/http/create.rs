@@ -1,6 +1,5 @@
 //! `POST /sessions`: a new outgoing call, in status Initial, owned by the calling API consumer.
 
-use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +9,7 @@ use super::AppState;
 use super::body::{Fields, SessionBody};
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, CreateOp, JsonBody, RegistrationId};
+use super::middleware::record_change;
 use super::sessions::etag;
 use crate::auth::Caller;
 use crate::domain::{
@@ -161,8 +161,8 @@ pub async fn create_session(
             Err(err) => return Err(err.into()),
         }
     };
-    tracing::info!(
-        session = %session.id,
+    record_change(&session.id, None, session.status, version);
+    tracing::debug!(
         call_type = ?session.call_type,
         offer_len = session.offer.as_ref().map(Sdp::len),
         "session created"
@@ -176,7 +176,7 @@ pub async fn create_session(
     Ok((
         StatusCode::CREATED,
         [etag(version), (header::LOCATION, location)],
-        Json(SessionBody::from(&session)),
+        SessionBody::response(&session),
     )
         .into_response())
 }

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::error::{ApiError, Code};
+use crate::domain::{SessionId, SessionStatus};
 
 pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
 
@@ -47,8 +48,9 @@ pub async fn correlator(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// One span per request (method, route template, correlator, consumer, status, latency) and one
-/// event when it finishes. Never the headers or the body.
+/// One span per request (method, route template, correlator, consumer, the session and the move a
+/// handler made, status, latency) and one event when it finishes — one log line per request at
+/// `info`. Never the headers or the body.
 pub async fn request_span(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -67,6 +69,10 @@ pub async fn request_span(req: Request, next: Next) -> Response {
         route,
         correlator,
         consumer = Empty,
+        session = Empty,
+        from = Empty,
+        to = Empty,
+        version = Empty,
         status = Empty,
         latency_ms = Empty,
     );
@@ -83,6 +89,23 @@ pub async fn request_span(req: Request, next: Next) -> Response {
         }
     });
     response
+}
+
+/// Records on the request's span which session a handler changed, from and to which status, and
+/// the version written, so the request's one log line says it.
+pub fn record_change(
+    session: &SessionId,
+    from: Option<SessionStatus>,
+    to: SessionStatus,
+    version: u64,
+) {
+    let span = tracing::Span::current();
+    span.record("session", session.as_str());
+    if let Some(from) = from {
+        span.record("from", from.as_str());
+    }
+    span.record("to", to.as_str());
+    span.record("version", version);
 }
 
 /// Replaces any error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from

@@ -135,33 +135,35 @@ pub static ROUTES: [Route; 7] = [
     },
 ];
 
-/// The routes of one mount; routes sharing a path merge their methods.
-fn mounted(mount: Mount) -> Router<AppState> {
+/// The routes of one mount under `prefix` (a base path, or "" at the root); routes sharing a
+/// path merge their methods. Full paths rather than `nest`, so no request pays for rewriting its
+/// URI on the way in.
+fn mounted(router: Router<AppState>, mount: Mount, prefix: &str) -> Router<AppState> {
     ROUTES
         .iter()
         .filter(|route| route.mount == mount)
-        .fold(Router::new(), |router, route| {
-            router.route(route.path, (route.handler)())
+        .fold(router, |router, route| {
+            router.route(&format!("{prefix}{}", route.path), (route.handler)())
         })
 }
 
-/// The call-handling routes, relative to one base path.
-fn api_routes() -> Router<AppState> {
-    mounted(Mount::Api)
+/// The call-handling routes under one base path.
+fn api_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
+    mounted(router, Mount::Api, base)
         // No id, or an empty one: CAMARA's feature files want 400, not 404/405. The static
         // `/sessions/status` shadows the parameter route, so it serves the id `status` itself.
         // These answer through method fallbacks, so `Allow` lists only documented operations.
         .route(
-            "/sessions/status",
+            &format!("{base}/sessions/status"),
             get(sessions::get_session_named_status)
                 .delete(sessions::delete_session_named_status)
                 .fallback(sessions::named_status_other_method),
         )
         .route(
-            "/sessions",
+            &format!("{base}/sessions"),
             MethodRouter::new().fallback(sessions::sessions_other_method),
         )
-        .route("/sessions/", any(sessions::missing_id))
+        .route(&format!("{base}/sessions/"), any(sessions::missing_id))
 }
 
 /// Unknown routes: 400 when the path is a session route with an empty id (`/sessions//status`),
@@ -185,9 +187,9 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Ap
 
 /// The whole application: every base path, the operational routes and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let mut app = mounted(Mount::Root);
+    let mut app = mounted(Router::new(), Mount::Root, "");
     for base in &state.config.server.base_paths {
-        app = app.nest(base, api_routes());
+        app = api_routes(app, base);
     }
     with_middleware(app.fallback(fallback), &state.config.server).with_state(state)
 }

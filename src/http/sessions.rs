@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +11,7 @@ use super::AppState;
 use super::body::SessionBody;
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, DeleteOp, ReadOp, SessionPath};
+use super::middleware::record_change;
 use crate::auth::Caller;
 use crate::domain::{Session, SessionId};
 use crate::store::{StoreError, Versioned};
@@ -87,11 +87,7 @@ pub async fn get_session(
 ) -> Result<Response, ApiError> {
     state.check_subscriber(&caller)?;
     let found = load_visible(&state, &caller, &id).await?;
-    Ok((
-        [etag(found.version)],
-        Json(SessionBody::from(&found.session)),
-    )
-        .into_response())
+    Ok(([etag(found.version)], SessionBody::response(&found.session)).into_response())
 }
 
 /// Ends the session: SessionCancelled (originator) or Declined (receiver) before it was answered,
@@ -114,13 +110,8 @@ pub async fn delete_session(
         Ok(session.end(role))
     })
     .await?;
-    tracing::info!(
-        session = %id,
-        from = %before.status,
-        to = %ended.status,
-        version,
-        "session ended"
-    );
+    record_change(&id, Some(before.status), ended.status, version);
+    tracing::debug!("session ended");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Map;
 
 use super::AppState;
-use super::body::{Fields, SdpBody, SessionBody};
+use super::body::{Fields, SdpBody, SessionBody, json_response};
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, JsonBody, SessionPath, WriteOp};
+use super::middleware::record_change;
 use super::sessions::{etag, update_visible};
 use crate::auth::Caller;
 use crate::domain::{Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange};
@@ -200,11 +200,8 @@ pub async fn put_status(
         Ok(session.apply(&update.change)?)
     })
     .await?;
-    tracing::info!(
-        session = %id,
-        from = %before.status,
-        to = %next.status,
-        version,
+    record_change(&id, Some(before.status), next.status, version);
+    tracing::debug!(
         offer = sdp_fingerprint(update.change.offer.as_ref()),
         answer = sdp_fingerprint(update.change.answer.as_ref()),
         "session status updated"
@@ -215,7 +212,7 @@ pub async fn put_status(
 fn respond(update: &StatusUpdate, session: &Session, version: u64) -> Response {
     let headers = [etag(version)];
     match update.envelope {
-        Envelope::Flat => (headers, Json(SessionBody::from(session))).into_response(),
+        Envelope::Flat => (headers, SessionBody::response(session)).into_response(),
         Envelope::Receiver(key) => {
             let change = &update.change;
             let parties = &update.parties;
@@ -229,7 +226,13 @@ fn respond(update: &StatusUpdate, session: &Session, version: u64) -> Response {
                 receiver_name: parties.receiver_name.as_deref(),
                 location_details: change.location.as_ref(),
             };
-            (headers, Json(BTreeMap::from([(key, mirror)]))).into_response()
+            let sdp_bytes = [&change.answer, &change.offer]
+                .into_iter()
+                .flatten()
+                .map(Sdp::len)
+                .sum();
+            let body = json_response(&BTreeMap::from([(key, mirror)]), sdp_bytes);
+            (headers, body).into_response()
         }
     }
 }

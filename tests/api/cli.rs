@@ -9,6 +9,8 @@ use std::time::Duration;
 use camara_webrtc::auth::{AuthError, Verifier};
 use camara_webrtc::config::{Config, DEVELOPMENT_SECRET};
 
+use serde_json::json;
+
 use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_camara-webrtc");
@@ -384,6 +386,16 @@ async fn serve_logs_requests_and_never_secrets() {
     assert_eq!(put["span"]["correlator"], "log-1-in-progress");
     assert_eq!(put["span"]["consumer"], RECEIVER);
     assert_eq!(put["span"]["status"], 200);
+    // The request's one line says what it changed.
+    assert_eq!(put["span"]["session"], FIXTURE_ID);
+    assert_eq!(
+        (
+            &put["span"]["from"],
+            &put["span"]["to"],
+            &put["span"]["version"]
+        ),
+        (&json!("Initial"), &json!("InProgress"), &json!(2))
+    );
     assert!(put["span"]["latency_ms"].as_f64().is_some());
     let updated = events
         .iter()
@@ -404,5 +416,5 @@ async fn serve_logs_requests_and_never_secrets() {
         .iter()
         .find(|e| e["fields"]["message"] == "session ended")
         .unwrap();
-    assert_eq!(ended["fields"]["to"], "SessionCancelled");
+    assert_eq!(ended["span"]["to"], "SessionCancelled");
 }
