@@ -51,6 +51,7 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
             .verify_header(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
             .map_err(|err| {
                 tracing::info!(reason = err.reason(), "authentication failed");
+                super::metrics::auth_failure(err.reason());
                 ApiError::from(err)
             })?;
         let caller = Caller::from_claims(&claims);

@@ -76,11 +76,14 @@ pub async fn request_span(req: Request, next: Next) -> Response {
         status = Empty,
         latency_ms = Empty,
     );
+    let method = req.method().clone();
     let start = Instant::now();
     let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
+    let elapsed = start.elapsed();
+    super::metrics::request(&route, method.as_str(), status, elapsed);
     span.record("status", status);
-    span.record("latency_ms", start.elapsed().as_secs_f64() * 1000.0);
+    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
     span.in_scope(|| {
         if status >= 500 {
             tracing::error!("request failed");
@@ -106,6 +109,7 @@ pub fn record_change(
     }
     span.record("to", to.as_str());
     span.record("version", version);
+    super::metrics::transition(from, to);
 }
 
 /// Replaces any error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from

@@ -5,6 +5,7 @@ mod create;
 mod error;
 mod extract;
 mod health;
+mod metrics;
 mod middleware;
 pub mod openapi;
 mod sessions;
@@ -44,6 +45,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Arc<Config>, store: Arc<dyn SessionStore>, verifier: Arc<Verifier>) -> Self {
+        metrics::handle();
         let subscribers = config
             .auth
             .subscribers
@@ -90,7 +92,7 @@ pub struct Route {
 }
 
 /// Every operation, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 7] = [
+pub static ROUTES: [Route; 8] = [
     Route {
         method: Method::POST,
         path: "/sessions",
@@ -126,6 +128,12 @@ pub static ROUTES: [Route; 7] = [
         path: "/health/ready",
         mount: Mount::Root,
         handler: || get(health::ready),
+    },
+    Route {
+        method: Method::GET,
+        path: "/metrics",
+        mount: Mount::Root,
+        handler: || get(metrics::serve),
     },
     Route {
         method: Method::GET,

@@ -7,7 +7,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{SessionStore, StoreError, StoreFuture, Versioned};
-use crate::domain::{Session, SessionId};
+use crate::domain::{Session, SessionId, SessionStatus};
 
 /// One stored session; `expires` is set once the session has ended.
 #[derive(Debug)]
@@ -171,6 +171,18 @@ impl SessionStore for MemoryStore {
                 .collect()
         });
         Box::pin(ready(Ok(all)))
+    }
+
+    fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {
+        let counts = self.read(|s, now| {
+            super::count_live(
+                s.map
+                    .values()
+                    .filter(|slot| slot.live_at(now))
+                    .map(|slot| &slot.stored.session),
+            )
+        });
+        Box::pin(ready(Ok(counts)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

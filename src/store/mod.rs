@@ -10,7 +10,7 @@ use std::pin::Pin;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
-use crate::domain::{Session, SessionId};
+use crate::domain::{Session, SessionId, SessionStatus};
 
 /// A stored session with the version its last write gave it (1 on insert, +1 per update).
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +58,24 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Every stored session (order unspecified).
     fn list(&self) -> StoreFuture<'_, Vec<Versioned>>;
 
+    /// How many sessions that have not ended are in each status (statuses with none left out).
+    fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>>;
+
     /// Whether the store can serve requests now.
     fn ping(&self) -> StoreFuture<'_, ()>;
+}
+
+/// Counts statuses of the sessions that have not ended.
+fn count_live<'a>(sessions: impl Iterator<Item = &'a Session>) -> Vec<(SessionStatus, u64)> {
+    let mut counts = [0u64; SessionStatus::ALL.len()];
+    for session in sessions.filter(|s| !s.ended) {
+        if let Some(i) = SessionStatus::ALL.iter().position(|s| *s == session.status) {
+            counts[i] += 1;
+        }
+    }
+    SessionStatus::ALL
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }

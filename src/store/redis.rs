@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
 use super::{SessionStore, StoreError, StoreFuture, Versioned};
-use crate::domain::{Session, SessionId};
+use crate::domain::{Session, SessionId, SessionStatus};
 
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session; then
 /// stores the new session at version 1. Returns 1, or -1 (id taken), or -2 (full).
@@ -295,6 +295,14 @@ impl SessionStore for RedisStore {
                 .into_iter()
                 .filter_map(|(version, json)| Some(decode(version?, &json?)))
                 .collect()
+        })
+    }
+
+    /// Reads every live session: a scan, meant for a metrics scrape, not for the request path.
+    fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {
+        Box::pin(async move {
+            let sessions = self.list().await?;
+            Ok(super::count_live(sessions.iter().map(|v| &v.session)))
         })
     }
 

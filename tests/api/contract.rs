@@ -132,10 +132,13 @@ pub fn conforms(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), String> {
+    // The media type without its parameters (`text/plain; version=0.0.4` is `text/plain`).
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim();
     let Some((template, op)) = operation(base_paths, method, path) else {
         // Not an operation: only a CAMARA error may answer.
         if !(status.is_client_error() || status.is_server_error()) {

@@ -10,6 +10,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod openapi;
+mod operations;
 mod redis_server;
 mod replicas;
 mod seed;

@@ -1,0 +1,85 @@
+//! `/metrics` in Prometheus text: requests by route template, method and status, their latency as
+//! a histogram, transitions by from/to, authentication failures by reason, and the sessions of this
+//! instance's store by status. Labels are route templates and fixed names, never raw ids.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::SessionStatus;
+
+const REQUESTS: &str = "camara_webrtc_http_requests_total";
+const DURATION: &str = "camara_webrtc_http_request_duration_seconds";
+const TRANSITIONS: &str = "camara_webrtc_session_transitions_total";
+const AUTH_FAILURES: &str = "camara_webrtc_auth_failures_total";
+const SESSIONS: &str = "camara_webrtc_sessions";
+
+/// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// The process-wide recorder, installed on first use. Every app in the process records into it
+/// (one in production; many in the test binary).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
+            .expect("the buckets are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// One finished request.
+pub fn request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let (route, method) = (route.to_owned(), method.to_owned());
+    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(DURATION, "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// One status change a client made (`from` is `None` for a new session).
+pub fn transition(from: Option<SessionStatus>, to: SessionStatus) {
+    let from = from.map_or("none", SessionStatus::as_str);
+    metrics::counter!(TRANSITIONS, "from" => from, "to" => to.as_str()).increment(1);
+}
+
+/// One refused token, by [`crate::auth::AuthError::reason`].
+pub fn auth_failure(reason: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// The recorded metrics, then this instance's sessions by status (read from its store at scrape
+/// time, every status listed).
+pub async fn serve(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let counts = state.store.status_counts().await?;
+    let handle = handle();
+    handle.run_upkeep();
+    let mut text = handle.render();
+    let _ = writeln!(
+        text,
+        "# HELP {SESSIONS} Sessions that have not ended, by status.\n# TYPE {SESSIONS} gauge"
+    );
+    for status in SessionStatus::ALL {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(text, "{SESSIONS}{{status=\"{status}\"}} {n}");
+    }
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
