@@ -44,6 +44,27 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// API requests handled at once; beyond it a request is shed at once with 503 UNAVAILABLE.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Per API consumer, requests per second (a token bucket); 0 turns the limit off. Beyond it:
+    /// 429 TOO_MANY_REQUESTS with `Retry-After`.
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
+    /// How many requests a consumer may send at once before the rate applies (0: the rate).
+    #[serde(default)]
+    pub rate_limit_burst: u32,
+    /// After SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_max_concurrent_requests() -> usize {
+    1024
+}
+
+fn default_shutdown_grace_seconds() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -288,6 +309,12 @@ impl Config {
         if self.server.request_timeout_ms == 0 {
             return Err(invalid(
                 "server.request_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.server.max_concurrent_requests == 0 {
+            return Err(invalid(
+                "server.max_concurrent_requests",
                 "must be greater than 0",
             ));
         }

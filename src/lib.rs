@@ -123,15 +123,29 @@ pub async fn build_app(config: Config) -> Result<Router, StartError> {
     Ok(http::router(build_state(config).await?))
 }
 
-/// Serves the app on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves the app on `listener` until `shutdown` resolves, then stops accepting connections and
+/// lets in-flight requests finish for at most `server.shutdown_grace_seconds`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let app = build_app(config).await?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&signalled);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        notify.notify_one();
+    });
+    tokio::select! {
+        served = server => served?,
+        () = async {
+            signalled.notified().await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the grace period; stopping anyway");
+        }
+    }
     Ok(())
 }

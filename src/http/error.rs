@@ -179,6 +179,8 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// `WWW-Authenticate` for 401s (RFC 6750).
     challenge: Option<String>,
+    /// `Retry-After`, in seconds, for 429s.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -194,7 +196,14 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: <seconds>`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The error with CAMARA's default message for its code.
@@ -220,6 +229,11 @@ impl IntoResponse for ApiError {
             message: &self.message,
         };
         let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response
                 .headers_mut()

@@ -56,6 +56,7 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
             })?;
         let caller = Caller::from_claims(&claims);
         tracing::Span::current().record("consumer", caller.consumer.as_str());
+        state.limits.check_rate(&caller.consumer)?;
         if !caller.has_scope(O::SCOPE) {
             tracing::info!(scope = O::SCOPE.as_str(), "scope missing");
             return Err(ApiError::new(

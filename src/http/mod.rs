@@ -5,6 +5,7 @@ mod create;
 mod error;
 mod extract;
 mod health;
+mod limits;
 mod metrics;
 mod middleware;
 pub mod openapi;
@@ -41,6 +42,7 @@ pub struct AppState {
     subscribers: Arc<HashSet<Address>>,
     /// The OpenAPI document, its servers set to the configured base paths.
     openapi: Arc<str>,
+    limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -53,7 +55,9 @@ impl AppState {
             .filter_map(|s| Address::from_phone_number(s))
             .collect();
         let openapi = openapi::document(&config.server.base_paths).into();
+        let limits = Arc::new(limits::Limits::new(&config.server));
         Self {
+            limits,
             config,
             store,
             verifier,
@@ -195,10 +199,17 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Ap
 
 /// The whole application: every base path, the operational routes and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let mut app = mounted(Router::new(), Mount::Root, "");
+    // The API routes shed load beyond the concurrency limit; the operational ones never do, so
+    // an overloaded instance still reports itself alive and ready.
+    let mut api = Router::new();
     for base in &state.config.server.base_paths {
-        app = api_routes(app, base);
+        api = api_routes(api, base);
     }
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        limits::shed_load,
+    ));
+    let app = mounted(Router::new(), Mount::Root, "").merge(api);
     with_middleware(app.fallback(fallback), &state.config.server).with_state(state)
 }
 

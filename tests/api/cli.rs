@@ -210,11 +210,11 @@ impl Served {
         }
     }
 
-    /// SIGTERM, then the exit status and every line the process wrote.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    /// A signal (`TERM`, `INT`), then the exit status and every line the process wrote.
+    fn terminate(mut self, signal: &str) -> (std::process::ExitStatus, Vec<String>) {
         assert!(
             Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
+                .args([&format!("-{signal}"), &self.child.id().to_string()])
                 .status()
                 .unwrap()
                 .success()
@@ -275,8 +275,9 @@ async fn two_serve_processes_share_one_redis_configured_by_env() {
         .await
         .unwrap();
     assert_eq!(json_ok(read).await["status"], "Ringing");
-    for replica in [a, b] {
-        assert!(replica.terminate().0.success());
+    // Both stop cleanly, on SIGTERM (Docker's stop) and on SIGINT (Ctrl-C).
+    for (replica, signal) in [(a, "TERM"), (b, "INT")] {
+        assert!(replica.terminate(signal).0.success(), "SIG{signal}");
     }
 }
 
@@ -342,7 +343,7 @@ async fn serve_logs_requests_and_never_secrets() {
         .unwrap();
     assert!(health.success());
     // SIGTERM: graceful shutdown, exit 0.
-    let (status, lines) = served.terminate();
+    let (status, lines) = served.terminate("TERM");
     assert!(status.success(), "serve exits 0 on SIGTERM, got {status}");
     let all = lines.join("\n");
 

@@ -80,3 +80,152 @@ async fn ended_sessions_leave_the_sessions_gauge() {
         assert_eq!(sample(&text, &series), 0.0, "{series}");
     }
 }
+
+/// A PUT whose body arrives in two parts over a raw connection: between them the request is in
+/// flight (the handler is waiting for the rest of its body).
+struct SlowPut {
+    stream: tokio::net::TcpStream,
+    rest: &'static [u8],
+}
+
+const SLOW_BODY: &[u8] = br#"{"status":"Ringing"}"#;
+
+impl SlowPut {
+    async fn start(address: &str, token: &str) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let host = address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "PUT /webrtc/sessions/{FIXTURE_ID}/status HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            SLOW_BODY.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&SLOW_BODY[..5]).await.unwrap();
+        // Let the server read the head and start the request.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Self {
+            stream,
+            rest: &SLOW_BODY[5..],
+        }
+    }
+
+    /// Sends the rest of the body and returns the whole response as text.
+    async fn finish(mut self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(self.rest).await.unwrap();
+        let mut response = Vec::new();
+        self.stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn beyond_the_concurrency_limit_requests_are_shed_with_503_but_health_answers() {
+    let mut config = camara_webrtc::Config::embedded();
+    config.server.max_concurrent_requests = 1;
+    let app = spawn_with(config).await;
+    let token = app.receiver_token();
+    let slow = SlowPut::start(&app.address, &token).await;
+    assert_error(
+        app.get_session(FIXTURE_ID, &token).await,
+        503,
+        "UNAVAILABLE",
+        "Service Unavailable: the service is at its limit of concurrent requests; retry shortly.",
+    )
+    .await;
+    for path in ["/health/live", "/health/ready", "/metrics"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let finished = slow.finish().await;
+    assert!(finished.starts_with("HTTP/1.1 200 OK\r\n"), "{finished}");
+    json_ok(app.get_session(FIXTURE_ID, &token).await).await;
+}
+
+#[tokio::test]
+async fn the_per_consumer_rate_limit_is_429_with_retry_after() {
+    let mut config = camara_webrtc::Config::embedded();
+    config.server.rate_limit_per_second = 1;
+    config.server.rate_limit_burst = 2;
+    let app = spawn_with(config).await;
+    let token = app.app_token(RECEIVER, "busy-app");
+    for _ in 0..2 {
+        json_ok(app.get_session(FIXTURE_ID, &token).await).await;
+    }
+    let limited = app.get_session(FIXTURE_ID, &token).await;
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_error(
+        limited,
+        429,
+        "TOO_MANY_REQUESTS",
+        "Rate limit reached: 1 requests per second per API consumer.",
+    )
+    .await;
+    // Another consumer has its own budget.
+    let other = app.app_token(RECEIVER, "quiet-app");
+    json_ok(app.get_session(FIXTURE_ID, &other).await).await;
+}
+
+/// `run` with a shutdown trigger, on an ephemeral port: (address, trigger, the server's task).
+async fn run_until_triggered(
+    config: camara_webrtc::Config,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), camara_webrtc::StartError>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (trigger, triggered) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(camara_webrtc::run(config, listener, async {
+        let _ = triggered.await;
+    }));
+    (address, trigger, server)
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_finishes_the_request_in_flight() {
+    let config = camara_webrtc::Config::embedded();
+    let token = camara_webrtc::auth::mint(&config.auth, RECEIVER, WRITE, None, 600).unwrap();
+    let (address, trigger, server) = run_until_triggered(config).await;
+    let slow = SlowPut::start(&address, &token).await;
+    trigger.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // No new connection is served any more...
+    let refused = reqwest::Client::new()
+        .get(format!("{address}/health/live"))
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a new request after shutdown: {refused:?}"
+    );
+    // ...but the one in flight completes, and the server then exits cleanly.
+    let finished = slow.finish().await;
+    assert!(finished.starts_with("HTTP/1.1 200 OK\r\n"), "{finished}");
+    assert!(finished.contains(r#""status":"Ringing""#), "{finished}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the server exits after its last request")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_outliving_the_grace_period_does_not_hold_shutdown() {
+    let mut config = camara_webrtc::Config::embedded();
+    config.server.shutdown_grace_seconds = 1;
+    let token = camara_webrtc::auth::mint(&config.auth, RECEIVER, WRITE, None, 600).unwrap();
+    let (address, trigger, server) = run_until_triggered(config).await;
+    // Never finished by the client.
+    let _stalled = SlowPut::start(&address, &token).await;
+    trigger.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the grace period ends the wait")
+        .unwrap()
+        .unwrap();
+}
