@@ -26,6 +26,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, Code};
+pub use status::StatusUpdate;
 
 use crate::auth::{Caller, Verifier};
 use crate::config::{Config, ServerConfig};
