@@ -59,12 +59,14 @@ impl Sdp {
                 || b == 0x7F
                 || (b == 0xC2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9F).contains(n)))
         });
-        if let Some((index, c)) = raw
-            .chars()
-            .enumerate()
-            .filter(|_| suspect)
-            .find(|(_, c)| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
-        {
+        let culprit = suspect
+            .then(|| {
+                raw.chars()
+                    .enumerate()
+                    .find(|(_, c)| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
+            })
+            .flatten();
+        if let Some((index, c)) = culprit {
             return Err(SdpError::ControlCharacter(c as u32, index + 1));
         }
         match policy {

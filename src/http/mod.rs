@@ -33,17 +33,29 @@ use crate::config::{Config, ServerConfig};
 use crate::domain::Address;
 use crate::store::SessionStore;
 
-/// What every handler can reach; cheap to clone.
+/// What every handler can reach. One `Arc`, so the several clones a request makes (one per
+/// `State` extractor and middleware) cost one atomic increment each.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn SessionStore>,
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
-    subscribers: Arc<HashSet<Address>>,
+    subscribers: HashSet<Address>,
     /// The OpenAPI document, its servers set to the configured base paths.
     openapi: Arc<str>,
-    limits: Arc<limits::Limits>,
+    limits: limits::Limits,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -56,15 +68,15 @@ impl AppState {
             .filter_map(|s| Address::from_phone_number(s))
             .collect();
         let openapi = openapi::document(&config.server.base_paths).into();
-        let limits = Arc::new(limits::Limits::new(&config.server));
-        Self {
+        let limits = limits::Limits::new(&config.server);
+        Self(Arc::new(Shared {
             limits,
             config,
             store,
             verifier,
-            subscribers: Arc::new(subscribers),
+            subscribers,
             openapi,
-        }
+        }))
     }
 
     /// A 3-legged subscriber must be known when a subscriber list is configured.
