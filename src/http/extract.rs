@@ -55,7 +55,7 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
                 ApiError::from(err)
             })?;
         let caller = Caller::from_claims(&claims);
-        tracing::Span::current().record("consumer", caller.consumer.as_str());
+        super::middleware::record_consumer(&caller.consumer);
         state.limits.check_rate(&caller.consumer)?;
         if !caller.has_scope(O::SCOPE) {
             tracing::info!(scope = O::SCOPE.as_str(), "scope missing");

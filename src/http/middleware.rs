@@ -2,6 +2,7 @@
 //! the framework makes itself, and panics.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -11,7 +12,6 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
-use tracing::field::Empty;
 
 use super::error::{ApiError, Code};
 use crate::domain::{SessionId, SessionStatus};
@@ -48,10 +48,49 @@ pub async fn correlator(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// One span per request (method, route template, correlator, consumer, the session and the move a
-/// handler made, status, latency) and one event when it finishes — one log line per request at
-/// `info`. Never the headers or the body.
-pub async fn request_span(req: Request, next: Next) -> Response {
+/// What a request's handler learned, for its log line: who called, and what it changed.
+#[derive(Debug, Default)]
+struct Facts {
+    consumer: Option<String>,
+    session: Option<String>,
+    from: Option<&'static str>,
+    to: Option<&'static str>,
+    version: Option<u64>,
+}
+
+tokio::task_local! {
+    static FACTS: RefCell<Facts>;
+}
+
+/// Notes the authenticated API consumer for the request's log line.
+pub fn record_consumer(consumer: &str) {
+    let _ = FACTS.try_with(|facts| facts.borrow_mut().consumer = Some(consumer.to_owned()));
+}
+
+/// Notes which session a handler changed, from and to which status, and the version written, for
+/// the request's log line; and counts the transition.
+pub fn record_change(
+    session: &SessionId,
+    from: Option<SessionStatus>,
+    to: SessionStatus,
+    version: u64,
+) {
+    let _ = FACTS.try_with(|facts| {
+        let mut facts = facts.borrow_mut();
+        facts.session = Some(session.as_str().to_owned());
+        facts.from = from.map(SessionStatus::as_str);
+        facts.to = Some(to.as_str());
+        facts.version = Some(version);
+    });
+    super::metrics::transition(from, to);
+}
+
+/// One log line per request, written when it finishes: method, route template, correlator,
+/// consumer, the session and the move a handler made, status and latency — never the headers or
+/// the body. The facts are gathered in a task-local, not recorded field by field on a span; the
+/// `request` span exists at `debug` (so events inside a request carry its correlator when debug
+/// logging is on) and costs nothing at `info`.
+pub async fn request_log(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -63,53 +102,42 @@ pub async fn request_span(req: Request, next: Next) -> Response {
         .and_then(|c| c.0.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        route,
-        correlator,
-        consumer = Empty,
-        session = Empty,
-        from = Empty,
-        to = Empty,
-        version = Empty,
-        status = Empty,
-        latency_ms = Empty,
-    );
     let method = req.method().clone();
+    let span = tracing::debug_span!("request", %method, route, correlator);
     let start = Instant::now();
-    let response = next.run(req).instrument(span.clone()).await;
+    let (response, facts) = FACTS
+        .scope(RefCell::default(), async move {
+            let response = next.run(req).instrument(span).await;
+            (response, FACTS.with(RefCell::take))
+        })
+        .await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
     super::metrics::request(&route, method.as_str(), status, elapsed);
-    span.record("status", status);
-    span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::error!("request failed");
-        } else {
-            tracing::info!("request finished");
-        }
-    });
-    response
-}
-
-/// Records on the request's span which session a handler changed, from and to which status, and
-/// the version written, so the request's one log line says it.
-pub fn record_change(
-    session: &SessionId,
-    from: Option<SessionStatus>,
-    to: SessionStatus,
-    version: u64,
-) {
-    let span = tracing::Span::current();
-    span.record("session", session.as_str());
-    if let Some(from) = from {
-        span.record("from", from.as_str());
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    macro_rules! line {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                %method,
+                route,
+                correlator,
+                consumer = facts.consumer,
+                session = facts.session,
+                from = facts.from,
+                to = facts.to,
+                version = facts.version,
+                status,
+                latency_ms,
+                $message
+            )
+        };
     }
-    span.record("to", to.as_str());
-    span.record("version", version);
-    super::metrics::transition(from, to);
+    if status >= 500 {
+        line!(error, "request failed");
+    } else {
+        line!(info, "request finished");
+    }
+    response
 }
 
 /// Replaces any error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from

@@ -237,7 +237,7 @@ fn with_middleware(app: Router<AppState>, server: &ServerConfig) -> Router<AppSt
             header::AUTHORIZATION,
         ]))
         .layer(axum::middleware::from_fn(middleware::correlator))
-        .layer(axum::middleware::from_fn(middleware::request_span))
+        .layer(axum::middleware::from_fn(middleware::request_log))
         .layer(axum::middleware::from_fn(middleware::camara_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,

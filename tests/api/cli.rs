@@ -380,24 +380,24 @@ async fn serve_logs_requests_and_never_secrets() {
     );
     let put = finished[0];
     assert_eq!(
-        put["span"]["route"],
+        put["fields"]["route"],
         "/webrtc/sessions/{mediaSessionId}/status"
     );
-    assert_eq!(put["span"]["method"], "PUT");
-    assert_eq!(put["span"]["correlator"], "log-1-in-progress");
-    assert_eq!(put["span"]["consumer"], RECEIVER);
-    assert_eq!(put["span"]["status"], 200);
+    assert_eq!(put["fields"]["method"], "PUT");
+    assert_eq!(put["fields"]["correlator"], "log-1-in-progress");
+    assert_eq!(put["fields"]["consumer"], RECEIVER);
+    assert_eq!(put["fields"]["status"], 200);
     // The request's one line says what it changed.
-    assert_eq!(put["span"]["session"], FIXTURE_ID);
+    assert_eq!(put["fields"]["session"], FIXTURE_ID);
     assert_eq!(
         (
-            &put["span"]["from"],
-            &put["span"]["to"],
-            &put["span"]["version"]
+            &put["fields"]["from"],
+            &put["fields"]["to"],
+            &put["fields"]["version"]
         ),
         (&json!("Initial"), &json!("InProgress"), &json!(2))
     );
-    assert!(put["span"]["latency_ms"].as_f64().is_some());
+    assert!(put["fields"]["latency_ms"].as_f64().is_some());
     let updated = events
         .iter()
         .find(|e| e["fields"]["message"] == "session status updated")
@@ -413,9 +413,19 @@ async fn serve_logs_requests_and_never_secrets() {
         .find(|e| e["fields"]["message"] == "session created")
         .unwrap();
     assert_eq!(created["fields"]["offer_len"], offer.len());
+    // With debug on, events inside a request carry its span (and correlator).
     let ended = events
         .iter()
         .find(|e| e["fields"]["message"] == "session ended")
         .unwrap();
-    assert_eq!(ended["span"]["to"], "SessionCancelled");
+    assert_eq!(ended["span"]["name"], "request");
+    assert_eq!(ended["span"]["method"], "DELETE");
+    let hung_up = finished
+        .iter()
+        .find(|e| e["fields"]["method"] == "DELETE")
+        .unwrap();
+    assert_eq!(
+        (&hung_up["fields"]["from"], &hung_up["fields"]["to"]),
+        (&json!("Initial"), &json!("SessionCancelled"))
+    );
 }
