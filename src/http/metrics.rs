@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use metrics::Counter;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
@@ -54,8 +55,21 @@ pub fn request(route: &str, method: &str, status: u16, elapsed: Duration) {
 
 /// One status change a client made (`from` is `None` for a new session).
 pub fn transition(from: Option<SessionStatus>, to: SessionStatus) {
-    let from = from.map_or("none", SessionStatus::as_str);
-    metrics::counter!(TRANSITIONS, "from" => from, "to" => to.as_str()).increment(1);
+    // The (from, to) pairs are few and fixed: each counter is looked up once, then reused, so an
+    // update does not build and hash its label set every time.
+    static COUNTERS: [[OnceLock<Counter>; 15]; 16] =
+        [const { [const { OnceLock::new() }; 15] }; 16];
+    let index = |s: SessionStatus| SessionStatus::ALL.iter().position(|x| *x == s);
+    let row = from.and_then(index).map_or(15, |i| i);
+    let Some(column) = index(to) else {
+        return;
+    };
+    COUNTERS[row][column]
+        .get_or_init(|| {
+            let from = from.map_or("none", SessionStatus::as_str);
+            metrics::counter!(TRANSITIONS, "from" => from, "to" => to.as_str())
+        })
+        .increment(1);
 }
 
 /// One refused token, by [`crate::auth::AuthError::reason`].

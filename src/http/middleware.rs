@@ -117,14 +117,15 @@ pub async fn request_log(req: Request, next: Next) -> Response {
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     macro_rules! line {
         ($level:ident, $message:literal) => {
+            // Display, not Debug: no quoting and escaping pass over each string.
             tracing::$level!(
                 %method,
-                route,
-                correlator,
-                consumer = facts.consumer,
-                session = facts.session,
-                from = facts.from,
-                to = facts.to,
+                %route,
+                %correlator,
+                consumer = facts.consumer.as_deref().map(display),
+                session = facts.session.as_deref().map(display),
+                from = facts.from.map(display),
+                to = facts.to.map(display),
                 version = facts.version,
                 status,
                 latency_ms,
