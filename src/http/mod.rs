@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri, header};
-use axum::routing::{MethodRouter, any, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -188,11 +188,10 @@ fn api_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
             &format!("{base}/sessions"),
             MethodRouter::new().fallback(sessions::sessions_other_method),
         )
-        .route(&format!("{base}/sessions/"), any(sessions::missing_id))
 }
 
-/// Unknown routes: 400 when the path is a session route with an empty id (`/sessions//status`),
-/// else 404, both as CAMARA JSON.
+/// Unknown routes: 400 when the path is a session route with an empty id (`/sessions/`,
+/// `/sessions//status`), else 404, both as CAMARA JSON.
 async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
     let empty_id = state.config.server.base_paths.iter().any(|base| {

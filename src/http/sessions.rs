@@ -139,10 +139,6 @@ pub fn missing_id_error() -> ApiError {
     ApiError::invalid("mediaSessionId is missing from the path: use /sessions/{mediaSessionId}.")
 }
 
-pub async fn missing_id() -> ApiError {
-    missing_id_error()
-}
-
 /// A 405 naming the methods the path serves (the error middleware adds CAMARA's body).
 fn not_allowed(allow: &'static str) -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)]).into_response()
