@@ -46,7 +46,7 @@ pub struct Shared {
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
     /// The OpenAPI document, its servers set to the configured base paths.
-    openapi: Arc<str>,
+    openapi: axum::body::Bytes,
     limits: limits::Limits,
 }
 

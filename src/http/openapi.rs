@@ -41,7 +41,7 @@ pub fn document(base_paths: &[String]) -> String {
 pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/yaml")],
-        state.openapi.to_string(),
+        state.openapi.clone(),
     )
 }
 
