@@ -1,6 +1,5 @@
 //! The in-process store: a map under a short-lived lock, bounded by `sessions.max_sessions`.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
 use std::sync::{PoisonError, RwLock};
@@ -115,15 +114,14 @@ impl SessionStore for MemoryStore {
                     return Err(StoreError::Full(self.capacity));
                 }
             }
-            if let Entry::Vacant(entry) = s.map.entry(session.id.clone()) {
-                entry.insert(Slot {
-                    stored: Versioned {
-                        session,
-                        version: 1,
-                    },
-                    expires: None,
-                });
-            }
+            let slot = Slot {
+                stored: Versioned {
+                    session,
+                    version: 1,
+                },
+                expires: None,
+            };
+            s.map.insert(slot.stored.session.id.clone(), slot);
             Ok(1)
         });
         Box::pin(ready(result))
