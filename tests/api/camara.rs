@@ -118,6 +118,30 @@ fn unauthenticated(cause: &str) -> String {
     format!("Request not authenticated: {cause}. A new authentication is required.")
 }
 
+/// An error scenario: the request, on both base paths, answers this CAMARA error and echoes the
+/// correlator.
+struct Refusal<'a> {
+    status: u16,
+    code: &'a str,
+    message: &'a str,
+}
+
+async fn assert_refused(
+    method: Method,
+    path: &str,
+    token: Token,
+    body: Option<String>,
+    refusal: Refusal<'_>,
+) {
+    on_both_bases(async |app, base| {
+        let url = format!("{base}{path}");
+        let response = send(app, method.clone(), &url, token, body.clone()).await;
+        assert_correlator_echoed(&response);
+        assert_error(response, refusal.status, refusal.code, refusal.message).await;
+    })
+    .await;
+}
+
 /// The three 401 scenarios of every operation.
 async fn assert_401(method: Method, path: &str, body: Option<String>, token: Token) {
     let cause = match token {
@@ -126,51 +150,31 @@ async fn assert_401(method: Method, path: &str, body: Option<String>, token: Tok
         Token::Invalid => "the access token's signature is invalid",
         Token::Valid => unreachable!("a valid token is not a 401 scenario"),
     };
-    on_both_bases(async |app, base| {
-        let response = send(
-            app,
-            method.clone(),
-            &format!("{base}{path}"),
-            token,
-            body.clone(),
-        )
-        .await;
-        assert_correlator_echoed(&response);
-        assert_error(response, 401, "UNAUTHENTICATED", &unauthenticated(cause)).await;
-    })
-    .await;
+    let message = unauthenticated(cause);
+    let refusal = Refusal {
+        status: 401,
+        code: "UNAUTHENTICATED",
+        message: &message,
+    };
+    assert_refused(method, path, token, body, refusal).await;
 }
 
 async fn assert_400(method: Method, path: &str, body: Option<String>, message: &str) {
-    on_both_bases(async |app, base| {
-        let response = send(
-            app,
-            method.clone(),
-            &format!("{base}{path}"),
-            Token::Valid,
-            body.clone(),
-        )
-        .await;
-        assert_correlator_echoed(&response);
-        assert_error(response, 400, "INVALID_ARGUMENT", message).await;
-    })
-    .await;
+    let refusal = Refusal {
+        status: 400,
+        code: "INVALID_ARGUMENT",
+        message,
+    };
+    assert_refused(method, path, Token::Valid, body, refusal).await;
 }
 
 async fn assert_404(method: Method, path: &str, body: Option<String>) {
-    on_both_bases(async |app, base| {
-        let response = send(
-            app,
-            method.clone(),
-            &format!("{base}{path}"),
-            Token::Valid,
-            body.clone(),
-        )
-        .await;
-        assert_correlator_echoed(&response);
-        assert_error(response, 404, "NOT_FOUND", NOT_FOUND).await;
-    })
-    .await;
+    let refusal = Refusal {
+        status: 404,
+        code: "NOT_FOUND",
+        message: NOT_FOUND,
+    };
+    assert_refused(method, path, Token::Valid, body, refusal).await;
 }
 
 fn created_body() -> Option<String> {

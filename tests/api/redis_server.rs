@@ -56,6 +56,14 @@ impl RedisServer {
 
     /// Always a fresh `redis-server` of the test's own (needed to stop and restart it).
     pub fn spawn(test: &str) -> Option<Self> {
+        let mut server = Self::reserved(test)?;
+        server.restart();
+        Some(server)
+    }
+
+    /// A port where nothing listens yet, and the URL a server started later (`restart`) will
+    /// have there.
+    pub fn reserved(test: &str) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -64,21 +72,12 @@ impl RedisServer {
             skip(test, "redis-server is not on PATH");
             return None;
         }
-        let mut server = Self {
-            url: String::new(),
-            port: free_port(),
+        let port = free_port();
+        Some(Self {
+            url: format!("redis://127.0.0.1:{port}/"),
+            port,
             child: None,
-        };
-        server.url = format!("redis://127.0.0.1:{}/", server.port);
-        server.restart();
-        Some(server)
-    }
-
-    /// A port where nothing listens yet, and the URL a server started later will have there.
-    pub fn reserved(test: &str) -> Option<Self> {
-        let mut server = Self::spawn(test)?;
-        server.stop();
-        Some(server)
+        })
     }
 
     /// Kills the server, as a crash would (its data is gone: no persistence).
