@@ -51,13 +51,15 @@ impl Sdp {
                 return Err(SdpError::TooLong(chars));
             }
         }
-        // A byte scan first (C0 controls and DEL are single bytes; the C1 controls U+0080–U+009F
-        // are 0xC2 0x80–0x9F in UTF-8); characters are counted only to name the culprit.
-        // A byte scan first, branch-free so it vectorises: C0 controls and DEL are single bytes,
-        // and the C1 controls U+0080–U+009F start with 0xC2 (as do a few printable characters,
-        // which the character walk then clears).
-        let suspect = raw.as_bytes().iter().any(|&b| {
-            (b < 0x20 && b != b'\r' && b != b'\n' && b != b'\t') | (b == 0x7F) | (b == 0xC2)
+        // A byte scan first: C0 controls and DEL are single bytes, and the C1 controls
+        // U+0080–U+009F start with 0xC2 (as do a few printable characters, which the character
+        // walk then clears). Each 32-byte chunk is folded without an early exit, so it vectorises.
+        let suspect = raw.as_bytes().chunks(32).any(|chunk| {
+            chunk.iter().fold(false, |seen, &b| {
+                seen | ((b < 0x20) & (b != b'\r') & (b != b'\n') & (b != b'\t'))
+                    | (b == 0x7F)
+                    | (b == 0xC2)
+            })
         });
         let culprit = suspect
             .then(|| {
@@ -385,6 +387,18 @@ mod tests {
                 Sdp::parse(format!("v=0 é{c}"), SdpPolicy::Lenient),
                 Err(SdpError::ControlCharacter(c as u32, 6)),
                 "{c:?}"
+            );
+        }
+        // The scan works in 32-byte chunks: a control character is found at every position,
+        // chunk edges and a short tail included.
+        for at in 4..100 {
+            let mut raw = format!("v=0\r\n{}", "a".repeat(95)).into_bytes();
+            raw[at] = 0x1B;
+            let raw = String::from_utf8(raw).unwrap();
+            assert_eq!(
+                Sdp::parse(raw, SdpPolicy::Lenient),
+                Err(SdpError::ControlCharacter(0x1B, at + 1)),
+                "at byte {at}"
             );
         }
         for ok in ["v=0 \u{A0}é\u{7E}\t\r\n", "v=0 s=Ω ©"] {
