@@ -124,11 +124,10 @@ impl Fields {
     }
 
     pub fn address(&mut self, key: &str) -> Result<Option<Address>, ApiError> {
-        let path = self.path(key);
         self.string(key)?
             .map(Address::parse)
             .transpose()
-            .map_err(|e| ApiError::invalid(format!("{path} {e}.")))
+            .map_err(|e| ApiError::invalid(format!("{} {e}.", self.path(key))))
     }
 
     /// `{ "sdp": "..." }`, checked against the configured SDP policy.
@@ -144,11 +143,14 @@ impl Fields {
 
     /// A session status: unknown strings are INVALID_ARGUMENT.
     pub fn status(&mut self, key: &str) -> Result<SessionStatus, ApiError> {
-        let path = self.path(key);
         let raw = self.required_string(key)?;
         raw.parse().map_err(|_| {
             let names: Vec<&str> = SessionStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::invalid(format!("{path} must be one of {}.", names.join(", ")))
+            ApiError::invalid(format!(
+                "{} must be one of {}.",
+                self.path(key),
+                names.join(", ")
+            ))
         })
     }
 

@@ -82,13 +82,13 @@ impl StatusUpdate {
                 ));
             }
         };
-        let status_path = fields.path("status");
         let status = fields.status("status")?;
         if !status.is_client_settable() {
             return Err(ApiError::new(
                 Code::OutOfRange,
                 format!(
-                    "{status_path} {status} is set by the network; use DELETE to end a session."
+                    "{} {status} is set by the network; use DELETE to end a session.",
+                    fields.path("status")
                 ),
             ));
         }
