@@ -2,14 +2,16 @@
 //! a histogram, transitions by from/to, authentication failures by reason, and the sessions of this
 //! instance's store by status. Labels are route templates and fixed names, never raw ids.
 
+use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::Method;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
@@ -44,13 +46,62 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// The handles of one (route, method, status) series.
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+/// Handles by route template, then by (method, status). The label sets are few and bounded (route
+/// templates, [`method_label`], three-digit statuses), so each series is registered once and then
+/// reused: a request does not build, hash and look up its label strings in the registry.
+type SeriesCache = RwLock<HashMap<String, HashMap<(&'static str, u16), Series>>>;
+
+/// The method as a label: the standard ones by name, any other as `other`, so a client cannot
+/// create series at will.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// One finished request.
-pub fn request(route: &str, method: &str, status: u16, elapsed: Duration) {
-    let (route, method) = (route.to_owned(), method.to_owned());
-    metrics::counter!(REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!(DURATION, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
+    static CACHE: LazyLock<SeriesCache> = LazyLock::new(|| {
+        handle(); // the recorder exists before the first handle is registered
+        RwLock::default()
+    });
+    let method = method_label(method);
+    let seconds = elapsed.as_secs_f64();
+    let record = |series: &Series| {
+        series.requests.increment(1);
+        series.duration.record(seconds);
+    };
+    {
+        let cache = CACHE.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(series) = cache.get(route).and_then(|m| m.get(&(method, status))) {
+            return record(series);
+        }
+    }
+    let mut cache = CACHE.write().unwrap_or_else(PoisonError::into_inner);
+    let series = cache
+        .entry(route.to_owned())
+        .or_default()
+        .entry((method, status))
+        .or_insert_with(|| Series {
+            requests: metrics::counter!(REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status.to_string()),
+            duration: metrics::histogram!(DURATION, "route" => route.to_owned(), "method" => method),
+        });
+    record(series);
 }
 
 /// One status change a client made (`from` is `None` for a new session).

@@ -113,7 +113,7 @@ pub async fn request_log(req: Request, next: Next) -> Response {
         .await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
-    super::metrics::request(&route, method.as_str(), status, elapsed);
+    super::metrics::request(&route, &method, status, elapsed);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     macro_rules! line {
         ($level:ident, $message:literal) => {

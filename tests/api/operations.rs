@@ -67,6 +67,45 @@ async fn metrics_count_requests_by_route_template_transitions_and_auth_failures(
 }
 
 #[tokio::test]
+async fn methods_outside_the_standard_set_share_one_label_and_series_keep_counting() {
+    let app = spawn_app().await;
+    let other =
+        r#"camara_webrtc_http_requests_total{route="/health/live",method="other",status="405"}"#;
+    let get =
+        r#"camara_webrtc_http_requests_total{route="/health/live",method="GET",status="200"}"#;
+    let before = metrics(&app).await;
+    for made_up in ["BREW", "WHEN", "BREW"] {
+        let method = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    for _ in 0..3 {
+        let response = app
+            .client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let after = metrics(&app).await;
+    assert!(
+        sample(&after, other) >= sample(&before, other) + 3.0,
+        "{after}"
+    );
+    assert!(sample(&after, get) >= sample(&before, get) + 3.0, "{after}");
+    assert!(
+        !after.contains("BREW") && !after.contains("WHEN"),
+        "{after}"
+    );
+}
+
+#[tokio::test]
 async fn ended_sessions_leave_the_sessions_gauge() {
     let app = spawn_app().await;
     let token = app.app_token(RECEIVER, "app");
