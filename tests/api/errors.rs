@@ -328,17 +328,28 @@ async fn valid_correlator_is_echoed_on_success_and_error() {
 #[tokio::test]
 async fn absent_correlator_gets_a_generated_uuid() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .unwrap();
-    let value = response.headers()["x-correlator"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(uuid::Uuid::parse_str(&value).is_ok(), "{value}");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let response = app
+            .client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap();
+        let value = response.headers()["x-correlator"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let uuid = uuid::Uuid::parse_str(&value).unwrap();
+        assert_eq!(uuid.get_version_num(), 4, "{value}");
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{value}");
+        assert_eq!(
+            value,
+            uuid.hyphenated().to_string(),
+            "lower-case, hyphenated"
+        );
+        assert!(seen.insert(value), "a generated correlator repeated");
+    }
 }
 
 #[tokio::test]
