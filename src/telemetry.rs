@@ -1,9 +1,13 @@
 //! Log output: text or JSON lines on stdout, filtered by `RUST_LOG` when set, else `log.level`.
 
+mod text;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{LogConfig, LogFormat};
+
+use text::{TextFields, TextLine};
 
 /// Installs the global subscriber. Call once, from the binary.
 pub fn init(log: &LogConfig) {
@@ -11,13 +15,11 @@ pub fn init(log: &LogConfig) {
         Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
         _ => EnvFilter::new(&log.level),
     };
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE)
-        .with_ansi(ansi);
+        .with_span_events(FmtSpan::NONE);
     match log.format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(TextFields).event_format(TextLine).init(),
         LogFormat::Json => builder
             .json()
             .with_current_span(true)

@@ -158,8 +158,6 @@ fn healthcheck_fails_when_nothing_listens() {
     assert!(stderr.starts_with("camara-webrtc: 127.0.0.1:"), "{stderr}");
 }
 
-/// `serve` at trace level in JSON while the seed's five examples run: the logs are JSON lines
-/// with the request span, and no secret appears anywhere in them.
 /// `camara-webrtc serve` as a child process, its stdout and stderr lines collected.
 struct Served {
     child: std::process::Child,
@@ -169,7 +167,8 @@ struct Served {
 }
 
 impl Served {
-    /// Starts `serve --listen 127.0.0.1:0` with `env` (JSON logs) and waits for its address.
+    /// Starts `serve --listen 127.0.0.1:0` with `env` (JSON logs unless `env` says otherwise) and
+    /// waits for its address.
     fn start(env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -197,9 +196,17 @@ impl Served {
                 .recv_timeout(Duration::from_secs(20))
                 .expect("serve prints its address");
             let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let text = line
+                .split_once(": listening address=")
+                .map(|(_, rest)| rest);
+            let address = match (&event["fields"]["address"], text) {
+                (serde_json::Value::String(address), _) => Some(address.clone()),
+                (_, Some(rest)) => rest.split(' ').next().map(str::to_owned),
+                _ => None,
+            };
             lines.push(line);
-            if event["fields"]["message"] == "listening" {
-                break event["fields"]["address"].as_str().unwrap().to_owned();
+            if let Some(address) = address {
+                break address;
             }
         };
         Self {
@@ -281,6 +288,8 @@ async fn two_serve_processes_share_one_redis_configured_by_env() {
     }
 }
 
+/// `serve` at trace level in JSON while the seed's five examples run: the logs are JSON lines
+/// with the request span, and no secret appears anywhere in them.
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_logs_requests_and_never_secrets() {
     let served = Served::start(&[("RUST_LOG", "trace")]);
@@ -427,5 +436,81 @@ async fn serve_logs_requests_and_never_secrets() {
     assert_eq!(
         (&hung_up["fields"]["from"], &hung_up["fields"]["to"]),
         (&json!("Initial"), &json!("SessionCancelled"))
+    );
+}
+
+/// The default text format, as an operator reads it: one line per event in tracing's usual layout,
+/// the request's line with its facts, and a value that carries a line break (a client id from a
+/// token signed with the public development key) escaped, so it cannot forge a line.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_logs_keep_one_event_per_line() {
+    let served = Served::start(&[
+        ("CAMARA_WEBRTC__LOG__FORMAT", "text"),
+        ("RUST_LOG", "debug"),
+    ]);
+    let forger = "app\n2026-01-01T00:00:00.000000Z  INFO forged: line";
+    let (ok, token, _) = run(
+        &[
+            "token",
+            "--sub",
+            RECEIVER,
+            "--scope",
+            WRITE,
+            "--client-id",
+            forger,
+        ],
+        &[],
+    );
+    assert!(ok);
+    let response = reqwest::Client::new()
+        .put(format!(
+            "http://{}/webrtc/sessions/{FIXTURE_ID}/status",
+            served.address
+        ))
+        .bearer_auth(token.trim())
+        .header("x-correlator", "text-1")
+        .json(&json!({ "status": "Ringing" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, lines) = served.terminate("TERM");
+    assert!(status.success());
+    let layout = regex::Regex::new(
+        r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z +(TRACE|DEBUG|INFO|WARN|ERROR) [^ ].*$",
+    )
+    .unwrap();
+    for line in &lines {
+        assert!(layout.is_match(line), "{line:?}");
+    }
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("forged: line") && l.starts_with("2026-01-01"))
+    );
+    let finished: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" request finished "))
+        .collect();
+    assert_eq!(finished.len(), 1, "{lines:#?}");
+    let (_, facts) = finished[0].split_once("  INFO ").unwrap();
+    let latency = facts.rsplit_once(" latency_ms=").unwrap().1;
+    assert!(latency.parse::<f64>().is_ok(), "{latency}");
+    assert_eq!(
+        facts.rsplit_once(" latency_ms=").unwrap().0,
+        format!(
+            "camara_webrtc::http::middleware: request finished method=PUT \
+             route=/webrtc/sessions/{{mediaSessionId}}/status correlator=text-1 \
+             consumer=app\\n2026-01-01T00:00:00.000000Z  INFO forged: line \
+             session={FIXTURE_ID} from=Initial to=Ringing version=2 status=200"
+        )
+    );
+    // Debug events inside the request carry its span.
+    assert!(
+        lines.iter().any(|l| l.contains(
+            " DEBUG request{method=PUT route=/webrtc/sessions/{mediaSessionId}/status \
+             correlator=text-1}: camara_webrtc::http::status: session status updated"
+        )),
+        "{lines:#?}"
     );
 }
