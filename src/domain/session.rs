@@ -112,6 +112,15 @@ pub enum CallType {
     Emergency,
 }
 
+impl CallType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Regular => "REGULAR",
+            Self::Emergency => "EMERGENCY",
+        }
+    }
+}
+
 /// Which side of the call the API consumer that owns the session acts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -225,6 +234,29 @@ impl Session {
 }
 
 #[cfg(test)]
+impl Session {
+    /// A bare outgoing session between two phone numbers, without SDP, for unit tests.
+    pub(crate) fn example(status: SessionStatus) -> Self {
+        Self {
+            id: SessionId::parse("s").unwrap(),
+            originator: Address::parse("tel:+17085852753").unwrap(),
+            originator_name: None,
+            receiver: Address::parse("tel:+17085854000").unwrap(),
+            receiver_name: None,
+            status,
+            offer: None,
+            answer: None,
+            call_type: CallType::Regular,
+            location: None,
+            owner: None,
+            direction: Direction::Outgoing,
+            withheld_originator: None,
+            ended: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -265,22 +297,7 @@ mod tests {
     }
 
     fn in_status(status: SessionStatus) -> Session {
-        Session {
-            id: SessionId::parse("s").unwrap(),
-            originator: Address::parse("tel:+17085852753").unwrap(),
-            originator_name: None,
-            receiver: Address::parse("tel:+17085854000").unwrap(),
-            receiver_name: None,
-            status,
-            offer: None,
-            answer: None,
-            call_type: CallType::Regular,
-            location: None,
-            owner: None,
-            direction: Direction::Outgoing,
-            withheld_originator: None,
-            ended: false,
-        }
+        Session::example(status)
     }
 
     #[test]

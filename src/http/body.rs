@@ -1,16 +1,13 @@
 //! Reading JSON request bodies field by field, so every refusal names the offending field by its
 //! full path (`receiverSessionStatus.answer.sdp`), and the DTOs the session routes answer with.
 
-use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, Code};
+use super::json::{self, Object};
 use crate::domain::location::{Confidence, Coordinates, Method, Number, Pdf};
-use crate::domain::{
-    Address, CallType, Location, LocationError, Sdp, SdpPolicy, Session, SessionStatus,
-};
+use crate::domain::{Address, Location, LocationError, Sdp, SdpPolicy, Session, SessionStatus};
 
 /// A JSON object being read; `prefix` is its path in the body (`""` at the top, else ending in `.`).
 pub struct Fields {
@@ -211,77 +208,74 @@ impl Fields {
     }
 }
 
-/// A JSON response serialised once into a buffer sized for it: SDP bodies are most of a session
-/// response, and escaping at most doubles them (CRLF becomes `\r\n`).
-pub fn json_response<T: Serialize>(value: &T, sdp_bytes: usize) -> Response {
-    let mut buffer = Vec::with_capacity(256 + 2 * sdp_bytes);
-    match serde_json::to_writer(&mut buffer, value) {
-        Ok(()) => ([(CONTENT_TYPE, "application/json")], buffer).into_response(),
-        Err(err) => {
-            tracing::error!(%err, "a response does not serialise");
-            ApiError::plain(Code::Internal).into_response()
+/// CAMARA's `MediaSessionResponse`: the full session, as a JSON response.
+pub fn session_response(s: &Session) -> Response {
+    json::response(session_json(s))
+}
+
+fn session_json(s: &Session) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = json::buffer([s.offer.as_ref(), s.answer.as_ref()]);
+    let written = Object::new(&mut out)
+        .str("mediaSessionId", s.id.as_str())
+        .str("originatorAddress", s.originator.as_str())
+        .opt_str("originatorName", s.originator_name.as_deref())
+        .str("receiverAddress", s.receiver.as_str())
+        .opt_str("receiverName", s.receiver_name.as_deref())
+        .str("status", s.status.as_str())
+        .sdp("offer", s.offer.as_ref())
+        .sdp("answer", s.answer.as_ref())
+        .str("callType", s.call_type.as_str())
+        .serde("locationDetails", s.location.as_ref())
+        .map(Object::end);
+    written.map(|()| out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CallType;
+    use crate::domain::location::Coordinates;
+
+    fn session() -> Session {
+        Session::example(SessionStatus::Initial)
+    }
+
+    fn written(session: &Session) -> String {
+        String::from_utf8(session_json(session).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_session_is_written_member_by_member_in_schema_order() {
+        let mut full = session();
+        full.originator_name = Some("Al \"the\" caller".into());
+        full.receiver_name = Some("Bob\n".into());
+        full.status = SessionStatus::Connected;
+        full.offer = Some(Sdp::parse("v=0\r\na=x\r\n".into(), SdpPolicy::Lenient).unwrap());
+        full.answer = Some(Sdp::parse("v=0\r\n".into(), SdpPolicy::Lenient).unwrap());
+        full.call_type = CallType::Emergency;
+        let circle = Coordinates::Circle {
+            latitude: Number(50.7),
+            longitude: Number(-4.5),
+            radius: Number(800.0),
+        };
+        full.location = Some(Location::new(circle, None, None, None).unwrap());
+        assert_eq!(
+            written(&full),
+            r#"{"mediaSessionId":"s","originatorAddress":"tel:+17085852753","originatorName":"Al \"the\" caller","receiverAddress":"tel:+17085854000","receiverName":"Bob\n","status":"Connected","offer":{"sdp":"v=0\r\na=x\r\n"},"answer":{"sdp":"v=0\r\n"},"callType":"EMERGENCY","locationDetails":{"shape":"Circle","coordinates":{"latitude":50.7,"longitude":-4.5,"radius":800}}}"#
+        );
+        assert_eq!(
+            written(&session()),
+            r#"{"mediaSessionId":"s","originatorAddress":"tel:+17085852753","receiverAddress":"tel:+17085854000","status":"Initial","callType":"REGULAR"}"#
+        );
+    }
+
+    #[test]
+    fn statuses_and_call_types_are_written_as_serde_names_them() {
+        for status in SessionStatus::ALL {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
         }
-    }
-}
-
-/// `{ "sdp": ... }` in a response, the SDP exactly as stored.
-#[derive(Debug, Serialize)]
-pub struct SdpBody<'a> {
-    pub sdp: &'a str,
-}
-
-impl<'a> SdpBody<'a> {
-    pub fn of(sdp: Option<&'a Sdp>) -> Option<Self> {
-        sdp.map(|sdp| Self { sdp: sdp.as_str() })
-    }
-}
-
-/// CAMARA's `MediaSessionResponse`: the full session.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionBody<'a> {
-    pub media_session_id: &'a str,
-    pub originator_address: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub originator_name: Option<&'a str>,
-    pub receiver_address: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receiver_name: Option<&'a str>,
-    pub status: SessionStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offer: Option<SdpBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answer: Option<SdpBody<'a>>,
-    pub call_type: CallType,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location_details: Option<&'a Location>,
-}
-
-impl SessionBody<'_> {
-    /// The session as a JSON response.
-    pub fn response(session: &Session) -> Response {
-        let sdp_bytes = [&session.offer, &session.answer]
-            .into_iter()
-            .flatten()
-            .map(Sdp::len)
-            .sum();
-        json_response(&SessionBody::from(session), sdp_bytes)
-    }
-}
-
-impl<'a> From<&'a Session> for SessionBody<'a> {
-    fn from(s: &'a Session) -> Self {
-        Self {
-            media_session_id: s.id.as_str(),
-            originator_address: s.originator.as_str(),
-            originator_name: s.originator_name.as_deref(),
-            receiver_address: s.receiver.as_str(),
-            receiver_name: s.receiver_name.as_deref(),
-            status: s.status,
-            offer: SdpBody::of(s.offer.as_ref()),
-            answer: SdpBody::of(s.answer.as_ref()),
-            call_type: s.call_type,
-            location_details: s.location.as_ref(),
+        for call_type in [CallType::Regular, CallType::Emergency] {
+            assert_eq!(serde_json::to_value(call_type).unwrap(), call_type.as_str());
         }
     }
 }

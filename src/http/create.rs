@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::AppState;
-use super::body::{Fields, SessionBody};
+use super::body::{Fields, session_response};
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, CreateOp, JsonBody, RegistrationId};
 use super::middleware::record_change;
@@ -176,7 +176,7 @@ pub async fn create_session(
     Ok((
         StatusCode::CREATED,
         [etag(version), (header::LOCATION, location)],
-        SessionBody::response(&session),
+        session_response(&session),
     )
         .into_response())
 }

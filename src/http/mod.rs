@@ -5,6 +5,7 @@ mod create;
 mod error;
 mod extract;
 mod health;
+mod json;
 mod limits;
 mod metrics;
 mod middleware;

@@ -8,7 +8,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::body::SessionBody;
+use super::body::session_response;
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, DeleteOp, ReadOp, SessionPath};
 use super::middleware::record_change;
@@ -87,7 +87,7 @@ pub async fn get_session(
 ) -> Result<Response, ApiError> {
     state.check_subscriber(&caller)?;
     let found = load_visible(&state, &caller, &id).await?;
-    Ok(([etag(found.version)], SessionBody::response(&found.session)).into_response())
+    Ok(([etag(found.version)], session_response(&found.session)).into_response())
 }
 
 /// Ends the session: SessionCancelled (originator) or Declined (receiver) before it was answered,

@@ -1,20 +1,18 @@
 //! `PUT /sessions/{mediaSessionId}/status`: parse → authorise → load → transition → compare-and-swap → respond.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::Map;
 
 use super::AppState;
-use super::body::{Fields, SdpBody, SessionBody, json_response};
+use super::body::{Fields, session_response};
 use super::error::{ApiError, Code};
 use super::extract::{Authorized, JsonBody, SessionPath, WriteOp};
+use super::json::{self, Object};
 use super::middleware::record_change;
 use super::sessions::{etag, update_visible};
 use crate::auth::Caller;
-use crate::domain::{Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange};
+use crate::domain::{Address, Sdp, SdpPolicy, Session, StatusChange};
 
 /// Which body shape the client used; the response mirrors it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,27 +146,6 @@ impl StatusUpdate {
     }
 }
 
-/// The seed's envelope in a response: the fields the request carried, values as stored.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Mirror<'a> {
-    status: SessionStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    answer: Option<SdpBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offer: Option<SdpBody<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    originator_address: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    originator_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    receiver_address: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    receiver_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    location_details: Option<&'a Location>,
-}
-
 fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     sdp.map(|sdp| {
@@ -211,28 +188,31 @@ pub async fn put_status(
 
 fn respond(update: &StatusUpdate, session: &Session, version: u64) -> Response {
     let headers = [etag(version)];
-    match update.envelope {
-        Envelope::Flat => (headers, SessionBody::response(session)).into_response(),
-        Envelope::Receiver(key) => {
-            let change = &update.change;
-            let parties = &update.parties;
-            let mirror = Mirror {
-                status: session.status,
-                answer: SdpBody::of(change.answer.as_ref()),
-                offer: SdpBody::of(change.offer.as_ref()),
-                originator_address: parties.originator.as_ref().map(Address::as_str),
-                originator_name: parties.originator_name.as_deref(),
-                receiver_address: parties.receiver.as_ref().map(Address::as_str),
-                receiver_name: parties.receiver_name.as_deref(),
-                location_details: change.location.as_ref(),
-            };
-            let sdp_bytes = [&change.answer, &change.offer]
-                .into_iter()
-                .flatten()
-                .map(Sdp::len)
-                .sum();
-            let body = json_response(&BTreeMap::from([(key, mirror)]), sdp_bytes);
-            (headers, body).into_response()
-        }
-    }
+    let Envelope::Receiver(key) = update.envelope else {
+        return (headers, session_response(session)).into_response();
+    };
+    // The seed's envelope, under the key the client used: the fields the request carried, values
+    // as stored.
+    let (change, parties) = (&update.change, &update.parties);
+    let mut out = json::buffer([change.answer.as_ref(), change.offer.as_ref()]);
+    let mut top = Object::new(&mut out);
+    let written = top
+        .object(key)
+        .str("status", session.status.as_str())
+        .sdp("answer", change.answer.as_ref())
+        .sdp("offer", change.offer.as_ref())
+        .opt_str(
+            "originatorAddress",
+            parties.originator.as_ref().map(Address::as_str),
+        )
+        .opt_str("originatorName", parties.originator_name.as_deref())
+        .opt_str(
+            "receiverAddress",
+            parties.receiver.as_ref().map(Address::as_str),
+        )
+        .opt_str("receiverName", parties.receiver_name.as_deref())
+        .serde("locationDetails", change.location.as_ref())
+        .map(Object::end);
+    top.end();
+    (headers, json::response(written.map(|()| out))).into_response()
 }
