@@ -11,7 +11,6 @@ use camara_webrtc::domain::{SdpPolicy, SessionStatus, StatusChange};
 use camara_webrtc::http::StatusUpdate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
 
 fn fixture(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,10 +36,7 @@ fn body(c: &mut Criterion) {
     ] {
         let raw = std::fs::read(fixture(file)).unwrap();
         group.bench_function(name, |b| {
-            b.iter(|| {
-                let map: Map<String, Value> = serde_json::from_slice(black_box(&raw)).unwrap();
-                StatusUpdate::parse(map, policy).unwrap()
-            })
+            b.iter(|| StatusUpdate::from_json(black_box(&raw), policy).unwrap())
         });
     }
     group.finish();
@@ -91,8 +87,9 @@ fn transition(c: &mut Criterion) {
     let mut session = Config::embedded().fixture_sessions().unwrap().remove(0);
     session.status = SessionStatus::Hold;
     let raw = std::fs::read(fixture("seed/request-4-hold.json")).unwrap();
-    let map: Map<String, Value> = serde_json::from_slice(&raw).unwrap();
-    let change: StatusChange = StatusUpdate::parse(map, SdpPolicy::Lenient).unwrap().change;
+    let change: StatusChange = StatusUpdate::from_json(&raw, SdpPolicy::Lenient)
+        .unwrap()
+        .change;
     group.bench_function("apply/hold-with-answer", |b| {
         b.iter(|| black_box(&session).apply(black_box(&change)).unwrap())
     });

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::body::{Fields, session_response};
 use super::error::{ApiError, Code};
-use super::extract::{Authorized, CreateOp, JsonBody, RegistrationId};
+use super::extract::{Authorized, CreateOp, JsonBody, RegistrationId, json_object};
 use super::middleware::record_change;
 use super::sessions::etag;
 use crate::auth::Caller;
@@ -139,7 +139,7 @@ pub async fn create_session(
     RegistrationId(registration): RegistrationId,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let new = NewSession::parse(body, state.config.sdp.validation)?;
+    let new = NewSession::parse(json_object(&body)?, state.config.sdp.validation)?;
     state.check_subscriber(&caller)?;
     let sessions = &state.config.sessions;
     if sessions.check_registration && !sessions.registrations.contains(&registration) {

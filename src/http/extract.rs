@@ -113,9 +113,20 @@ impl<S: Send + Sync> FromRequestParts<S> for RegistrationId {
     }
 }
 
-/// A request body that is a JSON object, sent as `application/json` (or `+json`), or with no
-/// `Content-Type` or curl's default form type, as the seed's own curl example does.
-pub struct JsonBody(pub Map<String, Value>);
+/// A request body sent as `application/json` (or `+json`), or with no `Content-Type` or curl's
+/// default form type, as the seed's own curl example does; not empty. [`json_object`] reads it.
+pub struct JsonBody(pub Bytes);
+
+/// The body as a JSON object, or a 400 that says why it is not one.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
+        Err(e) => Err(ApiError::invalid(format!(
+            "The request body is not valid JSON: {e}."
+        ))),
+    }
+}
 
 fn content_type_ok(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE) else {
@@ -158,12 +169,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid("A JSON request body is required."));
         }
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(Self(map)),
-            Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
-            Err(e) => Err(ApiError::invalid(format!(
-                "The request body is not valid JSON: {e}."
-            ))),
-        }
+        Ok(Self(bytes))
     }
 }

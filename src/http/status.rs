@@ -4,10 +4,12 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::Map;
 
+mod fast;
+
 use super::AppState;
 use super::body::{Fields, session_response};
 use super::error::{ApiError, Code};
-use super::extract::{Authorized, JsonBody, SessionPath, WriteOp};
+use super::extract::{Authorized, JsonBody, SessionPath, WriteOp, json_object};
 use super::json::{self, Object};
 use super::middleware::record_change;
 use super::sessions::{etag, update_visible};
@@ -44,6 +46,17 @@ pub struct StatusUpdate {
 const ENVELOPE_KEYS: [&str; 2] = ["receiverSessionStatus", "ReceiverSessionStatus"];
 
 impl StatusUpdate {
+    /// The update a PUT body asks for. The common bodies (a status, perhaps an offer or answer,
+    /// flat or in the seed's envelope) are read straight into typed values; any other body, and
+    /// any body with something wrong in it, is read field by field by [`Self::parse`], which
+    /// decides what it means and names the field at fault.
+    pub fn from_json(body: &[u8], policy: SdpPolicy) -> Result<Self, ApiError> {
+        match fast::read(body, policy) {
+            Some(update) => Ok(update),
+            None => Self::parse(json_object(body)?, policy),
+        }
+    }
+
     pub fn parse(
         mut top: Map<String, serde_json::Value>,
         policy: SdpPolicy,
@@ -161,7 +174,7 @@ pub async fn put_status(
     SessionPath(id): SessionPath,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let update = StatusUpdate::parse(body, state.config.sdp.validation)?;
+    let update = StatusUpdate::from_json(&body, state.config.sdp.validation)?;
     if update
         .media_session_id
         .as_deref()
