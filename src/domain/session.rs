@@ -1,7 +1,7 @@
 //! A media session, its identifiers and parties, and how a client's status change applies to it.
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -13,10 +13,11 @@ use super::status::{SessionStatus, TransitionError};
 /// The longest `mediaSessionId`, address or name CAMARA allows.
 pub const MAX_ID_LEN: usize = 256;
 
-/// A `mediaSessionId`: non-empty and at most 256 characters.
+/// A `mediaSessionId`: non-empty and at most 256 characters. Shared, not copied: a session is
+/// cloned on every read and update, and its id and addresses are most of what a clone allocates.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SessionId(String);
+pub struct SessionId(Arc<str>);
 
 /// Why a string is not a usable `mediaSessionId`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +36,7 @@ impl SessionId {
         } else if raw.chars().count() > MAX_ID_LEN {
             Err(SessionIdError::TooLong)
         } else {
-            Ok(Self(raw))
+            Ok(Self(raw.into()))
         }
     }
 
@@ -63,10 +64,11 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the CAMARA address pattern compiles")
 });
 
-/// A party's address, valid against CAMARA's `Address` pattern (at most 256 characters).
+/// A party's address, valid against CAMARA's `Address` pattern (at most 256 characters); shared
+/// like [`SessionId`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Address(String);
+pub struct Address(Arc<str>);
 
 /// The string does not match CAMARA's `Address` pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,7 +79,7 @@ impl Address {
     pub fn parse(raw: impl Into<String>) -> Result<Self, AddressError> {
         let raw = raw.into();
         if raw.len() <= MAX_ID_LEN && ADDRESS.is_match(&raw) {
-            Ok(Self(raw))
+            Ok(Self(raw.into()))
         } else {
             Err(AddressError)
         }
@@ -89,7 +91,7 @@ impl Address {
         let plausible = (5..=15).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
             && !digits.starts_with('0');
-        plausible.then(|| Self(format!("tel:+{digits}")))
+        plausible.then(|| Self(format!("tel:+{digits}").into()))
     }
 
     pub fn as_str(&self) -> &str {
