@@ -422,9 +422,9 @@ impl Config {
             sessions.push(Session {
                 id,
                 originator,
-                originator_name: f.originator_name.clone(),
+                originator_name: f.originator_name.as_deref().map(Into::into),
                 receiver,
-                receiver_name: f.receiver_name.clone(),
+                receiver_name: f.receiver_name.as_deref().map(Into::into),
                 status: f.status,
                 offer: Some(offer),
                 answer: None,

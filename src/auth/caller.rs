@@ -1,5 +1,7 @@
 //! Who is calling: the API consumer, the subscriber of a 3-legged token, and the granted scopes.
 
+use std::sync::Arc;
+
 use crate::domain::{Address, Session};
 
 use super::Claims;
@@ -24,35 +26,34 @@ impl Scope {
     }
 }
 
-/// The authenticated caller of one request.
+/// The authenticated caller of one request: its verified claims (shared with the token cache,
+/// so a request copies nothing out of them) and the subscriber they name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The API consumer: `client_id`, else `azp`, else `sub`.
-    pub consumer: String,
+    claims: Arc<Claims>,
     /// The subscriber a 3-legged token acts for (its `sub` as a TEL URI); `None` for 2-legged tokens.
     pub subscriber: Option<Address>,
-    scopes: Vec<String>,
 }
 
 impl Caller {
-    pub fn from_claims(claims: &Claims) -> Self {
+    pub fn from_claims(claims: Arc<Claims>) -> Self {
         let subscriber = claims.sub.as_deref().and_then(Address::from_phone_number);
-        let consumer = claims
+        Self { claims, subscriber }
+    }
+
+    /// The API consumer: `client_id`, else `azp`, else `sub`.
+    pub fn consumer(&self) -> &str {
+        let claims = &self.claims;
+        claims
             .client_id
-            .as_ref()
-            .or(claims.azp.as_ref())
-            .or(claims.sub.as_ref())
-            .cloned()
-            .unwrap_or_default();
-        Self {
-            consumer,
-            subscriber,
-            scopes: claims.scope.clone(),
-        }
+            .as_deref()
+            .or(claims.azp.as_deref())
+            .or(claims.sub.as_deref())
+            .unwrap_or_default()
     }
 
     pub fn has_scope(&self, scope: Scope) -> bool {
-        self.scopes.iter().any(|s| s == scope.as_str())
+        self.claims.scope.iter().any(|s| s == scope.as_str())
     }
 
     /// Whether the session exists for this caller: owned by its consumer (or a fixture), and, for a
@@ -61,7 +62,7 @@ impl Caller {
         let owner_ok = session
             .owner
             .as_ref()
-            .is_none_or(|owner| owner == &self.consumer);
+            .is_none_or(|owner| &**owner == self.consumer());
         let party_ok = self
             .subscriber
             .as_ref()
@@ -74,29 +75,29 @@ impl Caller {
 mod tests {
     use super::*;
 
-    fn claims(sub: &str, client_id: Option<&str>) -> Claims {
-        Claims {
+    fn claims(sub: &str, client_id: Option<&str>) -> Arc<Claims> {
+        Arc::new(Claims {
             sub: Some(sub.into()),
             client_id: client_id.map(Into::into),
             azp: None,
             scope: vec![],
             exp: None,
-        }
+        })
     }
 
     #[test]
     fn three_legged_tokens_carry_a_subscriber() {
-        let caller = Caller::from_claims(&claims("tel:+17085854000", Some("app")));
+        let caller = Caller::from_claims(claims("tel:+17085854000", Some("app")));
+        assert_eq!(caller.consumer(), "app");
         assert_eq!(caller.subscriber.unwrap().as_str(), "tel:+17085854000");
-        assert_eq!(caller.consumer, "app");
-        let caller = Caller::from_claims(&claims("+17085854000", None));
+        let caller = Caller::from_claims(claims("+17085854000", None));
         assert_eq!(caller.subscriber.unwrap().as_str(), "tel:+17085854000");
     }
 
     #[test]
     fn two_legged_tokens_act_for_the_consumer() {
-        let caller = Caller::from_claims(&claims("gateway", None));
+        let caller = Caller::from_claims(claims("gateway", None));
         assert_eq!(caller.subscriber, None);
-        assert_eq!(caller.consumer, "gateway");
+        assert_eq!(caller.consumer(), "gateway");
     }
 }

@@ -146,16 +146,16 @@ pub enum Role {
 pub struct Session {
     pub id: SessionId,
     pub originator: Address,
-    pub originator_name: Option<String>,
+    pub originator_name: Option<Arc<str>>,
     pub receiver: Address,
-    pub receiver_name: Option<String>,
+    pub receiver_name: Option<Arc<str>>,
     pub status: SessionStatus,
     pub offer: Option<Sdp>,
     pub answer: Option<Sdp>,
     pub call_type: CallType,
     pub location: Option<Location>,
     /// The API consumer the session belongs to; `None` for fixtures, which every consumer sees.
-    pub owner: Option<String>,
+    pub owner: Option<Arc<str>>,
     pub direction: Direction,
     /// The originator's own address when `originator` is the anonymous SIP URI (identity withheld
     /// from the other party, still known to the network). Never shown in a response.

@@ -54,9 +54,9 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
                 super::metrics::auth_failure(err.reason());
                 ApiError::from(err)
             })?;
-        let caller = Caller::from_claims(&claims);
-        super::middleware::record_consumer(&caller.consumer);
-        state.limits.check_rate(&caller.consumer)?;
+        let caller = Caller::from_claims(claims);
+        super::middleware::record_caller(&caller);
+        state.limits.check_rate(caller.consumer())?;
         if !caller.has_scope(O::SCOPE) {
             tracing::info!(scope = O::SCOPE.as_str(), "scope missing");
             return Err(ApiError::new(

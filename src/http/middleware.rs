@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::error::{ApiError, Code};
+use crate::auth::Caller;
 use crate::domain::{SessionId, SessionStatus};
 
 pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
@@ -70,11 +71,12 @@ fn generated_correlator() -> HeaderValue {
         .unwrap_or(HeaderValue::from_static(""))
 }
 
-/// What a request's handler learned, for its log line: who called, and what it changed.
+/// What a request's handler learned, for its log line: who called, and what it changed. Shared
+/// values, so noting them copies nothing.
 #[derive(Debug, Default)]
 struct Facts {
-    consumer: Option<String>,
-    session: Option<String>,
+    caller: Option<Caller>,
+    session: Option<SessionId>,
     from: Option<&'static str>,
     to: Option<&'static str>,
     version: Option<u64>,
@@ -84,9 +86,9 @@ tokio::task_local! {
     static FACTS: RefCell<Facts>;
 }
 
-/// Notes the authenticated API consumer for the request's log line.
-pub fn record_consumer(consumer: &str) {
-    let _ = FACTS.try_with(|facts| facts.borrow_mut().consumer = Some(consumer.to_owned()));
+/// Notes the authenticated caller for the request's log line (its API consumer is logged).
+pub fn record_caller(caller: &Caller) {
+    let _ = FACTS.try_with(|facts| facts.borrow_mut().caller = Some(caller.clone()));
 }
 
 /// Notes which session a handler changed, from and to which status, and the version written, for
@@ -99,7 +101,7 @@ pub fn record_change(
 ) {
     let _ = FACTS.try_with(|facts| {
         let mut facts = facts.borrow_mut();
-        facts.session = Some(session.as_str().to_owned());
+        facts.session = Some(session.clone());
         facts.from = from.map(SessionStatus::as_str);
         facts.to = Some(to.as_str());
         facts.version = Some(version);
@@ -113,17 +115,14 @@ pub fn record_change(
 /// `request` span exists at `debug` (so events inside a request carry its correlator when debug
 /// logging is on) and costs nothing at `info`.
 pub async fn request_log(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("<unmatched>", MatchedPath::as_str)
-        .to_owned();
-    let correlator = req
-        .extensions()
-        .get::<Correlator>()
-        .and_then(|c| c.0.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    // Shared handles, not copies: the matched path and the correlator's header value.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let correlator = req.extensions().get::<Correlator>().map(|c| c.0.clone());
+    let correlator = correlator
+        .as_ref()
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("");
     let method = req.method().clone();
     let span = tracing::debug_span!("request", %method, route, correlator);
     let start = Instant::now();
@@ -135,7 +134,7 @@ pub async fn request_log(req: Request, next: Next) -> Response {
         .await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed();
-    super::metrics::request(&route, &method, status, elapsed);
+    super::metrics::request(route, &method, status, elapsed);
     // Whole microseconds: the text line stays short, and the JSON value exact.
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     macro_rules! line {
@@ -143,10 +142,10 @@ pub async fn request_log(req: Request, next: Next) -> Response {
             // Plain strings and numbers: the text format writes them without `fmt` machinery.
             tracing::$level!(
                 method = method.as_str(),
-                route = route.as_str(),
-                correlator = correlator.as_str(),
-                consumer = facts.consumer.as_deref(),
-                session = facts.session.as_deref(),
+                route,
+                correlator,
+                consumer = facts.caller.as_ref().map(Caller::consumer),
+                session = facts.session.as_ref().map(SessionId::as_str),
                 from = facts.from,
                 to = facts.to,
                 version = facts.version,

@@ -159,7 +159,7 @@ pub fn session(id: &str, status: SessionStatus, owner: Option<&str>) -> Session 
     let mut session = Config::embedded().fixture_sessions().unwrap().remove(0);
     session.id = SessionId::parse(id).unwrap();
     session.status = status;
-    session.owner = owner.map(str::to_owned);
+    session.owner = owner.map(Into::into);
     session
 }
 

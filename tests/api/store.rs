@@ -145,7 +145,7 @@ async fn racing_compare_and_swap_loses_nothing<S: SessionStore>(store: Arc<S>) {
                     let current = store.get(&id).await.unwrap().unwrap();
                     let mut next = current.session.clone();
                     // Record who wrote, so the final history can be checked.
-                    next.receiver_name = Some(format!("{task}-{round}"));
+                    next.receiver_name = Some(format!("{task}-{round}").into());
                     match store.compare_and_swap(current.version, next).await {
                         Ok(version) => {
                             won.push(version);
