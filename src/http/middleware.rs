@@ -1,5 +1,5 @@
-//! Cross-cutting request handling: `x-correlator`, the request span, CAMARA JSON for every error
-//! the framework makes itself, and panics.
+//! Cross-cutting request handling, in one layer: `x-correlator`, the request's log line and
+//! metrics, CAMARA JSON for every error the framework makes itself; and panics.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -19,33 +19,12 @@ use crate::domain::{SessionId, SessionStatus};
 
 pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
 
-/// The request's correlator, valid or generated, for the log span.
-#[derive(Debug, Clone)]
-pub struct Correlator(pub HeaderValue);
-
 /// CAMARA's `XCorrelator` pattern: `^[a-zA-Z0-9-_:;./<>{}]{0,256}$`.
 pub fn valid_correlator(value: &[u8]) -> bool {
     value.len() <= 256
         && value
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(b))
-}
-
-/// Echoes a valid `x-correlator` on the response (a generated UUID when absent); refuses an invalid one.
-pub async fn correlator(mut req: Request, next: Next) -> Response {
-    let value = match req.headers().get(&X_CORRELATOR) {
-        Some(value) if valid_correlator(value.as_bytes()) => value.clone(),
-        Some(_) => {
-            tracing::info!("invalid x-correlator refused");
-            return ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
-                .into_response();
-        }
-        None => generated_correlator(),
-    };
-    req.extensions_mut().insert(Correlator(value.clone()));
-    let mut response = next.run(req).await;
-    response.headers_mut().insert(X_CORRELATOR.clone(), value);
-    response
 }
 
 /// A random (version 4) UUID for a request that came without `x-correlator`. It names a request,
@@ -109,27 +88,38 @@ pub fn record_change(
     super::metrics::transition(from, to);
 }
 
-/// One log line per request, written when it finishes: method, route template, correlator,
-/// consumer, the session and the move a handler made, status and latency — never the headers or
-/// the body. The facts are gathered in a task-local, not recorded field by field on a span; the
-/// `request` span exists at `debug` (so events inside a request carry its correlator when debug
-/// logging is on) and costs nothing at `info`.
-pub async fn request_log(req: Request, next: Next) -> Response {
-    // Shared handles, not copies: the matched path and the correlator's header value.
+/// The edge of every request, as one layer: each `from_fn` layer costs a clone of the service
+/// stack and boxed futures on every request, and three of them were a fifth of `/health/live`'s
+/// work. In order:
+/// 1. `x-correlator`: an invalid one is refused (400) before anything else; a valid one is echoed
+///    on the response, errors included, and an absent one is generated.
+/// 2. CAMARA JSON for every error response the framework made itself ([`camara_json`]).
+/// 3. One log line and the request metrics, written when the request finishes: method, route
+///    template, correlator, consumer, the session and the move a handler made, status and latency
+///    — never the headers or the body. The facts are gathered in a task-local, not recorded field
+///    by field on a span; the `request` span exists at `debug` (so events inside a request carry
+///    its correlator when debug logging is on) and costs nothing at `info`.
+pub async fn edge(req: Request, next: Next) -> Response {
+    let correlator = match req.headers().get(&X_CORRELATOR) {
+        Some(value) if valid_correlator(value.as_bytes()) => value.clone(),
+        Some(_) => {
+            tracing::info!("invalid x-correlator refused");
+            return ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
+                .into_response();
+        }
+        None => generated_correlator(),
+    };
+    // The matched path is a shared handle, not a copy; the correlator was checked to be ASCII.
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
-    let correlator = req.extensions().get::<Correlator>().map(|c| c.0.clone());
-    let correlator = correlator
-        .as_ref()
-        .and_then(|c| c.to_str().ok())
-        .unwrap_or("");
+    let correlator_text = correlator.to_str().unwrap_or("");
     let method = req.method().clone();
-    let span = tracing::debug_span!("request", %method, route, correlator);
+    let span = tracing::debug_span!("request", %method, route, correlator = correlator_text);
     let start = Instant::now();
-    let (response, facts) = FACTS
+    let (mut response, facts) = FACTS
         .scope(RefCell::default(), async move {
             let response = next.run(req).instrument(span).await;
-            (response, FACTS.with(RefCell::take))
+            (camara_json(response), FACTS.with(RefCell::take))
         })
         .await;
     let status = response.status().as_u16();
@@ -143,7 +133,7 @@ pub async fn request_log(req: Request, next: Next) -> Response {
             tracing::$level!(
                 method = method.as_str(),
                 route,
-                correlator,
+                correlator = correlator_text,
                 consumer = facts.caller.as_ref().map(Caller::consumer),
                 session = facts.session.as_ref().map(SessionId::as_str),
                 from = facts.from,
@@ -160,13 +150,13 @@ pub async fn request_log(req: Request, next: Next) -> Response {
     } else {
         line!(info, "request finished");
     }
+    response.headers_mut().insert(X_CORRELATOR.clone(), correlator);
     response
 }
 
-/// Replaces any error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from
+/// Replaces an error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from
 /// the timeout, ...) with the CAMARA body for its status, keeping the headers that matter.
-pub async fn camara_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+fn camara_json(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()

@@ -228,17 +228,15 @@ pub fn router(state: AppState) -> Router {
 
 /// Wraps every route (and the fallback) in the middleware stack.
 fn with_middleware(app: Router<AppState>, server: &ServerConfig) -> Router<AppState> {
-    // Outermost first. Authorization is marked sensitive before anything could print it; the
-    // correlator wraps everything so even a 401 or a panic carries it; the span sits inside it to
-    // record it; CAMARA-izing of framework errors wraps the timeout, panic and body-limit layers
-    // whose bare responses it rewrites.
+    // Outermost first. Authorization is marked sensitive before anything could print it; the edge
+    // (correlator, log line, CAMARA-izing of framework errors) wraps everything else, so even a
+    // 401, a timeout or a panic carries the correlator and is logged, and the bare responses of
+    // the timeout, panic and body-limit layers are rewritten.
     let middleware = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
-        .layer(axum::middleware::from_fn(middleware::correlator))
-        .layer(axum::middleware::from_fn(middleware::request_log))
-        .layer(axum::middleware::from_fn(middleware::camara_errors))
+        .layer(axum::middleware::from_fn(middleware::edge))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             Duration::from_millis(server.request_timeout_ms),
