@@ -2,15 +2,11 @@
 //! 503, not queued), and an optional per-consumer rate limit (429 with `Retry-After`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::AppState;
 use super::error::{ApiError, Code};
 use crate::config::ServerConfig;
 
@@ -18,11 +14,23 @@ use crate::config::ServerConfig;
 const MAX_TRACKED_CONSUMERS: usize = 100_000;
 
 pub struct Limits {
-    in_flight: Arc<Semaphore>,
+    in_flight: Semaphore,
     rate: Option<RateLimiter>,
 }
 
 impl Limits {
+    /// Admits one API request, or sheds it at once (503) when `server.max_concurrent_requests`
+    /// are already in flight. The permit is held until the request is answered.
+    pub fn admit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.in_flight.try_acquire().map_err(|_| {
+            tracing::warn!("request shed: the concurrency limit is reached");
+            ApiError::new(
+                Code::Unavailable,
+                "Service Unavailable: the service is at its limit of concurrent requests; retry shortly.",
+            )
+        })
+    }
+
     pub fn new(server: &ServerConfig) -> Self {
         let rate = (server.rate_limit_per_second > 0).then(|| RateLimiter {
             per_second: f64::from(server.rate_limit_per_second),
@@ -34,7 +42,7 @@ impl Limits {
             buckets: Mutex::default(),
         });
         Self {
-            in_flight: Arc::new(Semaphore::new(server.max_concurrent_requests)),
+            in_flight: Semaphore::new(server.max_concurrent_requests),
             rate,
         }
     }
@@ -86,21 +94,6 @@ impl RateLimiter {
             Ok(())
         } else {
             Err(((1.0 - *tokens) / self.per_second).ceil().max(1.0) as u64)
-        }
-    }
-}
-
-/// Sheds an API request at once when `server.max_concurrent_requests` are already in flight.
-pub async fn shed_load(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match Arc::clone(&state.limits.in_flight).try_acquire_owned() {
-        Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            tracing::warn!("request shed: the concurrency limit is reached");
-            ApiError::new(
-                Code::Unavailable,
-                "Service Unavailable: the service is at its limit of concurrent requests; retry shortly.",
-            )
-            .into_response()
         }
     }
 }

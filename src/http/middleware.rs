@@ -6,13 +6,14 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
+use super::AppState;
 use super::error::{ApiError, Code};
 use crate::auth::Caller;
 use crate::domain::{SessionId, SessionStatus};
@@ -93,13 +94,15 @@ pub fn record_change(
 /// work. In order:
 /// 1. `x-correlator`: an invalid one is refused (400) before anything else; a valid one is echoed
 ///    on the response, errors included, and an absent one is generated.
-/// 2. CAMARA JSON for every error response the framework made itself ([`camara_json`]).
-/// 3. One log line and the request metrics, written when the request finishes: method, route
+/// 2. Load shedding: beyond `server.max_concurrent_requests` an API request is answered 503 at
+///    once; the operational routes (health, metrics, the document) are never shed.
+/// 3. CAMARA JSON for every error response the framework made itself ([`camara_json`]).
+/// 4. One log line and the request metrics, written when the request finishes: method, route
 ///    template, correlator, consumer, the session and the move a handler made, status and latency
 ///    — never the headers or the body. The facts are gathered in a task-local, not recorded field
 ///    by field on a span; the `request` span exists at `debug` (so events inside a request carry
 ///    its correlator when debug logging is on) and costs nothing at `info`.
-pub async fn edge(req: Request, next: Next) -> Response {
+pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let correlator = match req.headers().get(&X_CORRELATOR) {
         Some(value) if valid_correlator(value.as_bytes()) => value.clone(),
         Some(_) => {
@@ -115,10 +118,14 @@ pub async fn edge(req: Request, next: Next) -> Response {
     let correlator_text = correlator.to_str().unwrap_or("");
     let method = req.method().clone();
     let span = tracing::debug_span!("request", %method, route, correlator = correlator_text);
+    let sheddable = super::is_api_route(matched.as_ref());
     let start = Instant::now();
     let (mut response, facts) = FACTS
-        .scope(RefCell::default(), async move {
-            let response = next.run(req).instrument(span).await;
+        .scope(RefCell::default(), async {
+            let response = match sheddable.then(|| state.limits.admit()).transpose() {
+                Ok(_permit) => next.run(req).instrument(span).await,
+                Err(shed) => shed.into_response(),
+            };
             (camara_json(response), FACTS.with(RefCell::take))
         })
         .await;

@@ -30,7 +30,7 @@ pub use error::{ApiError, Code};
 pub use status::StatusUpdate;
 
 use crate::auth::{Caller, Verifier};
-use crate::config::{Config, ServerConfig};
+use crate::config::Config;
 use crate::domain::Address;
 use crate::store::SessionStore;
 
@@ -214,20 +214,26 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Ap
 pub fn router(state: AppState) -> Router {
     // The API routes shed load beyond the concurrency limit; the operational ones never do, so
     // an overloaded instance still reports itself alive and ready.
-    let mut api = Router::new();
+    let mut app = mounted(Router::new(), Mount::Root, "");
     for base in &state.config.server.base_paths {
-        api = api_routes(api, base);
+        app = api_routes(app, base);
     }
-    let api = api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        limits::shed_load,
-    ));
-    let app = mounted(Router::new(), Mount::Root, "").merge(api);
-    with_middleware(app.fallback(fallback), &state.config.server).with_state(state)
+    with_middleware(app.fallback(fallback), &state).with_state(state)
+}
+
+/// Whether a request was routed to an API operation (under a base path), which load shedding
+/// applies to, rather than to an operational route at the root or to no route at all.
+fn is_api_route(matched: Option<&axum::extract::MatchedPath>) -> bool {
+    matched.is_some_and(|matched| {
+        !ROUTES
+            .iter()
+            .any(|route| route.mount == Mount::Root && route.path == matched.as_str())
+    })
 }
 
 /// Wraps every route (and the fallback) in the middleware stack.
-fn with_middleware(app: Router<AppState>, server: &ServerConfig) -> Router<AppState> {
+fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let server = &state.config.server;
     // Outermost first. Authorization is marked sensitive before anything could print it; the edge
     // (correlator, log line, CAMARA-izing of framework errors) wraps everything else, so even a
     // 401, a timeout or a panic carries the correlator and is logged, and the bare responses of
@@ -236,7 +242,10 @@ fn with_middleware(app: Router<AppState>, server: &ServerConfig) -> Router<AppSt
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
         ]))
-        .layer(axum::middleware::from_fn(middleware::edge))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::edge,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             Duration::from_millis(server.request_timeout_ms),
@@ -270,7 +279,7 @@ mod tests {
                 "late"
             }),
         );
-        let app = with_middleware(app, &state.config.server).with_state(state);
+        let app = with_middleware(app, &state).with_state(state);
         let request = Request::get(path)
             .header("x-correlator", "c-1")
             .body(Body::empty())

@@ -174,10 +174,13 @@ async fn beyond_the_concurrency_limit_requests_are_shed_with_503_but_health_answ
         "Service Unavailable: the service is at its limit of concurrent requests; retry shortly.",
     )
     .await;
-    for path in ["/health/live", "/health/ready", "/metrics"] {
+    for path in ["/health/live", "/health/ready", "/metrics", "/openapi.yaml"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+    // A path that is no route is answered for what it is, not shed.
+    let unknown = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let finished = slow.finish().await;
     assert!(finished.starts_with("HTTP/1.1 200 OK\r\n"), "{finished}");
     json_ok(app.get_session(FIXTURE_ID, &token).await).await;
