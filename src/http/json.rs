@@ -24,6 +24,12 @@ pub fn string(out: &mut Vec<u8>, s: &str) {
         let at = next_escape(bytes, start);
         out.extend_from_slice(&bytes[start..at]);
         let Some(&b) = bytes.get(at) else { break };
+        // SDP's line ends, in one step.
+        if bytes[at..].starts_with(b"\r\n") {
+            out.extend_from_slice(b"\\r\\n");
+            start = at + 2;
+            continue;
+        }
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -170,13 +176,14 @@ mod tests {
             "\"quoted\" and \\back\\slashed\\",
             "\u{0}\u{1}\u{7}\u{8}\u{b}\u{c}\u{1b}\u{1f}\u{7f}",
             "ends with an escape\n",
+            "\r\r\n\n\r\n\r",
             "\nstarts with one",
             &every_byte,
         ];
         // Each kind of byte at every position of a string longer than two words, so the
         // eight-byte scan meets it at every offset and in the tail.
         let mut placed = Vec::new();
-        for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', '\u{7f}', ' ', 'é'] {
+        for special in ['"', '\\', '\n', '\r', '\u{1}', '\u{1f}', '\u{7f}', ' ', 'é'] {
             for at in 0..20 {
                 let mut text: Vec<char> = "abcdefghijklmnopqrs".chars().collect();
                 text.insert(at, special);
