@@ -157,7 +157,9 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     } else {
         line!(info, "request finished");
     }
-    response.headers_mut().insert(X_CORRELATOR.clone(), correlator);
+    response
+        .headers_mut()
+        .insert(X_CORRELATOR.clone(), correlator);
     response
 }
 
