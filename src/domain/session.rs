@@ -29,8 +29,8 @@ pub enum SessionIdError {
 }
 
 impl SessionId {
-    pub fn parse(raw: impl Into<String>) -> Result<Self, SessionIdError> {
-        let raw = raw.into();
+    pub fn parse(raw: impl AsRef<str>) -> Result<Self, SessionIdError> {
+        let raw = raw.as_ref();
         if raw.is_empty() {
             Err(SessionIdError::Empty)
         } else if raw.chars().count() > MAX_ID_LEN {

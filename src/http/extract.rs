@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -78,11 +78,12 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+        // The raw (percent-decoded) parameter: no deserializer, no intermediate String.
+        let not_text = || ApiError::invalid("mediaSessionId in the path is not valid UTF-8 text.");
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| {
-                ApiError::invalid("mediaSessionId in the path is not valid UTF-8 text.")
-            })?;
+            .map_err(|_| not_text())?;
+        let (_, raw) = params.iter().next().ok_or_else(not_text)?;
         SessionId::parse(raw)
             .map(Self)
             .map_err(|e| ApiError::invalid(format!("mediaSessionId {e}.")))

@@ -280,3 +280,20 @@ async fn strict_sdp_rejects_the_mangled_seed_examples_and_accepts_the_clean_ones
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_path_id_that_is_not_text_is_named() {
+    let app = spawn_app().await;
+    let token = app.receiver_token();
+    assert_error(
+        app.put_status("%FF%FE", r#"{"status":"Ringing"}"#, &token)
+            .await,
+        400,
+        "INVALID_ARGUMENT",
+        "mediaSessionId in the path is not valid UTF-8 text.",
+    )
+    .await;
+    // Percent-encoded text is decoded before it is looked up.
+    let encoded: String = FIXTURE_ID.bytes().map(|b| format!("%{b:02X}")).collect();
+    json_ok(app.get_session(&encoded, &token).await).await;
+}
