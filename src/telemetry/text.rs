@@ -161,8 +161,14 @@ struct Escaped<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let clean = |b: u8| b >= 0x20 && b != 0x7F && b != 0xC2;
-        if s.bytes().all(clean) {
+        // C0 and DEL are single bytes, C1 starts with 0xC2; 16-byte chunks are folded without an
+        // early exit, so the common clean case vectorises.
+        let suspect = |b: u8| (b < 0x20) | (b == 0x7F) | (b == 0xC2);
+        if !s
+            .as_bytes()
+            .chunks(16)
+            .any(|chunk| chunk.iter().fold(false, |seen, &b| seen | suspect(b)))
+        {
             return self.0.write_str(s);
         }
         let mut start = 0;
