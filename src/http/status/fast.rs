@@ -61,7 +61,8 @@ fn sdp(member: Member<Descriptor>, policy: SdpPolicy) -> Option<Option<Sdp>> {
 /// The update `body` asks for, when it is one of the common shapes and valid; else `None`.
 pub fn read(body: &[u8], policy: SdpPolicy) -> Option<StatusUpdate> {
     use Member::{Absent, Present};
-    // Validated up front: members serde skips are otherwise never checked for UTF-8.
+    // The whole body is checked as UTF-8 once, so serde_json reads it as text (and nothing it
+    // might skip could hide bad bytes).
     let text = std::str::from_utf8(body).ok()?;
     let mut top: Body = serde_json::from_str(text).ok()?;
     let (envelope, fields) = match (
