@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
@@ -96,8 +96,9 @@ pub fn record_change(
 ///    on the response, errors included, and an absent one is generated.
 /// 2. Load shedding: beyond `server.max_concurrent_requests` an API request is answered 503 at
 ///    once; the operational routes (health, metrics, the document) are never shed.
-/// 3. CAMARA JSON for every error response the framework made itself ([`camara_json`]).
-/// 4. One log line and the request metrics, written when the request finishes: method, route
+/// 3. The request timeout (`server.request_timeout_ms`): 504 TIMEOUT.
+/// 4. CAMARA JSON for every error response the framework made itself ([`camara_json`]).
+/// 5. One log line and the request metrics, written when the request finishes: method, route
 ///    template, correlator, consumer, the session and the move a handler made, status and latency
 ///    — never the headers or the body. The facts are gathered in a task-local, not recorded field
 ///    by field on a span; the `request` span exists at `debug` (so events inside a request carry
@@ -123,7 +124,14 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     let (mut response, facts) = FACTS
         .scope(RefCell::default(), async {
             let response = match sheddable.then(|| state.limits.admit()).transpose() {
-                Ok(_permit) => next.run(req).instrument(span).await,
+                Ok(_permit) => {
+                    // tokio's timeout polls the request first: one that is answered at once
+                    // never arms its timer (tower-http's did, and so woke the I/O driver with a
+                    // system call on every request).
+                    tokio::time::timeout(state.request_timeout, next.run(req).instrument(span))
+                        .await
+                        .unwrap_or_else(|_| StatusCode::GATEWAY_TIMEOUT.into_response())
+                }
                 Err(shed) => shed.into_response(),
             };
             (camara_json(response), FACTS.with(RefCell::take))

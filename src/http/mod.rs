@@ -19,12 +19,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{Method, Uri, header};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, Code};
 pub use status::StatusUpdate;
@@ -49,6 +48,8 @@ pub struct Shared {
     /// The OpenAPI document, its servers set to the configured base paths.
     openapi: axum::body::Bytes,
     limits: limits::Limits,
+    /// `server.request_timeout_ms`.
+    request_timeout: Duration,
 }
 
 impl std::ops::Deref for AppState {
@@ -70,8 +71,10 @@ impl AppState {
             .collect();
         let openapi = openapi::document(&config.server.base_paths).into();
         let limits = limits::Limits::new(&config.server);
+        let request_timeout = Duration::from_millis(config.server.request_timeout_ms);
         Self(Arc::new(Shared {
             limits,
+            request_timeout,
             config,
             store,
             verifier,
@@ -235,9 +238,9 @@ fn is_api_route(matched: Option<&axum::extract::MatchedPath>) -> bool {
 fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let server = &state.config.server;
     // Outermost first. Authorization is marked sensitive before anything could print it; the edge
-    // (correlator, log line, CAMARA-izing of framework errors) wraps everything else, so even a
-    // 401, a timeout or a panic carries the correlator and is logged, and the bare responses of
-    // the timeout, panic and body-limit layers are rewritten.
+    // (correlator, log line, request timeout, CAMARA-izing of framework errors) wraps everything
+    // else, so even a 401, a timeout or a panic carries the correlator and is logged, and the bare
+    // responses of the panic and body-limit layers are rewritten.
     let middleware = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -245,10 +248,6 @@ fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> 
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::edge,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            Duration::from_millis(server.request_timeout_ms),
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(server.max_body_bytes));
@@ -258,7 +257,7 @@ fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> 
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, to_bytes};
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
     use super::*;
