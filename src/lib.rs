@@ -139,6 +139,7 @@ pub async fn run(
         notify.notify_one();
     });
     tokio::select! {
+        () = http::metrics_upkeep() => {}
         served = server => served?,
         () = async {
             signalled.notified().await;

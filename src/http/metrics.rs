@@ -74,6 +74,18 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Drains the recorded latencies into their histograms every few seconds, for as long as it runs.
+/// The recorder keeps every recorded value until its histograms are drained; `/metrics` drains
+/// them, but an instance nobody scrapes would otherwise grow by about 20 bytes a request.
+pub async fn upkeep() {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        handle().run_upkeep();
+    }
+}
+
 /// One finished request.
 pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
     static CACHE: LazyLock<SeriesCache> = LazyLock::new(|| {

@@ -26,6 +26,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 pub use error::{ApiError, Code};
+pub use metrics::upkeep as metrics_upkeep;
 pub use status::StatusUpdate;
 
 use crate::auth::{Caller, Verifier};
