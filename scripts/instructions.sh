@@ -15,10 +15,8 @@ ROUTE=${1:-put}
 REQUESTS=${2:-2000}
 PORT=${PORT:-18082}
 BIN=target/release/camara-webrtc
-install() {
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$@"; else sudo apt-get install -y -qq "$@"; fi
-}
-command -v valgrind >/dev/null || install valgrind
+. scripts/common.sh
+need valgrind
 cargo build --release --locked -q
 
 OUT=$(mktemp -d)
@@ -27,10 +25,7 @@ export CAMARA_WEBRTC__AUTH__PUBLIC_KEYS='["tests/fixtures/keys/ec256-public.pem"
 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.%p" \
   "$BIN" serve --listen "127.0.0.1:$PORT" >/dev/null 2>"$OUT/valgrind.log" &
 PID=$!
-for _ in $(seq 100); do
-  "$BIN" healthcheck --url "http://127.0.0.1:$PORT/health/ready" 2>/dev/null && break
-  sleep 0.3
-done
+wait_ready "$PORT"
 ES256=(--private-key tests/fixtures/keys/ec256-private.pem --alg ES256)
 export TOKEN
 TOKEN=$("$BIN" token "${ES256[@]}" --sub tel:+17085854000 --client-id instructions \

@@ -28,10 +28,8 @@ REDIS_PORT=${REDIS_PORT:-16379}
 ID=0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF
 BIN=target/release/camara-webrtc
 
-install() {
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$@"; else sudo apt-get install -y -qq "$@"; fi
-}
-command -v wrk >/dev/null || install wrk
+. scripts/common.sh
+need wrk
 cargo build --release --locked -q
 
 PIDS=()
@@ -39,7 +37,7 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 case "$STORE" in
   memory) ;;
   redis)
-    command -v redis-server >/dev/null || install redis-server
+    need redis-server
     taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
       --loglevel warning >/dev/null &
     PIDS+=($!)
@@ -53,10 +51,7 @@ esac
 export CAMARA_WEBRTC__AUTH__PUBLIC_KEYS='["tests/fixtures/keys/ec256-public.pem"]'
 taskset -c 0 "$BIN" serve --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
 PIDS+=($!)
-for _ in $(seq 50); do
-  "$BIN" healthcheck --url "http://127.0.0.1:$PORT/health/ready" 2>/dev/null && break
-  sleep 0.2
-done
+wait_ready "$PORT"
 
 export TOKEN IDS=""
 ES256=(--private-key tests/fixtures/keys/ec256-private.pem --alg ES256)

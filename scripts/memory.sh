@@ -9,10 +9,8 @@ cd "$(dirname "$0")/.."
 SESSIONS=${SESSIONS:-100000}
 PORT=${PORT:-18081}
 BIN=target/release/camara-webrtc
-install() {
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq "$@"; else sudo apt-get install -y -qq "$@"; fi
-}
-command -v wrk >/dev/null || install wrk
+. scripts/common.sh
+need wrk
 cargo build --release --locked -q
 
 # Room for exactly SESSIONS new calls besides the fixture: further POSTs get 429 and store nothing.
@@ -20,10 +18,7 @@ export CAMARA_WEBRTC__SESSIONS__MAX_SESSIONS=$((SESSIONS + 1))
 "$BIN" serve --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  "$BIN" healthcheck --url "http://127.0.0.1:$PORT/health/ready" 2>/dev/null && break
-  sleep 0.2
-done
+wait_ready "$PORT"
 export TOKEN
 TOKEN=$("$BIN" token --sub tel:+17085852753 --client-id memory \
   --scope "webrtc-call-handling:sessions:create")
