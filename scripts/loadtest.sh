@@ -33,7 +33,8 @@ need wrk
 cargo build --release --locked -q
 
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+RESULTS=$(mktemp)
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -f "$RESULTS"' EXIT
 case "$STORE" in
   memory) ;;
   redis)
@@ -98,8 +99,6 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 printf 'store=%s sessions=%s connections=%s duration=%s rounds=%s\n' \
   "$STORE" "$SESSIONS" "$CONNECTIONS" "$DURATION" "$ROUNDS"
 printf '%-14s %5s %10s %9s %9s %8s\n' route round req/s p50_ms p99_ms non2xx
-RESULTS=$(mktemp)
-trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -f "$RESULTS"' EXIT
 for round in $(seq "$ROUNDS"); do
   read -r rps p50 p99 bad < <(run -s scripts/put-hold.lua "$URL")
   printf '%-14s %5s %10s %9s %9s %8s\n' "PUT /status" "$round" "$rps" "$p50" "$p99" "$bad"
@@ -119,8 +118,7 @@ read -r live_rps live_p50 live_p99 live_bad < <(summarise live)
 echo "median of $ROUNDS rounds:"
 printf '%-14s %5s %10.0f %9s %9s %8s\n' "PUT /status" "" "$put_rps" "$put_p50" "$put_p99" "$put_bad"
 printf '%-14s %5s %10.0f %9s %9s %8s\n' "/health/live" "" "$live_rps" "$live_p50" "$live_p99" "$live_bad"
-ratio=$(paste <(awk '$1 == "put" { print $2 }' "$RESULTS") <(awk '$1 == "live" { print $2 }' "$RESULTS") |
-  awk '{ print $1 / $2 }' | median)
-printf 'ratio PUT / live: %.2f (median of the rounds; each round: %s)\n' "$ratio" \
-  "$(paste <(awk '$1 == "put" { print $2 }' "$RESULTS") <(awk '$1 == "live" { print $2 }' "$RESULTS") |
-    awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 / $2 }')"
+ratios=$(paste <(awk '$1 == "put" { print $2 }' "$RESULTS") <(awk '$1 == "live" { print $2 }' "$RESULTS") |
+  awk '{ print $1 / $2 }')
+printf 'ratio PUT / live: %.2f (median of the rounds; each round: %s)\n' \
+  "$(median <<<"$ratios")" "$(printf '%.2f ' $ratios | sed 's/ $//')"
