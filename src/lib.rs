@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod json_string;
 pub mod store;
 pub mod telemetry;
 

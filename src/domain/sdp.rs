@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::json_string;
 
 /// The most characters an `sdp` value may have (CAMARA's `maxLength`).
 pub const MAX_SDP_CHARS: usize = 65_536;
@@ -19,10 +21,18 @@ pub enum SdpPolicy {
 }
 
 /// An SDP body exactly as the client sent it; it exists only if it passed the configured check.
+///
+/// It is held as the body of its JSON string literal, escaped exactly as serde_json escapes it,
+/// because that is the form it arrives in and leaves in on every response: a PUT carrying one
+/// keeps the literal it was sent ([`Sdp::read_literal`]), and a response copies it, neither
+/// unescaping nor escaping it again. The escaping is canonical, so equal texts are equal literals.
 /// Shared, not copied: a session moves through several copies of itself on every update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Sdp(Arc<str>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sdp {
+    json: Arc<str>,
+    /// The text's length in bytes (the literal is longer by one byte per escape).
+    len: usize,
+}
 
 /// Why an SDP body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,59 +50,134 @@ pub enum SdpError {
 }
 
 impl Sdp {
+    /// The SDP body `raw`, if it passes `policy`.
     pub fn parse(raw: String, policy: SdpPolicy) -> Result<Self, SdpError> {
-        if raw.is_empty() {
-            return Err(SdpError::Empty);
-        }
-        // Count characters only when the byte length could exceed the limit.
-        if raw.len() > MAX_SDP_CHARS {
-            let chars = raw.chars().count();
-            if chars > MAX_SDP_CHARS {
-                return Err(SdpError::TooLong(chars));
-            }
-        }
-        // A byte scan first: C0 controls and DEL are single bytes, and the C1 controls
-        // U+0080–U+009F start with 0xC2 (as do a few printable characters, which the character
-        // walk then clears). Each 32-byte chunk is folded without an early exit, so it vectorises.
-        let suspect = raw.as_bytes().chunks(32).any(|chunk| {
-            chunk.iter().fold(false, |seen, &b| {
-                seen | ((b < 0x20) & (b != b'\r') & (b != b'\n') & (b != b'\t'))
-                    | (b == 0x7F)
-                    | (b == 0xC2)
-            })
-        });
-        let culprit = suspect
-            .then(|| {
-                raw.chars()
-                    .enumerate()
-                    .find(|(_, c)| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
-            })
-            .flatten();
-        if let Some((index, c)) = culprit {
-            return Err(SdpError::ControlCharacter(c as u32, index + 1));
-        }
-        match policy {
-            SdpPolicy::Lenient => {
-                if !undo_double_encoding(&raw).starts_with("v=0") {
-                    return Err(SdpError::NotSdp);
-                }
-            }
-            SdpPolicy::Strict => check_rfc8866(&raw)?,
-        }
-        Ok(Self(raw.into()))
+        check(&raw, policy)?;
+        Ok(Self::from_text(&raw))
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The SDP body whose JSON string literal starts `input`, just after its opening quote, and
+    /// the index just past its closing quote; `input` must be valid UTF-8 from there on.
+    ///
+    /// Only ever accepts: `None` when the literal is not one [`json_string::escape`] could have
+    /// written (say `\/` or `\u0041`), when it is not JSON at all, and when `policy` refuses the
+    /// body, so that [`Sdp::parse`] reads it again and says why.
+    pub fn read_literal(input: &str, policy: SdpPolicy) -> Option<(Self, usize)> {
+        let literal = json_string::plain_literal(input.as_bytes())?;
+        // The quote is ASCII, so this slices at a character boundary.
+        let json = &input[..literal.end];
+        // A plain literal holds no control character but CR, LF and TAB, so only emptiness,
+        // length and the policy are left. The literal is at least as long as the text has
+        // characters, so only a long one needs counting, and that is left to `parse`.
+        if json.is_empty() || json.len() > MAX_SDP_CHARS {
+            return None;
+        }
+        let accepted = match policy {
+            // The text starts with v=0, perhaps after one quote (double encoding): `\"`.
+            SdpPolicy::Lenient => json.starts_with("v=0") || json.starts_with("\\\"v=0"),
+            SdpPolicy::Strict => check_rfc8866(&unescape(json)).is_ok(),
+        };
+        accepted.then(|| {
+            let sdp = Self {
+                json: json.into(),
+                len: literal.end - literal.escapes,
+            };
+            (sdp, literal.end + 1)
+        })
     }
 
+    /// An SDP body from where it was already checked (the store), or from text it never needs
+    /// to pass (tests).
+    pub fn from_text(text: &str) -> Self {
+        let mut json = Vec::with_capacity(text.len() + text.len() / 8);
+        json_string::escape_body(&mut json, text);
+        Self {
+            json: String::from_utf8(json)
+                .expect("escaping UTF-8 text writes UTF-8")
+                .into(),
+            len: text.len(),
+        }
+    }
+
+    /// The body of the SDP's JSON string literal, without the quotes.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The SDP text itself.
+    pub fn text(&self) -> String {
+        unescape(&self.json)
+    }
+
+    /// The text's length in bytes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
+}
+
+/// The text of a literal body [`json_string::escape_body`] wrote.
+fn unescape(json: &str) -> String {
+    serde_json::from_str(&["\"", json, "\""].concat())
+        .expect("an SDP is held as a valid JSON string literal")
+}
+
+impl Serialize for Sdp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sdp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self::from_text(&text))
+    }
+}
+
+/// Whether `raw` passes `policy`, and if not, why.
+fn check(raw: &str, policy: SdpPolicy) -> Result<(), SdpError> {
+    if raw.is_empty() {
+        return Err(SdpError::Empty);
+    }
+    // Count characters only when the byte length could exceed the limit.
+    if raw.len() > MAX_SDP_CHARS {
+        let chars = raw.chars().count();
+        if chars > MAX_SDP_CHARS {
+            return Err(SdpError::TooLong(chars));
+        }
+    }
+    // A byte scan first: C0 controls and DEL are single bytes, and the C1 controls
+    // U+0080–U+009F start with 0xC2 (as do a few printable characters, which the character
+    // walk then clears). Each 32-byte chunk is folded without an early exit, so it vectorises.
+    let suspect = raw.as_bytes().chunks(32).any(|chunk| {
+        chunk.iter().fold(false, |seen, &b| {
+            seen | ((b < 0x20) & (b != b'\r') & (b != b'\n') & (b != b'\t'))
+                | (b == 0x7F)
+                | (b == 0xC2)
+        })
+    });
+    let culprit = suspect
+        .then(|| {
+            raw.chars()
+                .enumerate()
+                .find(|(_, c)| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
+        })
+        .flatten();
+    if let Some((index, c)) = culprit {
+        return Err(SdpError::ControlCharacter(c as u32, index + 1));
+    }
+    match policy {
+        SdpPolicy::Lenient => {
+            if !undo_double_encoding(raw).starts_with("v=0") {
+                return Err(SdpError::NotSdp);
+            }
+        }
+        SdpPolicy::Strict => check_rfc8866(raw)?,
+    }
+    Ok(())
 }
 
 /// Clients often JSON-encode the SDP twice: the value arrives wrapped in quotes, with literal `\r\n`.
@@ -409,6 +494,40 @@ mod tests {
             Sdp::parse(long, SdpPolicy::Lenient),
             Err(SdpError::TooLong(MAX_SDP_CHARS + 5))
         );
+    }
+
+    #[test]
+    fn a_literal_kept_as_it_came_is_the_sdp_its_text_parses_to() {
+        for text in [
+            CLEAN,
+            "v=0\r\n",
+            "\"v=0\\r\\n\"",
+            "v=0\t\"é\\😀\r\n",
+            "hello",
+        ] {
+            let mut literal = Vec::new();
+            json_string::escape_body(&mut literal, text);
+            literal.extend_from_slice(b"\"}");
+            let literal = String::from_utf8(literal).unwrap();
+            for policy in [SdpPolicy::Lenient, SdpPolicy::Strict] {
+                let read = Sdp::read_literal(&literal, policy);
+                match Sdp::parse(text.into(), policy) {
+                    Ok(parsed) => {
+                        assert_eq!(read, Some((parsed.clone(), literal.len() - 1)), "{text:?}");
+                        assert_eq!(
+                            (parsed.text(), parsed.len()),
+                            (text.to_string(), text.len())
+                        );
+                    }
+                    Err(_) => assert_eq!(read, None, "{text:?}"),
+                }
+            }
+        }
+        // The store keeps the text, as a JSON string.
+        let sdp = Sdp::parse(CLEAN.into(), SdpPolicy::Lenient).unwrap();
+        let stored = serde_json::to_string(&sdp).unwrap();
+        assert_eq!(stored, serde_json::to_string(CLEAN).unwrap());
+        assert_eq!(serde_json::from_str::<Sdp>(&stored).unwrap(), sdp);
     }
 
     #[test]

@@ -163,7 +163,7 @@ fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
     use std::hash::{DefaultHasher, Hash, Hasher};
     sdp.map(|sdp| {
         let mut hasher = DefaultHasher::new();
-        sdp.as_str().hash(&mut hasher);
+        sdp.json().hash(&mut hasher);
         format!("len={} hash={:016x}", sdp.len(), hasher.finish())
     })
 }
