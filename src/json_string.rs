@@ -70,6 +70,11 @@ pub fn plain_literal(input: &[u8]) -> Option<Literal> {
         at = next_special::<true>(input, at);
         match *input.get(at)? {
             b'"' => return Some(Literal { end: at, escapes }),
+            // SDP's line ends, in one step: they are most of the escapes.
+            b'\\' if input[at..].starts_with(b"\\r\\n") => {
+                escapes += 2;
+                at += 4;
+            }
             b'\\' => match input.get(at + 1)? {
                 b'r' | b'n' | b't' | b'"' | b'\\' => {
                     escapes += 1;
