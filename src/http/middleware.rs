@@ -127,8 +127,10 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
                 Ok(_permit) => {
                     // tokio's timeout polls the request first: one that is answered at once
                     // never arms its timer (tower-http's did, and so woke the I/O driver with a
-                    // system call on every request).
-                    tokio::time::timeout(state.request_timeout, next.run(req).instrument(span))
+                    // system call on every request). The deadline counts from `start`, which
+                    // saves reading the clock again.
+                    let deadline = tokio::time::Instant::from_std(start + state.request_timeout);
+                    tokio::time::timeout_at(deadline, next.run(req).instrument(span))
                         .await
                         .unwrap_or_else(|_| StatusCode::GATEWAY_TIMEOUT.into_response())
                 }

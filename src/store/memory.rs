@@ -19,6 +19,11 @@ impl Slot {
     fn live_at(&self, now: Instant) -> bool {
         self.expires.is_none_or(|at| at > now)
     }
+
+    /// Whether the session is live now; the clock is read only for an ended one.
+    fn live(&self) -> bool {
+        self.expires.is_none_or(|at| at > Instant::now())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -48,12 +53,13 @@ impl Sessions {
         true
     }
 
-    fn purge_expired(&mut self, now: Instant) {
+    /// Drops the ended sessions that are due; the clock is read only when there are some.
+    fn purge_expired(&mut self) {
+        if self.ended.is_empty() {
+            return;
+        }
+        let now = Instant::now();
         while self.drop_oldest_ended(|at| at <= now) {}
-    }
-
-    fn live(&self, id: &SessionId, now: Instant) -> Option<&Slot> {
-        self.map.get(id).filter(|slot| slot.live_at(now))
     }
 }
 
@@ -78,34 +84,35 @@ impl MemoryStore {
         }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Sessions, Instant) -> T) -> T {
+    fn write<T>(&self, f: impl FnOnce(&mut Sessions) -> T) -> T {
         // A panic while holding the lock cannot leave a half-written entry (each write is one
         // map operation), so a poisoned lock is safe to keep using.
         let mut sessions = self
             .sessions
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        sessions.purge_expired(now);
-        f(&mut sessions, now)
+        sessions.purge_expired();
+        f(&mut sessions)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Sessions, Instant) -> T) -> T {
-        f(
-            &self.sessions.read().unwrap_or_else(PoisonError::into_inner),
-            Instant::now(),
-        )
+    fn read<T>(&self, f: impl FnOnce(&Sessions) -> T) -> T {
+        f(&self.sessions.read().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 impl SessionStore for MemoryStore {
     fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>> {
-        let found = self.read(|s, now| s.live(id, now).map(|slot| slot.stored.clone()));
+        let found = self.read(|s| {
+            s.map
+                .get(id)
+                .filter(|slot| slot.live())
+                .map(|slot| slot.stored.clone())
+        });
         Box::pin(ready(Ok(found)))
     }
 
     fn insert(&self, session: Session) -> StoreFuture<'_, u64> {
-        let result = self.write(|s, _| {
+        let result = self.write(|s| {
             if s.map.contains_key(&session.id) {
                 return Err(StoreError::AlreadyExists);
             }
@@ -128,7 +135,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64> {
-        let result = self.write(|s, now| {
+        let result = self.write(|s| {
             let slot = match s.map.get_mut(&session.id) {
                 None => return Err(StoreError::NotFound),
                 Some(slot) if slot.stored.version != expected => {
@@ -139,7 +146,7 @@ impl SessionStore for MemoryStore {
                 Some(slot) => slot,
             };
             if session.ended && slot.expires.is_none() {
-                let at = now + self.ended_ttl;
+                let at = Instant::now() + self.ended_ttl;
                 slot.expires = Some(at);
                 s.ended.push_back((at, session.id.clone()));
             }
@@ -151,7 +158,7 @@ impl SessionStore for MemoryStore {
     }
 
     fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned> {
-        let result = self.write(|s, _| {
+        let result = self.write(|s| {
             s.map
                 .remove(id)
                 .map(|slot| slot.stored)
@@ -161,7 +168,8 @@ impl SessionStore for MemoryStore {
     }
 
     fn list(&self) -> StoreFuture<'_, Vec<Versioned>> {
-        let all = self.read(|s, now| {
+        let all = self.read(|s| {
+            let now = Instant::now();
             s.map
                 .values()
                 .filter(|slot| slot.live_at(now))
@@ -172,7 +180,8 @@ impl SessionStore for MemoryStore {
     }
 
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {
-        let counts = self.read(|s, now| {
+        let counts = self.read(|s| {
+            let now = Instant::now();
             super::count_live(
                 s.map
                     .values()
