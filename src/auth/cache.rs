@@ -98,6 +98,7 @@ mod tests {
             azp: None,
             scope: vec!["webrtc-call-handling:sessions:write".into()],
             exp,
+            subscriber: Default::default(),
         })
     }
 

@@ -37,7 +37,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn from_claims(claims: Arc<Claims>) -> Self {
-        let subscriber = claims.sub.as_deref().and_then(Address::from_phone_number);
+        let subscriber = claims.subscriber().cloned();
         Self { claims, subscriber }
     }
 
@@ -82,6 +82,7 @@ mod tests {
             azp: None,
             scope: vec![],
             exp: None,
+            subscriber: Default::default(),
         })
     }
 

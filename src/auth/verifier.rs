@@ -3,7 +3,7 @@
 //! never verified with a public key's bytes (algorithm confusion), and `alg: none` never parses.
 
 use std::fs;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cache::TokenCache;
 use crate::config::{AuthConfig, ConfigError};
+use crate::domain::Address;
 
 /// Why a request is not authenticated. The text is safe to show the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +76,19 @@ pub struct Claims {
     /// Checked by jsonwebtoken; kept to bound how long the verified token is cached.
     #[serde(default)]
     pub exp: Option<u64>,
+    /// `sub` as a subscriber's TEL URI, worked out once per verified token: the token cache
+    /// shares these claims between all the requests that carry the token.
+    #[serde(skip)]
+    pub(super) subscriber: OnceLock<Option<Address>>,
+}
+
+impl Claims {
+    /// The subscriber a 3-legged token acts for: its `sub` as a TEL URI, if it is a phone number.
+    pub fn subscriber(&self) -> Option<&Address> {
+        self.subscriber
+            .get_or_init(|| self.sub.as_deref().and_then(Address::from_phone_number))
+            .as_ref()
+    }
 }
 
 fn scopes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
