@@ -136,15 +136,15 @@ fn content_type_ok(headers: &HeaderMap) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence == "application/x-www-form-urlencoded"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim();
+    // Media types are case-insensitive; compared without lowercasing a copy.
+    let (kind, subtype) = essence.split_once('/').unwrap_or((essence, ""));
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.eq_ignore_ascii_case("x-www-form-urlencoded")
+            || subtype
+                .get(subtype.len().saturating_sub(5)..)
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -171,5 +171,40 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             return Err(ApiError::invalid("A JSON request body is required."));
         }
         Ok(Self(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_match_case_insensitively_without_their_parameters() {
+        let accepted = [
+            "application/json",
+            " Application/JSON ; charset=utf-8",
+            "application/merge-patch+json",
+            "application/PROBLEM+JSON",
+            "application/x-www-form-urlencoded",
+        ];
+        let refused = [
+            "text/plain",
+            "application",
+            "application/",
+            "application/jsonx",
+            "applicationx/json",
+            "text/json",
+            "application/json/x",
+            "application/xjson",
+            "application/é+jsoné",
+        ];
+        for (types, expected) in [(&accepted[..], true), (&refused[..], false)] {
+            for content_type in types {
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
+                assert_eq!(content_type_ok(&headers), expected, "{content_type}");
+            }
+        }
+        assert!(content_type_ok(&HeaderMap::new()));
     }
 }
