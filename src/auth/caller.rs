@@ -96,6 +96,13 @@ mod tests {
     }
 
     #[test]
+    fn claims_are_equal_whether_or_not_the_subscriber_was_worked_out() {
+        let worked_out = claims("tel:+17085854000", None);
+        assert!(worked_out.subscriber().is_some());
+        assert_eq!(worked_out, claims("tel:+17085854000", None));
+    }
+
+    #[test]
     fn two_legged_tokens_act_for_the_consumer() {
         let caller = Caller::from_claims(claims("gateway", None));
         assert_eq!(caller.subscriber, None);
