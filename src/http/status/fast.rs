@@ -10,7 +10,7 @@
 //! again, so what a body means and every message naming a field come from one place. Tests hold
 //! the two paths to the same result, on the common bodies and on thousands of mutations of them.
 
-use super::{Envelope, Parties, StatusUpdate};
+use super::{ENVELOPE_KEYS, Envelope, Parties, StatusUpdate};
 use crate::domain::{Sdp, SdpPolicy, SessionStatus, StatusChange};
 
 /// The members of one object of a common shape.
@@ -88,17 +88,14 @@ impl<'a> Reader<'a> {
                 "status" if members.status.is_none() => members.status = Some(self.plain()?),
                 "offer" if members.offer.is_none() => members.offer = Some(self.descriptor()?),
                 "answer" if members.answer.is_none() => members.answer = Some(self.descriptor()?),
-                "receiverSessionStatus" | "ReceiverSessionStatus"
-                    if envelope && members.envelope.is_none() =>
-                {
-                    let key = if key == "receiverSessionStatus" {
-                        "receiverSessionStatus"
-                    } else {
-                        "ReceiverSessionStatus"
-                    };
-                    members.envelope = Some((key, Box::new(self.object(false)?)));
+                // An envelope, once and only at the top; any other member is not read here.
+                _ => {
+                    let name = ENVELOPE_KEYS
+                        .into_iter()
+                        .find(|name| *name == key)
+                        .filter(|_| envelope && members.envelope.is_none())?;
+                    members.envelope = Some((name, Box::new(self.object(false)?)));
                 }
-                _ => return None,
             }
             match self.peek()? {
                 b',' => self.at += 1,
