@@ -116,7 +116,7 @@ async fn unknown_status_is_invalid_argument() {
 #[tokio::test]
 async fn unknown_route_is_camara_404() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/nope")).send().await.unwrap();
+    let response = app.get("/nope").await;
     assert_error(
         response,
         404,
@@ -330,12 +330,7 @@ async fn absent_correlator_gets_a_generated_uuid() {
     let app = spawn_app().await;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..50 {
-        let response = app
-            .client
-            .get(app.url("/health/live"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get("/health/live").await;
         let value = response.headers()["x-correlator"]
             .to_str()
             .unwrap()
@@ -378,7 +373,7 @@ async fn invalid_correlator_is_400_and_not_echoed() {
 async fn health_routes_need_no_token() {
     let app = spawn_app().await;
     for path in ["/health/live", "/health/ready"] {
-        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let response = app.get(path).await;
         assert_eq!(json_ok(response).await, json!({ "status": "UP" }));
     }
 }

@@ -119,6 +119,11 @@ impl TestApp {
         self.token(RECEIVER, READ_WRITE)
     }
 
+    /// `GET path` without credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -74,12 +74,7 @@ async fn every_documented_operation_is_served_on_every_base_path() {
 #[tokio::test]
 async fn openapi_yaml_is_served_with_the_configured_base_paths() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .get(app.url("/openapi.yaml"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/openapi.yaml").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let text = response.text().await.unwrap();
@@ -88,15 +83,7 @@ async fn openapi_yaml_is_served_with_the_configured_base_paths() {
     let mut config = Config::embedded();
     config.server.base_paths = vec!["/calls/v1".into()];
     let app = spawn_with(config).await;
-    let text = app
-        .client
-        .get(app.url("/openapi.yaml"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get("/openapi.yaml").await.text().await.unwrap();
     let served = Document::parse(&text);
     let servers: Vec<&str> = served.value["servers"]
         .as_array()

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 async fn metrics(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let response = app.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"],
@@ -36,12 +36,7 @@ async fn metrics_count_requests_by_route_template_transitions_and_auth_failures(
             .await,
     )
     .await;
-    let refused = app
-        .client
-        .get(app.url(&format!("/webrtc/sessions/{FIXTURE_ID}")))
-        .send()
-        .await
-        .unwrap();
+    let refused = app.get(&format!("/webrtc/sessions/{FIXTURE_ID}")).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let after = metrics(&app).await;
     for series in [put_200, to_ringing, no_header] {
@@ -85,12 +80,7 @@ async fn methods_outside_the_standard_set_share_one_label_and_series_keep_counti
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
     for _ in 0..3 {
-        let response = app
-            .client
-            .get(app.url("/health/live"))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get("/health/live").await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     let after = metrics(&app).await;
@@ -175,11 +165,11 @@ async fn beyond_the_concurrency_limit_requests_are_shed_with_503_but_health_answ
     )
     .await;
     for path in ["/health/live", "/health/ready", "/metrics", "/openapi.yaml"] {
-        let response = app.client.get(app.url(path)).send().await.unwrap();
+        let response = app.get(path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
     // A path that is no route is answered for what it is, not shed.
-    let unknown = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    let unknown = app.get("/nowhere").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let finished = slow.finish().await;
     assert!(finished.starts_with("HTTP/1.1 200 OK\r\n"), "{finished}");
