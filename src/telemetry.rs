@@ -1,5 +1,8 @@
 //! Log output: text or JSON lines on stdout, filtered by `RUST_LOG` when set, else `log.level`.
+//! A runtime worker's lines are written in batches (see `batch`): the binary's runtime calls
+//! [`worker_idle`] when a worker parks and [`flush`] when one stops.
 
+mod batch;
 mod text;
 
 use tracing_subscriber::EnvFilter;
@@ -7,6 +10,8 @@ use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{LogConfig, LogFormat};
 
+use batch::BatchedStdout;
+pub use batch::{flush, worker_idle};
 use text::{TextFields, TextLine};
 
 /// Installs the global subscriber. Call once, from the binary.
@@ -17,7 +22,8 @@ pub fn init(log: &LogConfig) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE);
+        .with_span_events(FmtSpan::NONE)
+        .with_writer(BatchedStdout);
     match log.format {
         LogFormat::Text => builder.fmt_fields(TextFields).event_format(TextLine).init(),
         LogFormat::Json => builder

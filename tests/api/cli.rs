@@ -217,6 +217,21 @@ impl Served {
         }
     }
 
+    /// Waits, while the process runs, for a line containing `needle`.
+    fn wait_for_line(&mut self, needle: &str) {
+        loop {
+            let line = self
+                .rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no line with {needle:?} in {:#?}", self.lines));
+            let found = line.contains(needle);
+            self.lines.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+
     /// A signal (`TERM`, `INT`), then the exit status and every line the process wrote.
     fn terminate(mut self, signal: &str) -> (std::process::ExitStatus, Vec<String>) {
         assert!(
@@ -444,7 +459,7 @@ async fn serve_logs_requests_and_never_secrets() {
 /// token signed with the public development key) escaped, so it cannot forge a line.
 #[tokio::test(flavor = "multi_thread")]
 async fn text_logs_keep_one_event_per_line() {
-    let served = Served::start(&[
+    let mut served = Served::start(&[
         ("CAMARA_WEBRTC__LOG__FORMAT", "text"),
         ("RUST_LOG", "debug"),
     ]);
@@ -474,6 +489,8 @@ async fn text_logs_keep_one_event_per_line() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // Workers write their lines in batches, and an idle one at once: not only at shutdown.
+    served.wait_for_line(" request finished ");
     let (status, lines) = served.terminate("TERM");
     assert!(status.success());
     let layout = regex::Regex::new(
