@@ -21,7 +21,9 @@ struct Entry {
 }
 
 pub struct TokenCache {
-    entries: RwLock<HashMap<Key, Entry>>,
+    /// foldhash, seeded per process: the keys are SHA-256 digests, and only verified tokens
+    /// are inserted, so SipHash's defence against chosen keys buys nothing here.
+    entries: RwLock<HashMap<Key, Entry, foldhash::fast::RandomState>>,
     capacity: usize,
 }
 
@@ -36,7 +38,7 @@ impl TokenCache {
     /// A cache of at most `capacity` tokens; 0 turns caching off.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::default(),
             capacity,
         }
     }

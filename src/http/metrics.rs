@@ -54,8 +54,10 @@ struct Series {
 
 /// Handles by route template, then by (method, status). The label sets are few and bounded (route
 /// templates, [`method_label`], three-digit statuses), so each series is registered once and then
-/// reused: a request does not build, hash and look up its label strings in the registry.
-type SeriesCache = RwLock<HashMap<String, HashMap<(&'static str, u16), Series>>>;
+/// reused: a request does not build, hash and look up its label strings in the registry. The keys
+/// are ours, so they are hashed with foldhash, not SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type SeriesCache = RwLock<Map<String, Map<(&'static str, u16), Series>>>;
 
 /// The method as a label: the standard ones by name, any other as `other`, so a client cannot
 /// create series at will.
