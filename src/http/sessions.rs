@@ -1,6 +1,7 @@
 //! `GET` and `DELETE /sessions/{mediaSessionId}`, the visibility rules and the compare-and-swap
 //! loop every session route shares, and the answers for requests that name no session at all.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -41,16 +42,16 @@ pub async fn update_visible(
     caller: &Caller,
     id: &SessionId,
     change: impl Fn(&Session) -> Result<Session, ApiError>,
-) -> Result<(Session, Session, u64), ApiError> {
+) -> Result<(Arc<Session>, Arc<Session>, u64), ApiError> {
     for attempt in 0..MAX_CAS_ATTEMPTS {
         if attempt > 0 {
             backoff(attempt).await;
         }
         let current = load_visible(state, caller, id).await?;
-        let next = change(&current.session)?;
+        let next = Arc::new(change(&current.session)?);
         match state
             .store
-            .compare_and_swap(current.version, next.clone())
+            .compare_and_swap(current.version, Arc::clone(&next))
             .await
         {
             Ok(version) => return Ok((current.session, next, version)),

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{SessionStore, StoreError, StoreFuture, Versioned};
@@ -125,7 +125,7 @@ impl SessionStore for MemoryStore {
             }
             let slot = Slot {
                 stored: Versioned {
-                    session,
+                    session: Arc::new(session),
                     version: 1,
                 },
                 expires: None,
@@ -136,7 +136,7 @@ impl SessionStore for MemoryStore {
         Box::pin(ready(result))
     }
 
-    fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64> {
+    fn compare_and_swap(&self, expected: u64, session: Arc<Session>) -> StoreFuture<'_, u64> {
         let result = self.write(|s| {
             let slot = match s.map.get_mut(&session.id) {
                 None => return Err(StoreError::NotFound),
@@ -188,7 +188,7 @@ impl SessionStore for MemoryStore {
                 s.map
                     .values()
                     .filter(|slot| slot.live_at(now))
-                    .map(|slot| &slot.stored.session),
+                    .map(|slot| &*slot.stored.session),
             )
         });
         Box::pin(ready(Ok(counts)))

@@ -6,16 +6,18 @@ mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::domain::{Session, SessionId, SessionStatus};
 
-/// A stored session with the version its last write gave it (1 on insert, +1 per update).
+/// A stored session with the version its last write gave it (1 on insert, +1 per update). The
+/// session is shared: a read hands out a pointer to what the store holds, not a copy of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned {
-    pub session: Session,
+    pub session: Arc<Session>,
     pub version: u64,
 }
 
@@ -50,7 +52,7 @@ pub trait SessionStore: Send + Sync + 'static {
     fn insert(&self, session: Session) -> StoreFuture<'_, u64>;
 
     /// Replaces the session if it is still at `expected`; returns the new version.
-    fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64>;
+    fn compare_and_swap(&self, expected: u64, session: Arc<Session>) -> StoreFuture<'_, u64>;
 
     /// Removes the session, returning what was stored.
     fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned>;

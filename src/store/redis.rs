@@ -10,7 +10,7 @@
 //! through Redis TTL. Commands are bounded by `store.timeout_ms`; an unreachable Redis is
 //! [`StoreError::Unavailable`] (503), and the connection manager reconnects once Redis is back.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -162,7 +162,10 @@ impl RedisStore {
 fn decode(version: u64, json: &str) -> Result<Versioned, StoreError> {
     let session = serde_json::from_str(json)
         .map_err(|e| StoreError::Unavailable(format!("a stored session does not parse: {e}")))?;
-    Ok(Versioned { session, version })
+    Ok(Versioned {
+        session: Arc::new(session),
+        version,
+    })
 }
 
 fn encode(session: &Session) -> Result<String, StoreError> {
@@ -215,7 +218,7 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn compare_and_swap(&self, expected: u64, session: Session) -> StoreFuture<'_, u64> {
+    fn compare_and_swap(&self, expected: u64, session: Arc<Session>) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let json = encode(&session)?;
             let ttl_ms = u64::try_from(self.ended_ttl.as_millis()).unwrap_or(u64::MAX);
@@ -302,7 +305,7 @@ impl SessionStore for RedisStore {
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {
         Box::pin(async move {
             let sessions = self.list().await?;
-            Ok(super::count_live(sessions.iter().map(|v| &v.session)))
+            Ok(super::count_live(sessions.iter().map(|v| &*v.session)))
         })
     }
 

@@ -111,7 +111,12 @@ impl TestApp {
     /// What the store holds under `id`, ended sessions included.
     pub async fn stored(&self, id: &str) -> Option<Session> {
         let id = SessionId::parse(id).unwrap();
-        self.state.store.get(&id).await.unwrap().map(|v| v.session)
+        self.state
+            .store
+            .get(&id)
+            .await
+            .unwrap()
+            .map(|v| Session::clone(&v.session))
     }
 
     /// A 3-legged read/write token for the fixture's receiver.

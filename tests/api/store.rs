@@ -43,9 +43,9 @@ fn ended(id: &str) -> Session {
 async fn ended_sessions_are_kept_for_their_ttl<S: SessionStore>(store: &S) {
     let id = SessionId::parse("e1").unwrap();
     store.insert(session("e1")).await.unwrap();
-    assert_eq!(store.compare_and_swap(1, ended("e1")).await, Ok(2));
+    assert_eq!(store.compare_and_swap(1, ended("e1").into()).await, Ok(2));
     let kept = store.get(&id).await.unwrap().expect("kept until its TTL");
-    assert_eq!((kept.session, kept.version), (ended("e1"), 2));
+    assert_eq!((&*kept.session, kept.version), (&ended("e1"), 2));
     assert_eq!(kept_status(store, &id).await, Some(SessionStatus::Declined));
     assert_eq!(store.list().await.unwrap().len(), 1);
 }
@@ -58,10 +58,10 @@ async fn ended_sessions_expire<S: SessionStore>(store: &S) {
     let id = SessionId::parse("e2").unwrap();
     store.insert(session("e2")).await.unwrap();
     store.insert(session("live")).await.unwrap();
-    assert_eq!(store.compare_and_swap(1, ended("e2")).await, Ok(2));
+    assert_eq!(store.compare_and_swap(1, ended("e2").into()).await, Ok(2));
     assert_eq!(store.get(&id).await, Ok(None), "dropped after a zero TTL");
     assert_eq!(
-        store.compare_and_swap(2, ended("e2")).await,
+        store.compare_and_swap(2, ended("e2").into()).await,
         Err(StoreError::NotFound)
     );
     assert_eq!(store.remove(&id).await, Err(StoreError::NotFound));
@@ -75,7 +75,7 @@ async fn ended_sessions_expire<S: SessionStore>(store: &S) {
 async fn ended_sessions_give_way_at_capacity<S: SessionStore>(store: &S) {
     store.insert(session("g1")).await.unwrap();
     store.insert(session("g2")).await.unwrap();
-    store.compare_and_swap(1, ended("g1")).await.unwrap();
+    store.compare_and_swap(1, ended("g1").into()).await.unwrap();
     assert_eq!(store.insert(session("g3")).await, Ok(1));
     assert_eq!(store.get(&SessionId::parse("g1").unwrap()).await, Ok(None));
     assert_eq!(store.insert(session("g4")).await, Err(StoreError::Full(2)));
@@ -90,7 +90,7 @@ async fn insert_get_remove<S: SessionStore>(store: &S) {
         Err(StoreError::AlreadyExists)
     );
     let found = store.get(&id).await.unwrap().unwrap();
-    assert_eq!((found.session, found.version), (session("a"), 1));
+    assert_eq!((&*found.session, found.version), (&session("a"), 1));
     assert_eq!(store.list().await.unwrap().len(), 1);
     assert_eq!(store.remove(&id).await.unwrap().version, 1);
     assert_eq!(store.remove(&id).await, Err(StoreError::NotFound));
@@ -102,14 +102,14 @@ async fn compare_and_swap_needs_the_current_version<S: SessionStore>(store: &S) 
     store.insert(session("b")).await.unwrap();
     let mut next = session("b");
     next.status = SessionStatus::Ringing;
-    assert_eq!(store.compare_and_swap(1, next.clone()).await, Ok(2));
+    assert_eq!(store.compare_and_swap(1, next.clone().into()).await, Ok(2));
     assert_eq!(
-        store.compare_and_swap(1, next.clone()).await,
+        store.compare_and_swap(1, next.clone().into()).await,
         Err(StoreError::VersionConflict { current: 2 })
     );
-    assert_eq!(store.compare_and_swap(2, session("b")).await, Ok(3));
+    assert_eq!(store.compare_and_swap(2, session("b").into()).await, Ok(3));
     assert_eq!(
-        store.compare_and_swap(1, session("missing")).await,
+        store.compare_and_swap(1, session("missing").into()).await,
         Err(StoreError::NotFound)
     );
     let id = SessionId::parse("b").unwrap();
@@ -143,10 +143,10 @@ async fn racing_compare_and_swap_loses_nothing<S: SessionStore>(store: Arc<S>) {
             for round in 0..25 {
                 loop {
                     let current = store.get(&id).await.unwrap().unwrap();
-                    let mut next = current.session.clone();
+                    let mut next = Session::clone(&current.session);
                     // Record who wrote, so the final history can be checked.
                     next.receiver_name = Some(format!("{task}-{round}").into());
-                    match store.compare_and_swap(current.version, next).await {
+                    match store.compare_and_swap(current.version, next.into()).await {
                         Ok(version) => {
                             won.push(version);
                             break;
@@ -214,7 +214,7 @@ async fn redis_expires_ended_sessions_through_ttl() {
         redis::cmd("PTTL").arg(&key).query_async(con).await.unwrap()
     };
     assert_eq!(pttl(&mut con).await, -1, "a live session does not expire");
-    store.compare_and_swap(1, ended("t")).await.unwrap();
+    store.compare_and_swap(1, ended("t").into()).await.unwrap();
     let left = pttl(&mut con).await;
     assert!(left > 3_500_000 && left <= 3_600_000, "PTTL {left}");
 }
