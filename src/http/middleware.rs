@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -11,6 +12,7 @@ use axum::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::AppState;
@@ -96,7 +98,8 @@ pub fn record_change(
 ///    on the response, errors included, and an absent one is generated.
 /// 2. Load shedding: beyond `server.max_concurrent_requests` an API request is answered 503 at
 ///    once; the operational routes (health, metrics, the document) are never shed.
-/// 3. The request timeout (`server.request_timeout_ms`): 504 TIMEOUT.
+/// 3. The request timeout (`server.request_timeout_ms`): 504 TIMEOUT; and a panicking handler:
+///    500 INTERNAL ([`panic_response`]).
 /// 4. CAMARA JSON for every error response the framework made itself ([`camara_json`]).
 /// 5. One log line and the request metrics, written when the request finishes: method, route
 ///    template, correlator, consumer, the session and the move a handler made, status and latency
@@ -130,9 +133,14 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
                     // system call on every request). The deadline counts from `start`, which
                     // saves reading the clock again.
                     let deadline = tokio::time::Instant::from_std(start + state.request_timeout);
-                    tokio::time::timeout_at(deadline, next.run(req).instrument(span))
-                        .await
-                        .unwrap_or_else(|_| StatusCode::GATEWAY_TIMEOUT.into_response())
+                    let run = tokio::time::timeout_at(deadline, next.run(req).instrument(span));
+                    // A panic is caught here rather than by a layer of its own (tower-http's
+                    // boxed every response body on the way out).
+                    match AssertUnwindSafe(run).catch_unwind().await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(_elapsed)) => StatusCode::GATEWAY_TIMEOUT.into_response(),
+                        Err(panic) => panic_response(panic),
+                    }
                 }
                 Err(shed) => shed.into_response(),
             };

@@ -22,7 +22,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, Uri, header};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 
 pub use error::{ApiError, Code};
@@ -239,9 +238,9 @@ fn is_api_route(matched: Option<&axum::extract::MatchedPath>) -> bool {
 fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let server = &state.config.server;
     // Outermost first. Authorization is marked sensitive before anything could print it; the edge
-    // (correlator, log line, request timeout, CAMARA-izing of framework errors) wraps everything
-    // else, so even a 401, a timeout or a panic carries the correlator and is logged, and the bare
-    // responses of the panic and body-limit layers are rewritten.
+    // (correlator, log line, request timeout, panics, CAMARA-izing of framework errors) wraps
+    // everything else, so even a 401, a timeout or a panic carries the correlator and is logged,
+    // and the bare response of the body-limit layer is rewritten.
     let middleware = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -250,7 +249,6 @@ fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> 
             state.clone(),
             middleware::edge,
         ))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(DefaultBodyLimit::max(server.max_body_bytes));
     app.layer(middleware)
 }
