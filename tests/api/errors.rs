@@ -1,5 +1,6 @@
 //! Every error the seed lists, plus 405/404/409/413/415, missing ids and x-correlator — whole bodies.
 
+use camara_webrtc::config::Config;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -202,16 +203,42 @@ async fn json_content_types_with_parameters_and_suffixes_are_accepted() {
     }
 }
 
+/// `server.max_body_bytes` (128 KiB by default) is the limit, for PUT and POST alike: a body of
+/// exactly that size is read, one byte more is 413.
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
     let app = spawn_app().await;
-    let big = format!(
-        r#"{{"status":"Ringing","pad":"{}"}}"#,
-        "a".repeat(3 * 1024 * 1024)
-    );
+    let limit = Config::embedded().server.max_body_bytes;
+    let padded = |size: usize| {
+        let body = r#"{"status":"Ringing"}"#;
+        body.to_owned() + &" ".repeat(size - body.len())
+    };
     let response = app
-        .put_status(FIXTURE_ID, &big, &app.receiver_token())
+        .put_status(FIXTURE_ID, &padded(limit), &app.receiver_token())
         .await;
+    assert_eq!(response.status(), 200);
+    for big in [padded(limit + 1), padded(3 * 1024 * 1024)] {
+        let response = app
+            .put_status(FIXTURE_ID, &big, &app.receiver_token())
+            .await;
+        assert_error(
+            response,
+            413,
+            "CONTENT_TOO_LARGE",
+            "The request body is larger than the server accepts.",
+        )
+        .await;
+    }
+    let response = app
+        .client
+        .post(app.url("/webrtc/sessions"))
+        .bearer_auth(app.token(ORIGINATOR, ALL_SCOPES))
+        .header("registrationId", "r-1")
+        .header("content-type", "application/json")
+        .body(padded(limit + 1))
+        .send()
+        .await
+        .unwrap();
     assert_error(
         response,
         413,
