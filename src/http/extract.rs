@@ -6,9 +6,10 @@ use std::marker::PhantomData;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Map, Value};
 
 use super::AppState;
@@ -147,26 +148,29 @@ fn content_type_ok(headers: &HeaderMap) -> bool {
                 .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    /// Reads at most `server.max_body_bytes` (413 beyond). The limit is applied here rather than
+    /// by axum's `DefaultBodyLimit` layer, which stored it in every request's extensions.
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !content_type_ok(req.headers()) {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,
                 "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
+        let limit = state.config.server.max_body_bytes;
+        let bytes = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<LengthLimitError>() => {
+                return Err(ApiError::new(
                     Code::ContentTooLarge,
                     "The request body is larger than the server accepts.",
-                )
-            } else {
-                ApiError::invalid("The request body could not be read.")
+                ));
             }
-        })?;
+            Err(_) => return Err(ApiError::invalid("The request body could not be read.")),
+        };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid("A JSON request body is required."));
         }

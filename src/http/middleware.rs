@@ -181,8 +181,8 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
     response
 }
 
-/// Replaces an error response that is not JSON (axum's 405, a 413 from the body limit, a 504 from
-/// the timeout, ...) with the CAMARA body for its status, keeping the headers that matter.
+/// Replaces an error response that is not JSON (axum's 405, the edge's own 504 for a timeout,
+/// ...) with the CAMARA body for its status, keeping the headers that matter.
 fn camara_json(response: Response) -> Response {
     let status = response.status();
     let is_json = response

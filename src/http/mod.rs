@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{Method, Uri, header};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tower::ServiceBuilder;
@@ -236,11 +236,10 @@ fn is_api_route(matched: Option<&axum::extract::MatchedPath>) -> bool {
 
 /// Wraps every route (and the fallback) in the middleware stack.
 fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let server = &state.config.server;
     // Outermost first. Authorization is marked sensitive before anything could print it; the edge
     // (correlator, log line, request timeout, panics, CAMARA-izing of framework errors) wraps
-    // everything else, so even a 401, a timeout or a panic carries the correlator and is logged,
-    // and the bare response of the body-limit layer is rewritten.
+    // everything else, so even a 401, a timeout or a panic carries the correlator and is logged.
+    // The body limit is applied where a body is read ([`extract::JsonBody`]).
     let middleware = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
@@ -248,8 +247,7 @@ fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> 
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::edge,
-        ))
-        .layer(DefaultBodyLimit::max(server.max_body_bytes));
+        ));
     app.layer(middleware)
 }
 
