@@ -1,10 +1,12 @@
 //! The `text` log format: tracing-subscriber's default layout without colours,
-//! `2026-11-23T22:34:00.123456Z  INFO span{k=v}: target: message k=v`, written straight into the
-//! line buffer. The default formatter goes through `fmt::write` for every part and field, and was
-//! the largest single cost of a request (docs/performance.md). Control characters in values are
-//! escaped (`\n`, `\u{1b}`), so one event is always one line and cannot forge another.
+//! `2026-11-23T22:34:00.123456Z  INFO span{k=v}: target: message k=v`. A line is put together
+//! in a per-thread `String` and handed to the subscriber's writer in one piece. The default
+//! formatter goes through `fmt::write` for every part and field, and a write through tracing's
+//! `Writer` is a dynamic call; the log line was the largest single cost of a request
+//! (docs/performance.md). Control characters in values are escaped (`\n`, `\u{1b}`), so one event
+//! is always one line and cannot forge another.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,6 +23,11 @@ pub struct TextLine;
 /// Formats an event's or a span's fields as `message k=v k=v`.
 pub struct TextFields;
 
+thread_local! {
+    /// The line being put together; kept, with its capacity, from one event to the next.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
 impl<S, N> FormatEvent<S, N> for TextLine
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -32,79 +39,86 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        write_timestamp(&mut writer, SystemTime::now())?;
-        writer.write_str(match *meta.level() {
-            Level::TRACE => " TRACE ",
-            Level::DEBUG => " DEBUG ",
-            Level::INFO => "  INFO ",
-            Level::WARN => "  WARN ",
-            Level::ERROR => " ERROR ",
-        })?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                writer.write_str(span.name())?;
-                if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
-                    && !fields.is_empty()
-                {
-                    writer.write_char('{')?;
-                    writer.write_str(fields)?;
-                    writer.write_char('}')?;
-                }
-                writer.write_char(':')?;
-            }
-            writer.write_char(' ')?;
-        }
-        writer.write_str(meta.target())?;
-        writer.write_str(": ")?;
-        ctx.format_fields(writer.by_ref(), event)?;
-        writer.write_char('\n')
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            event_line(line, ctx, event);
+            writer.write_str(line)
+        })
     }
+}
+
+fn event_line<S, N>(line: &mut String, ctx: &FmtContext<'_, S, N>, event: &Event<'_>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let meta = event.metadata();
+    write_timestamp(line, SystemTime::now());
+    line.push_str(match *meta.level() {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        Level::ERROR => " ERROR ",
+    });
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope.from_root() {
+            line.push_str(span.name());
+            if let Some(fields) = span.extensions().get::<FormattedFields<N>>()
+                && !fields.is_empty()
+            {
+                line.push('{');
+                line.push_str(fields);
+                line.push('}');
+            }
+            line.push(':');
+        }
+        line.push(' ');
+    }
+    line.push_str(meta.target());
+    line.push_str(": ");
+    event.record(&mut FieldWriter {
+        out: line,
+        empty: true,
+    });
+    line.push('\n');
 }
 
 impl<'w> FormatFields<'w> for TextFields {
-    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut visitor = FieldWriter {
-            writer,
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut out = String::new();
+        fields.record(&mut FieldWriter {
+            out: &mut out,
             empty: true,
-            result: Ok(()),
-        };
-        fields.record(&mut visitor);
-        visitor.result
+        });
+        writer.write_str(&out)
     }
 }
 
-struct FieldWriter<'w> {
-    writer: Writer<'w>,
+struct FieldWriter<'a> {
+    out: &'a mut String,
     empty: bool,
-    result: fmt::Result,
 }
 
 impl FieldWriter<'_> {
     /// Writes the separator and `name=` (nothing for the message), then `value`.
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_err() {
-            return;
-        }
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut String)) {
         let name = field.name();
-        self.result = (|| {
-            if !self.empty {
-                self.writer.write_char(' ')?;
-            }
-            if name != "message" {
-                self.writer
-                    .write_str(name.strip_prefix("r#").unwrap_or(name))?;
-                self.writer.write_char('=')?;
-            }
-            value(&mut self.writer)
-        })();
+        if !self.empty {
+            self.out.push(' ');
+        }
+        if name != "message" {
+            self.out.push_str(name.strip_prefix("r#").unwrap_or(name));
+            self.out.push('=');
+        }
+        value(self.out);
         self.empty = false;
     }
 }
 
 impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |w| Escaped(w).write_str(value));
+        self.field(field, |w| escaped(w, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -114,9 +128,9 @@ impl Visit for FieldWriter<'_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.field(field, |w| {
             if value < 0 {
-                w.write_char('-')?;
+                w.push('-');
             }
-            write_u64(w, value.unsigned_abs())
+            write_u64(w, value.unsigned_abs());
         });
     }
 
@@ -130,7 +144,7 @@ impl Visit for FieldWriter<'_> {
                 && thousandths / 1000.0 == value
             {
                 let thousandths = thousandths as u64;
-                write_u64(w, thousandths / 1000)?;
+                write_u64(w, thousandths / 1000);
                 let mut fraction = thousandths % 1000;
                 if fraction != 0 {
                     let mut width = 3;
@@ -138,21 +152,30 @@ impl Visit for FieldWriter<'_> {
                         fraction /= 10;
                         width -= 1;
                     }
-                    write!(w, ".{fraction:0width$}")?;
+                    // Writing to a String cannot fail.
+                    let _ = write!(w, ".{fraction:0width$}");
                 }
-                return Ok(());
+                return;
             }
-            write!(w, "{value}")
+            let _ = write!(w, "{value}");
         });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.field(field, |w| w.push_str(if value { "true" } else { "false" }));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |w| write!(Escaped(w), "{value:?}"));
+        self.field(field, |w| {
+            let _ = write!(Escaped(w), "{value:?}");
+        });
     }
+}
+
+/// Appends `s`, escaping control characters (see [`Escaped`]).
+fn escaped(out: &mut String, s: &str) {
+    // Writing to a String cannot fail.
+    let _ = Escaped(out).write_str(s);
 }
 
 /// Passes text through, escaping control characters (C0, DEL, C1) the way `char::escape_debug`
@@ -183,24 +206,13 @@ impl<W: Write> Write for Escaped<'_, W> {
     }
 }
 
-fn write_u64(w: &mut impl Write, mut value: u64) -> fmt::Result {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    w.write_str(std::str::from_utf8(&digits[at..]).map_err(|_| fmt::Error)?)
+fn write_u64(w: &mut String, value: u64) {
+    w.push_str(itoa::Buffer::new().format(value));
 }
 
 /// RFC 3339 in UTC with microseconds, like tracing-subscriber's `SystemTime`. The date and time
 /// of day are formatted once per second per thread.
-fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
+fn write_timestamp(w: &mut String, now: SystemTime) {
     thread_local! {
         static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
     }
@@ -211,13 +223,14 @@ fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
         text = civil(secs);
         SECOND.set((secs, text));
     }
-    w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)?;
     let micros = since.subsec_micros();
     let mut fraction = *b".000000Z";
     for (i, slot) in fraction[1..7].iter_mut().enumerate() {
         *slot = b'0' + (micros / 10u32.pow(5 - i as u32) % 10) as u8;
     }
-    w.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    // Both are ASCII digits and punctuation.
+    w.push_str(std::str::from_utf8(&text).unwrap_or_default());
+    w.push_str(std::str::from_utf8(&fraction).unwrap_or_default());
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the Unix epoch (Howard Hinnant's `civil_from_days`).
@@ -258,7 +271,7 @@ mod tests {
     fn timestamp(secs: u64, micros: u64) -> String {
         let mut out = String::new();
         let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
-        write_timestamp(&mut out, at).unwrap();
+        write_timestamp(&mut out, at);
         out
     }
 
@@ -378,7 +391,7 @@ mod tests {
     fn integers_are_written_in_decimal() {
         for value in [0, 7, 10, 200, 12_345, u64::MAX] {
             let mut out = String::new();
-            write_u64(&mut out, value).unwrap();
+            write_u64(&mut out, value);
             assert_eq!(out, value.to_string());
         }
     }
