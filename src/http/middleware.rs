@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::{ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -106,7 +106,11 @@ pub fn record_change(
 ///    — never the headers or the body. The facts are gathered in a task-local, not recorded field
 ///    by field on a span; the `request` span exists at `debug` (so events inside a request carry
 ///    its correlator when debug logging is on) and costs nothing at `info`.
-pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Marked sensitive before anything could print it: a header map's `Debug` then hides it.
+    if let Some(authorization) = req.headers_mut().get_mut(AUTHORIZATION) {
+        authorization.set_sensitive(true);
+    }
     let correlator = match req.headers().get(&X_CORRELATOR) {
         Some(value) if valid_correlator(value.as_bytes()) => value.clone(),
         Some(_) => {
