@@ -134,18 +134,27 @@ fn content_type_ok(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE) else {
         return true;
     };
-    let Ok(value) = value.to_str() else {
+    // Read as bytes: the media type before any parameter, without its spaces, ASCII only.
+    let value = value.as_bytes();
+    let essence = value
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if !essence.is_ascii() {
         return false;
-    };
-    let essence = value.split(';').next().unwrap_or("").trim();
+    }
     // Media types are case-insensitive; compared without lowercasing a copy.
-    let (kind, subtype) = essence.split_once('/').unwrap_or((essence, ""));
-    kind.eq_ignore_ascii_case("application")
-        && (subtype.eq_ignore_ascii_case("json")
-            || subtype.eq_ignore_ascii_case("x-www-form-urlencoded")
+    let (kind, subtype) = match essence.iter().position(|&b| b == b'/') {
+        Some(slash) => (&essence[..slash], &essence[slash + 1..]),
+        None => (essence, &b""[..]),
+    };
+    kind.eq_ignore_ascii_case(b"application")
+        && (subtype.eq_ignore_ascii_case(b"json")
+            || subtype.eq_ignore_ascii_case(b"x-www-form-urlencoded")
             || subtype
                 .get(subtype.len().saturating_sub(5)..)
-                .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json")))
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case(b"+json")))
 }
 
 impl FromRequest<AppState> for JsonBody {
@@ -201,6 +210,8 @@ mod tests {
             "application/json/x",
             "application/xjson",
             "application/é+jsoné",
+            "application/é+json",
+            "applicationé/json",
         ];
         for (types, expected) in [(&accepted[..], true), (&refused[..], false)] {
             for content_type in types {
