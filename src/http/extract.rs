@@ -5,11 +5,12 @@
 use std::marker::PhantomData;
 
 use axum::body::Bytes;
+use axum::body::HttpBody;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
 use super::AppState;
@@ -163,6 +164,12 @@ impl FromRequest<AppState> for JsonBody {
     /// Reads at most `server.max_body_bytes` (413 beyond). The limit is applied here rather than
     /// by axum's `DefaultBodyLimit` layer, which stored it in every request's extensions.
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let too_large = || {
+            ApiError::new(
+                Code::ContentTooLarge,
+                "The request body is larger than the server accepts.",
+            )
+        };
         if !content_type_ok(req.headers()) {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,
@@ -170,15 +177,37 @@ impl FromRequest<AppState> for JsonBody {
             ));
         }
         let limit = state.config.server.max_body_bytes;
-        let bytes = match Limited::new(req.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<LengthLimitError>() => {
-                return Err(ApiError::new(
-                    Code::ContentTooLarge,
-                    "The request body is larger than the server accepts.",
-                ));
+        let mut body = req.into_body();
+        // A body that declares more (Content-Length) is refused before it is read.
+        if body.size_hint().lower() > limit as u64 {
+            return Err(too_large());
+        }
+        // A body that arrives in one piece, as hyper hands over one it has already buffered, is
+        // kept without a copy; pieces are joined.
+        let (mut first, mut joined, mut len) = (Bytes::new(), Vec::new(), 0);
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|_| ApiError::invalid("The request body could not be read."))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            len += data.len();
+            if len > limit {
+                return Err(too_large());
             }
-            Err(_) => return Err(ApiError::invalid("The request body could not be read.")),
+            if first.is_empty() && joined.is_empty() {
+                first = data;
+            } else {
+                if joined.is_empty() {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&data);
+            }
+        }
+        let bytes = if joined.is_empty() {
+            first
+        } else {
+            Bytes::from(joined)
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid("A JSON request body is required."));

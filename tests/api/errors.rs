@@ -248,6 +248,54 @@ async fn body_over_the_limit_is_413() {
     .await;
 }
 
+/// A chunked body declares no length to refuse up front: it is counted as it arrives, 413 once
+/// it passes the limit. One within the limit, sent in pieces, is joined and read.
+#[tokio::test]
+async fn chunked_bodies_are_joined_and_held_to_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let token = app.receiver_token();
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let send = async |pieces: Vec<Vec<u8>>| {
+        let mut request = format!(
+            "PUT /webrtc/sessions/{FIXTURE_ID}/status HTTP/1.1\r\nHost: {host}\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        for piece in pieces {
+            request.extend(format!("{:x}\r\n", piece.len()).bytes());
+            request.extend(piece);
+            request.extend(b"\r\n");
+        }
+        request.extend(b"0\r\n\r\n");
+        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        String::from_utf8(response).unwrap()
+    };
+    let pieces = [&br#"{"sta"#[..], br#"tus":"Ring"#, br#"ing"}"#];
+    let joined = send(pieces.iter().map(|p| p.to_vec()).collect()).await;
+    assert!(joined.starts_with("HTTP/1.1 200 OK\r\n"), "{joined}");
+    assert!(joined.contains(r#""status":"Ringing""#), "{joined}");
+
+    let limit = Config::embedded().server.max_body_bytes;
+    let mut over = vec![b' '; limit + 1];
+    over[0] = b'{';
+    let refused = send(over.chunks(4096).map(<[u8]>::to_vec).collect()).await;
+    assert!(
+        refused.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{refused}"
+    );
+    assert!(
+        refused.ends_with(
+            r#"{"status":413,"code":"CONTENT_TOO_LARGE","message":"The request body is larger than the server accepts."}"#
+        ),
+        "{refused}"
+    );
+}
+
 #[tokio::test]
 async fn missing_or_empty_media_session_id_is_400() {
     let app = spawn_app().await;
