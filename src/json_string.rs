@@ -96,7 +96,7 @@ pub fn plain_literal(input: &[u8]) -> Option<Literal> {
 /// `"` or `\`), or, with `WIDE`, that or DEL or any non-ASCII byte; `bytes.len()` if none.
 /// Eight bytes at a time: each such byte sets its high bit in `hits` (the classic has-zero-byte
 /// and has-less-than tests; a borrow can only mark bytes after a true hit).
-fn next_special<const WIDE: bool>(bytes: &[u8], mut from: usize) -> usize {
+pub(crate) fn next_special<const WIDE: bool>(bytes: &[u8], mut from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
