@@ -41,12 +41,29 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        LINE.with_borrow_mut(|line| {
-            line.clear();
+        with_line(|line| {
             event_line(line, ctx, event);
             writer.write_str(line)
         })
     }
+}
+
+/// Runs `f` with the thread's line buffer, empty. An event logged while another is being put
+/// together (from a field's `Debug`, say; tracing's global dispatcher allows it) gets a fresh
+/// buffer instead, as tracing-subscriber's own formatter does.
+fn with_line<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    LINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut line) => {
+            line.clear();
+            let result = f(&mut line);
+            // One huge event does not keep its buffer for the thread's life.
+            if line.capacity() > 64 * 1024 {
+                *line = String::new();
+            }
+            result
+        }
+        Err(_) => f(&mut String::new()),
+    })
 }
 
 fn event_line<S, N>(line: &mut String, ctx: &FmtContext<'_, S, N>, event: &Event<'_>)
@@ -395,6 +412,26 @@ mod tests {
                 "  WARN camara_webrtc::telemetry::text::tests: w",
                 " ERROR camara_webrtc::telemetry::text::tests: e",
             ]
+        );
+    }
+
+    #[test]
+    fn a_line_put_together_inside_another_gets_its_own_buffer() {
+        let outer = with_line(|line| {
+            line.push_str("outer ");
+            let inner = with_line(|inner| {
+                assert!(inner.is_empty());
+                inner.push_str("inner");
+                inner.clone()
+            });
+            line.push_str(&inner);
+            line.clone()
+        });
+        assert_eq!(outer, "outer inner");
+        assert_eq!(
+            with_line(|line| line.len()),
+            0,
+            "the buffer is handed out empty"
         );
     }
 
