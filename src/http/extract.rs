@@ -163,12 +163,6 @@ impl FromRequest<AppState> for JsonBody {
     /// Reads at most `server.max_body_bytes` (413 beyond). The limit is applied here rather than
     /// by axum's `DefaultBodyLimit` layer, which stored it in every request's extensions.
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let too_large = || {
-            ApiError::new(
-                Code::ContentTooLarge,
-                "The request body is larger than the server accepts.",
-            )
-        };
         if !content_type_ok(req.headers()) {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,
@@ -179,7 +173,7 @@ impl FromRequest<AppState> for JsonBody {
         let mut body = req.into_body();
         // A body that declares more (Content-Length) is refused before it is read.
         if body.size_hint().lower() > limit as u64 {
-            return Err(too_large());
+            return Err(ApiError::plain(Code::ContentTooLarge));
         }
         // A body that arrives in one piece, as hyper hands over one it has already buffered, is
         // kept without a copy; pieces are joined.
@@ -192,7 +186,7 @@ impl FromRequest<AppState> for JsonBody {
             };
             len += data.len();
             if len > limit {
-                return Err(too_large());
+                return Err(ApiError::plain(Code::ContentTooLarge));
             }
             if first.is_empty() && joined.is_empty() {
                 first = data;
