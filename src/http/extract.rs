@@ -177,7 +177,7 @@ impl FromRequest<AppState> for JsonBody {
         }
         // A body that arrives in one piece, as hyper hands over one it has already buffered, is
         // kept without a copy; pieces are joined.
-        let (mut first, mut joined, mut len) = (Bytes::new(), Vec::new(), 0);
+        let (mut first, mut joined, mut len) = (Bytes::new(), None::<Vec<u8>>, 0);
         while let Some(frame) = body.frame().await {
             let frame =
                 frame.map_err(|_| ApiError::invalid("The request body could not be read."))?;
@@ -188,20 +188,13 @@ impl FromRequest<AppState> for JsonBody {
             if len > limit {
                 return Err(ApiError::plain(Code::ContentTooLarge));
             }
-            if first.is_empty() && joined.is_empty() {
-                first = data;
-            } else {
-                if joined.is_empty() {
-                    joined.extend_from_slice(&first);
-                }
-                joined.extend_from_slice(&data);
+            match &mut joined {
+                Some(joined) => joined.extend_from_slice(&data),
+                None if first.is_empty() => first = data,
+                None => joined = Some([&first[..], &data[..]].concat()),
             }
         }
-        let bytes = if joined.is_empty() {
-            first
-        } else {
-            Bytes::from(joined)
-        };
+        let bytes = joined.map_or(first, Bytes::from);
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid("A JSON request body is required."));
         }
