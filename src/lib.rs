@@ -26,6 +26,12 @@ use crate::config::Backend;
 use crate::domain::Session;
 use crate::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
+/// A hash map whose keys the service itself chose: generated or configured session ids, digests of
+/// verified tokens, route templates. They are hashed with foldhash, seeded per process, in a
+/// fraction of SipHash's time; SipHash's defence against keys picked to collide is for keys a
+/// client picks (those maps keep the standard hasher).
+pub(crate) type OwnKeysMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -5,12 +5,12 @@
 //! is used only strictly before the token's `exp` (the leeway applies to full verification only);
 //! the cache holds at most `capacity` entries.
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_lc_rs::digest::{SHA256, digest};
 
 use super::Claims;
+use crate::OwnKeysMap;
 
 type Key = [u8; 32];
 
@@ -21,9 +21,8 @@ struct Entry {
 }
 
 pub struct TokenCache {
-    /// foldhash, seeded per process: the keys are SHA-256 digests, and only verified tokens
-    /// are inserted, so SipHash's defence against chosen keys buys nothing here.
-    entries: RwLock<HashMap<Key, Entry, foldhash::fast::RandomState>>,
+    /// Keyed by SHA-256 digests, and only verified tokens are inserted.
+    entries: RwLock<OwnKeysMap<Key, Entry>>,
     capacity: usize,
 }
 

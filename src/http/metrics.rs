@@ -2,7 +2,6 @@
 //! a histogram, transitions by from/to, authentication failures by reason, and the sessions of this
 //! instance's store by status. Labels are route templates and fixed names, never raw ids.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{LazyLock, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::OwnKeysMap;
 use crate::domain::SessionStatus;
 
 const REQUESTS: &str = "camara_webrtc_http_requests_total";
@@ -54,10 +54,8 @@ struct Series {
 
 /// Handles by route template, then by (method, status). The label sets are few and bounded (route
 /// templates, [`method_label`], three-digit statuses), so each series is registered once and then
-/// reused: a request does not build, hash and look up its label strings in the registry. The keys
-/// are ours, so they are hashed with foldhash, not SipHash.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type SeriesCache = RwLock<Map<String, Map<(&'static str, u16), Series>>>;
+/// reused: a request does not build, hash and look up its label strings in the registry.
+type SeriesCache = RwLock<OwnKeysMap<String, OwnKeysMap<(&'static str, u16), Series>>>;
 
 /// The method as a label: the standard ones by name, any other as `other`, so a client cannot
 /// create series at will.
