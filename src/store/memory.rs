@@ -23,7 +23,7 @@ impl Slot {
 
     /// Whether the session is live now; the clock is read only for an ended one.
     fn live(&self) -> bool {
-        self.expires.is_none_or(|at| at > Instant::now())
+        self.expires.is_none() || self.live_at(Instant::now())
     }
 }
 
