@@ -1,7 +1,8 @@
 //! camara-webrtc: the CAMARA WebRTC call-handling API as a stateful, strict HTTP service.
 //!
-//! [`build_app`] turns a [`Config`] into the real router (tests drive it on an ephemeral port);
-//! [`run`] serves it on a listener until a shutdown signal, finishing in-flight requests.
+//! [`run`] builds the service for a [`Config`] and serves it on a listener until a shutdown signal,
+//! finishing in-flight requests; [`Application`] is the same in two steps, for tests that need the
+//! running service's state.
 
 pub mod auth;
 pub mod config;
@@ -15,7 +16,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 
 pub use config::{Config, ConfigError};
@@ -125,35 +125,67 @@ async fn insert_absent(store: &dyn SessionStore, sessions: &[Session]) -> Result
     Ok(())
 }
 
-/// The real router for `config`.
-pub async fn build_app(config: Config) -> Result<Router, StartError> {
-    Ok(http::router(build_state(config).await?))
+/// The service, built and bound, not yet serving: [`Application::build`] then
+/// [`Application::run_until_stopped`]. The binary and the test harness both start it this way
+/// (through [`run`] or directly), so tests exercise exactly what production runs.
+pub struct Application {
+    state: AppState,
+    listener: TcpListener,
 }
 
-/// Serves the app on `listener` until `shutdown` resolves, then stops accepting connections and
-/// lets in-flight requests finish for at most `server.shutdown_grace_seconds`.
+impl Application {
+    /// Validates `config`, opens the store, loads the fixtures and takes `listener`.
+    pub async fn build(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        let state = build_state(config).await?;
+        Ok(Self { state, listener })
+    }
+
+    /// The address the service answers on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The state the running service will share: its store, verifier and configuration.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections and lets in-flight
+    /// requests finish for at most `server.shutdown_grace_seconds`.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
+        let app = http::router(self.state);
+        let signalled = Arc::new(tokio::sync::Notify::new());
+        let notify = Arc::clone(&signalled);
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            notify.notify_one();
+        });
+        tokio::select! {
+            () = http::metrics_upkeep() => {}
+            served = server => served?,
+            () = async {
+                signalled.notified().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the grace period; stopping anyway");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds the service for `config` and serves it on `listener` until `shutdown` resolves.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    let app = build_app(config).await?;
-    let signalled = Arc::new(tokio::sync::Notify::new());
-    let notify = Arc::clone(&signalled);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        notify.notify_one();
-    });
-    tokio::select! {
-        () = http::metrics_upkeep() => {}
-        served = server => served?,
-        () = async {
-            signalled.notified().await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the grace period; stopping anyway");
-        }
-    }
-    Ok(())
+    Application::build(config, listener)
+        .await?
+        .run_until_stopped(shutdown)
+        .await
 }
