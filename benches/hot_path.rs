@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use camara_webrtc::auth::{TokenSpec, Verifier, mint, mint_with_private_key};
 use camara_webrtc::config::Config;
-use camara_webrtc::domain::{SdpPolicy, SessionStatus, StatusChange};
-use camara_webrtc::http::StatusUpdate;
+use camara_webrtc::domain::{Sdp, SdpPolicy, SessionStatus, StatusChange};
+use camara_webrtc::http::{StatusBody, read_json};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::Algorithm;
 
@@ -34,9 +34,12 @@ fn body(c: &mut Criterion) {
             SdpPolicy::Lenient,
         ),
     ] {
-        let raw = std::fs::read(fixture(file)).unwrap();
+        let raw = std::fs::read(fixture(file)).unwrap().into();
         group.bench_function(name, |b| {
-            b.iter(|| StatusUpdate::from_json(black_box(&raw), policy).unwrap())
+            b.iter(|| {
+                let body: StatusBody = read_json(black_box(&raw)).unwrap();
+                body.check(policy).unwrap()
+            })
         });
     }
     group.finish();
@@ -87,9 +90,16 @@ fn transition(c: &mut Criterion) {
     let mut session = Config::embedded().fixture_sessions().unwrap().remove(0);
     session.status = SessionStatus::Hold;
     let raw = std::fs::read(fixture("seed/request-4-hold.json")).unwrap();
-    let change: StatusChange = StatusUpdate::from_json(&raw, SdpPolicy::Lenient)
-        .unwrap()
-        .change;
+    let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let sdp = body["ReceiverSessionStatus"]["answer"]["sdp"]
+        .as_str()
+        .unwrap();
+    let change = StatusChange {
+        status: SessionStatus::Hold,
+        offer: None,
+        answer: Some(Sdp::parse(sdp.to_owned(), SdpPolicy::Lenient).unwrap()),
+        location: None,
+    };
     group.bench_function("apply/hold-with-answer", |b| {
         b.iter(|| black_box(&session).apply(black_box(&change)).unwrap())
     });

@@ -8,7 +8,6 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
-pub mod json_string;
 pub mod store;
 pub mod telemetry;
 
@@ -25,12 +24,6 @@ use crate::auth::Verifier;
 use crate::config::Backend;
 use crate::domain::Session;
 use crate::store::{MemoryStore, RedisStore, SessionStore, StoreError};
-
-/// A hash map whose keys the service itself chose: generated or configured session ids, digests of
-/// verified tokens, route templates. They are hashed with foldhash, seeded per process, in a
-/// fraction of SipHash's time; SipHash's defence against keys picked to collide is for keys a
-/// client picks (those maps keep the standard hasher).
-pub(crate) type OwnKeysMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +158,7 @@ impl Application {
             notify.notify_one();
         });
         tokio::select! {
-            () = http::metrics_upkeep() => {}
+            () = telemetry::metrics::upkeep() => {}
             served = server => served?,
             () = async {
                 signalled.notified().await;

@@ -127,8 +127,6 @@ fn main() -> ExitCode {
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_park(telemetry::worker_idle)
-        .on_thread_stop(telemetry::flush)
         .build()
         .map_err(|e| e.to_string())
 }

@@ -1,19 +1,20 @@
-//! Verified tokens, remembered until they expire, so a client reusing its token (as every client
-//! does) pays for the signature check once: ES256 verification alone costs more than the rest of a
-//! PUT. Entries are keyed by the SHA-256 of the whole compact token, so a token that differs in any
-//! byte — a tampered payload or signature included — can never hit another token's entry; an entry
-//! is used only strictly before the token's `exp` (the leeway applies to full verification only);
-//! the cache holds at most `capacity` entries.
+//! Verified tokens, remembered until they expire, so a client reusing its token pays for the
+//! signature check once. Entries are keyed by the SHA-256 of the whole compact token, so a token
+//! that differs in any byte — a tampered payload or signature included — can never hit another
+//! token's entry; an entry is used only strictly before the token's `exp` (the leeway applies to
+//! full verification only); the cache holds at most `capacity` entries, evicting by quick_cache's
+//! policy (recency and frequency), so a flood of one-off tokens cannot push out the ones in use.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use aws_lc_rs::digest::{SHA256, digest};
+use quick_cache::sync::Cache;
 
 use super::Claims;
-use crate::OwnKeysMap;
 
 type Key = [u8; 32];
 
+#[derive(Clone)]
 struct Entry {
     claims: Arc<Claims>,
     /// The token's `exp`, in seconds since the epoch: the entry is dead from then on.
@@ -21,9 +22,8 @@ struct Entry {
 }
 
 pub struct TokenCache {
-    /// Keyed by SHA-256 digests, and only verified tokens are inserted.
-    entries: RwLock<OwnKeysMap<Key, Entry>>,
-    capacity: usize,
+    /// Keyed by SHA-256 digests, and only verified tokens are inserted; `None` when off.
+    entries: Option<Cache<Key, Entry>>,
 }
 
 fn key(token: &str) -> Key {
@@ -37,50 +37,35 @@ impl TokenCache {
     /// A cache of at most `capacity` tokens; 0 turns caching off.
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::default(),
-            capacity,
+            entries: (capacity > 0).then(|| Cache::new(capacity)),
         }
     }
 
     /// The claims of `token` if it was verified before and `now` is before its `exp`.
     pub fn get(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
-        if self.capacity == 0 {
-            return None;
+        let entries = self.entries.as_ref()?;
+        let key = key(token);
+        let entry = entries.get(&key)?;
+        if now < entry.exp {
+            Some(entry.claims)
+        } else {
+            entries.remove(&key);
+            None
         }
-        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .get(&key(token))
-            .filter(|entry| now < entry.exp)
-            .map(|entry| Arc::clone(&entry.claims))
     }
 
     /// Remembers a token that just passed full verification. Tokens without `exp`, or already at
-    /// it, are not kept. When full, expired entries go first, then arbitrary ones.
+    /// it, are not kept.
     pub fn insert(&self, token: &str, claims: Arc<Claims>, now: u64) {
-        let Some(exp) = claims.exp.filter(|&exp| now < exp) else {
+        let (Some(entries), Some(exp)) = (&self.entries, claims.exp.filter(|&exp| now < exp))
+        else {
             return;
         };
-        if self.capacity == 0 {
-            return;
-        }
-        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.capacity {
-            entries.retain(|_, entry| now < entry.exp);
-        }
-        while entries.len() >= self.capacity {
-            let Some(victim) = entries.keys().next().copied() else {
-                break;
-            };
-            entries.remove(&victim);
-        }
         entries.insert(key(token), Entry { claims, exp });
     }
 
     pub fn len(&self) -> usize {
-        self.entries
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.entries.as_ref().map_or(0, Cache::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -133,18 +118,19 @@ mod tests {
     }
 
     #[test]
-    fn the_size_is_bounded_and_expired_entries_go_first() {
-        let cache = TokenCache::new(3);
+    fn the_size_is_bounded_and_expired_entries_are_never_served() {
+        let cache = TokenCache::new(64);
         cache.insert("old", claims(Some(10)), 0);
-        cache.insert("t1", claims(Some(1000)), 0);
-        cache.insert("t2", claims(Some(1000)), 0);
-        cache.insert("t3", claims(Some(1000)), 20);
-        assert_eq!(cache.len(), 3);
-        assert!(cache.get("t1", 20).is_some() && cache.get("t2", 20).is_some());
-        assert!(cache.get("t3", 20).is_some());
-        for i in 0..100 {
+        assert_eq!(cache.get("old", 10), None, "dead at exp");
+        for i in 0..10_000 {
             cache.insert(&format!("n{i}"), claims(Some(1000)), 20);
-            assert!(cache.len() <= 3);
+            assert!(cache.len() <= 64);
+        }
+        // A token in use stays while one-off tokens stream past.
+        cache.insert("hot", claims(Some(1000)), 20);
+        for i in 0..10_000 {
+            assert!(cache.get("hot", 21).is_some(), "after {i} one-off tokens");
+            cache.insert(&format!("m{i}"), claims(Some(1000)), 20);
         }
     }
 

@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::json_string;
-
 /// The most characters an `sdp` value may have (CAMARA's `maxLength`).
 pub const MAX_SDP_CHARS: usize = 65_536;
 
@@ -21,18 +19,9 @@ pub enum SdpPolicy {
 }
 
 /// An SDP body exactly as the client sent it; it exists only if it passed the configured check.
-///
-/// It is held as the body of its JSON string literal, escaped exactly as serde_json escapes it,
-/// because that is the form it arrives in and leaves in on every response: a PUT carrying one
-/// keeps the literal it was sent ([`Sdp::read_literal`]), and a response copies it, neither
-/// unescaping nor escaping it again. The escaping is canonical, so equal texts are equal literals.
 /// Shared, not copied: a session moves through several copies of itself on every update.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sdp {
-    json: Arc<str>,
-    /// The text's length in bytes (the literal is longer by one byte per escape).
-    len: usize,
-}
+pub struct Sdp(Arc<str>);
 
 /// Why an SDP body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,87 +42,36 @@ impl Sdp {
     /// The SDP body `raw`, if it passes `policy`.
     pub fn parse(raw: String, policy: SdpPolicy) -> Result<Self, SdpError> {
         check(&raw, policy)?;
-        Ok(Self::from_text(&raw))
+        Ok(Self(raw.into()))
     }
 
-    /// The SDP body whose JSON string literal starts `input`, just after its opening quote, and
-    /// the index just past its closing quote; `input` must be valid UTF-8 from there on.
-    ///
-    /// Only ever accepts: `None` when the literal is not one [`json_string::escape`] could have
-    /// written (say `\/` or `\u0041`), when it is not JSON at all, and when `policy` refuses the
-    /// body, so that [`Sdp::parse`] reads it again and says why.
-    pub fn read_literal(input: &str, policy: SdpPolicy) -> Option<(Self, usize)> {
-        let literal = json_string::plain_literal(input.as_bytes())?;
-        // The quote is ASCII, so this slices at a character boundary.
-        let json = &input[..literal.end];
-        // A plain literal holds no control character but CR, LF and TAB, so only emptiness,
-        // length and the policy are left. The literal is at least as long as the text has
-        // characters, so only a long one needs counting, and that is left to `parse`.
-        if json.is_empty() || json.len() > MAX_SDP_CHARS {
-            return None;
-        }
-        let accepted = match policy {
-            // The text starts with v=0, perhaps after one quote (double encoding): `\"`.
-            SdpPolicy::Lenient => json.starts_with("v=0") || json.starts_with("\\\"v=0"),
-            SdpPolicy::Strict => check_rfc8866(&unescape(json)).is_ok(),
-        };
-        accepted.then(|| {
-            let sdp = Self {
-                json: json.into(),
-                len: literal.end - literal.escapes,
-            };
-            (sdp, literal.end + 1)
-        })
-    }
-
-    /// An SDP body from where it was already checked (the store), or from text it never needs
-    /// to pass (tests).
-    pub fn from_text(text: &str) -> Self {
-        let mut json = Vec::with_capacity(text.len() + text.len() / 8);
-        json_string::escape_body(&mut json, text);
-        Self {
-            json: String::from_utf8(json)
-                .expect("escaping UTF-8 text writes UTF-8")
-                .into(),
-            len: text.len(),
-        }
-    }
-
-    /// The body of the SDP's JSON string literal, without the quotes.
-    pub fn json(&self) -> &str {
-        &self.json
-    }
-
-    /// The SDP text itself.
-    pub fn text(&self) -> String {
-        unescape(&self.json)
+    /// The SDP text itself, byte for byte as it was sent.
+    pub fn text(&self) -> &str {
+        &self.0
     }
 
     /// The text's length in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.0.is_empty()
     }
 }
 
-/// The text of a literal body [`json_string::escape_body`] wrote.
-fn unescape(json: &str) -> String {
-    serde_json::from_str(&["\"", json, "\""].concat())
-        .expect("an SDP is held as a valid JSON string literal")
-}
-
+/// Written as the JSON string of its text.
 impl Serialize for Sdp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.text())
+        serializer.serialize_str(&self.0)
     }
 }
 
+/// Read back from the store, where only checked bodies are written; a request's SDP is read as
+/// a string and checked with [`Sdp::parse`] against the configured policy.
 impl<'de> Deserialize<'de> for Sdp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|text| Self::from_text(&text))
+        String::deserialize(deserializer).map(|text| Self(text.into()))
     }
 }
 
@@ -497,34 +435,9 @@ mod tests {
     }
 
     #[test]
-    fn a_literal_kept_as_it_came_is_the_sdp_its_text_parses_to() {
-        for text in [
-            CLEAN,
-            "v=0\r\n",
-            "\"v=0\\r\\n\"",
-            "v=0\t\"é\\😀\r\n",
-            "hello",
-        ] {
-            let mut literal = Vec::new();
-            json_string::escape_body(&mut literal, text);
-            literal.extend_from_slice(b"\"}");
-            let literal = String::from_utf8(literal).unwrap();
-            for policy in [SdpPolicy::Lenient, SdpPolicy::Strict] {
-                let read = Sdp::read_literal(&literal, policy);
-                match Sdp::parse(text.into(), policy) {
-                    Ok(parsed) => {
-                        assert_eq!(read, Some((parsed.clone(), literal.len() - 1)), "{text:?}");
-                        assert_eq!(
-                            (parsed.text(), parsed.len()),
-                            (text.to_string(), text.len())
-                        );
-                    }
-                    Err(_) => assert_eq!(read, None, "{text:?}"),
-                }
-            }
-        }
-        // The store keeps the text, as a JSON string.
+    fn the_store_keeps_the_text_as_a_json_string() {
         let sdp = Sdp::parse(CLEAN.into(), SdpPolicy::Lenient).unwrap();
+        assert_eq!((sdp.text(), sdp.len()), (CLEAN, CLEAN.len()));
         let stored = serde_json::to_string(&sdp).unwrap();
         assert_eq!(stored, serde_json::to_string(CLEAN).unwrap());
         assert_eq!(serde_json::from_str::<Sdp>(&stored).unwrap(), sdp);

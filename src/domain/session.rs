@@ -65,9 +65,9 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A party's address, valid against CAMARA's `Address` pattern (at most 256 characters); shared
-/// like [`SessionId`].
+/// like [`SessionId`]. Deserialized through [`Address::parse`], so a body cannot carry an invalid one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "Arc<str>")]
 pub struct Address(Arc<str>);
 
 /// The string does not match CAMARA's `Address` pattern.
@@ -99,15 +99,29 @@ impl Address {
     }
 }
 
+impl TryFrom<String> for Address {
+    type Error = AddressError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(raw)
+    }
+}
+
+impl From<Address> for Arc<str> {
+    fn from(address: Address) -> Self {
+        address.0
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-/// CAMARA's `callType`.
+/// CAMARA's `callType`, read from a string like [`super::SessionStatus`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "UPPERCASE", try_from = "String")]
 pub enum CallType {
     #[default]
     Regular,
@@ -120,6 +134,17 @@ impl CallType {
             Self::Regular => "REGULAR",
             Self::Emergency => "EMERGENCY",
         }
+    }
+}
+
+impl TryFrom<String> for CallType {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        [Self::Regular, Self::Emergency]
+            .into_iter()
+            .find(|call_type| call_type.as_str() == name)
+            .ok_or("must be one of REGULAR, EMERGENCY")
     }
 }
 

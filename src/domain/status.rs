@@ -5,8 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// A media session's status, exactly as CAMARA's `SessionStatus` enum spells it.
+/// A media session's status, exactly as CAMARA's `SessionStatus` enum spells it. Read from a
+/// string, so a value of another type is a type error and an unknown name lists the known ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub enum SessionStatus {
     Initial,
     InProgress,
@@ -132,9 +134,29 @@ impl fmt::Display for SessionStatus {
 }
 
 /// The string is not one of CAMARA's fifteen statuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown session status")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownStatus;
+
+impl fmt::Display for UnknownStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("must be one of ")?;
+        for (i, status) in SessionStatus::ALL.iter().enumerate() {
+            f.write_str(if i == 0 { "" } else { ", " })?;
+            f.write_str(status.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownStatus {}
+
+impl TryFrom<String> for SessionStatus {
+    type Error = UnknownStatus;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
 
 impl FromStr for SessionStatus {
     type Err = UnknownStatus;

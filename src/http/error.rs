@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::domain::TransitionError;
+use crate::domain::{LocationError, TransitionError};
 use crate::store::StoreError;
 
 /// CAMARA error codes (`CAMARA_common.yaml`), each with its HTTP status and default message.
@@ -213,6 +213,16 @@ impl ApiError {
 
     pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Code::InvalidArgument, message)
+    }
+
+    /// A refused `locationDetails` at `path`: a value outside its range is OUT_OF_RANGE, a
+    /// malformed one INVALID_ARGUMENT.
+    pub fn from_location(path: &str, err: LocationError) -> Self {
+        let message = format!("{path}.{err}.");
+        match err {
+            LocationError::OutOfRange { .. } => Self::new(Code::OutOfRange, message),
+            LocationError::Invalid { .. } => Self::invalid(message),
+        }
     }
 
     pub fn status(&self) -> StatusCode {

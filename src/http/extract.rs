@@ -1,6 +1,7 @@
 //! Extractors that turn a request into checked values, or into a CAMARA error — never axum's own
 //! plain-text rejections. Their order in a handler's signature is the order of the checks:
-//! 401 (token) → 403 (scope) → 413/415/400 (body) in [`Authorized`] then [`JsonBody`].
+//! 401 (token) → 429 (rate) → 403 (scope) → 404 (subscriber list) in [`Authorized`], then the
+//! path and headers, then 413/415/400 (body) in [`CamaraJson`].
 
 use std::marker::PhantomData;
 
@@ -9,8 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use http_body_util::BodyExt;
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::{ApiError, Code};
@@ -37,7 +37,9 @@ operation!(ReadOp, Read);
 operation!(WriteOp, Write);
 operation!(DeleteOp, Delete);
 
-/// A caller with a valid token that grants the operation's scope.
+/// A caller with a valid token that grants the operation's scope, within its rate limit, and (for
+/// a 3-legged token, when `auth.subscribers` is configured) acting for a known subscriber. The
+/// consumer is recorded on the request's span.
 pub struct Authorized<O>(pub Caller, pub PhantomData<O>);
 
 impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
@@ -52,12 +54,12 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
             .verify_header(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
             .map_err(|err| {
                 tracing::info!(reason = err.reason(), "authentication failed");
-                super::metrics::auth_failure(err.reason());
+                crate::telemetry::metrics::auth_failure(err.reason());
                 ApiError::from(err)
             })?;
         let caller = Caller::from_claims(claims);
-        super::middleware::record_caller(&caller);
-        state.limits.check_rate(caller.consumer())?;
+        tracing::Span::current().record("consumer", caller.consumer());
+        state.check_rate(caller.consumer())?;
         if !caller.has_scope(O::SCOPE) {
             tracing::info!(scope = O::SCOPE.as_str(), "scope missing");
             return Err(ApiError::new(
@@ -67,6 +69,13 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
                     O::SCOPE.as_str()
                 ),
             ));
+        }
+        if caller
+            .subscriber
+            .as_ref()
+            .is_some_and(|sub| !state.subscriber_known(sub))
+        {
+            return Err(ApiError::plain(Code::IdentifierNotFound));
         }
         Ok(Self(caller, PhantomData))
     }
@@ -79,7 +88,6 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // The raw (percent-decoded) parameter: no deserializer, no intermediate String.
         let not_text = || ApiError::invalid("mediaSessionId in the path is not valid UTF-8 text.");
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -115,53 +123,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RegistrationId {
     }
 }
 
-/// A request body sent as `application/json` (or `+json`), or with no `Content-Type` or curl's
-/// default form type, as the seed's own curl example does; not empty. [`json_object`] reads it.
-pub struct JsonBody(pub Bytes);
+/// A JSON object body read into `T`. The content type must be `application/json` (any
+/// parameters, and `+json` types), or absent, or curl's default form type, as the seed's own curl
+/// example sends (else 415); at most `server.max_body_bytes` (else 413); not empty, valid JSON,
+/// an object, and of `T`'s shape (else 400 naming the field by its path, e.g.
+/// `receiverSessionStatus.answer.sdp`).
+pub struct CamaraJson<T>(pub T);
 
-/// The body as a JSON object, or a 400 that says why it is not one.
-pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid("The request body must be a JSON object.")),
-        Err(e) => Err(ApiError::invalid(format!(
-            "The request body is not valid JSON: {e}."
-        ))),
-    }
-}
-
-fn content_type_ok(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
-        return true;
-    };
-    // Read as bytes: the media type before any parameter, without its spaces, ASCII only.
-    let value = value.as_bytes();
-    let essence = value
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if !essence.is_ascii() {
-        return false;
-    }
-    // Media types are case-insensitive; compared without lowercasing a copy.
-    let (kind, subtype) = match essence.iter().position(|&b| b == b'/') {
-        Some(slash) => (&essence[..slash], &essence[slash + 1..]),
-        None => (essence, &b""[..]),
-    };
-    kind.eq_ignore_ascii_case(b"application")
-        && (subtype.eq_ignore_ascii_case(b"json")
-            || subtype.eq_ignore_ascii_case(b"x-www-form-urlencoded")
-            || subtype
-                .get(subtype.len().saturating_sub(5)..)
-                .is_some_and(|suffix| suffix.eq_ignore_ascii_case(b"+json")))
-}
-
-impl FromRequest<AppState> for JsonBody {
+impl<T: DeserializeOwned> FromRequest<AppState> for CamaraJson<T> {
     type Rejection = ApiError;
 
-    /// Reads at most `server.max_body_bytes` (413 beyond). The limit is applied here rather than
-    /// by axum's `DefaultBodyLimit` layer, which stored it in every request's extensions.
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !content_type_ok(req.headers()) {
             return Err(ApiError::new(
@@ -170,36 +141,80 @@ impl FromRequest<AppState> for JsonBody {
             ));
         }
         let limit = state.config.server.max_body_bytes;
-        let mut body = req.into_body();
+        let body = req.into_body();
         // A body that declares more (Content-Length) is refused before it is read.
         if body.size_hint().lower() > limit as u64 {
             return Err(ApiError::plain(Code::ContentTooLarge));
         }
-        // A body that arrives in one piece, as hyper hands over one it has already buffered, is
-        // kept without a copy; pieces are joined.
-        let (mut first, mut joined, mut len) = (Bytes::new(), None::<Vec<u8>>, 0);
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|_| ApiError::invalid("The request body could not be read."))?;
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers
-            };
-            len += data.len();
-            if len > limit {
-                return Err(ApiError::plain(Code::ContentTooLarge));
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+            match err.into_inner().is::<http_body_util::LengthLimitError>() {
+                true => ApiError::plain(Code::ContentTooLarge),
+                false => ApiError::invalid("The request body could not be read."),
             }
-            match &mut joined {
-                Some(joined) => joined.extend_from_slice(&data),
-                None if first.is_empty() => first = data,
-                None => joined = Some([&first[..], &data[..]].concat()),
-            }
-        }
-        let bytes = joined.map_or(first, Bytes::from);
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid("A JSON request body is required."));
-        }
-        Ok(Self(bytes))
+        })?;
+        parse(&bytes).map(Self)
     }
+}
+
+/// Reads a JSON object body into `T`, or says what is wrong with it.
+pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let text = bytes.trim_ascii_start();
+    if text.is_empty() {
+        return Err(ApiError::invalid("A JSON request body is required."));
+    }
+    if text[0] != b'{' {
+        // Not an object: say whether it is JSON at all.
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => ApiError::invalid("The request body must be a JSON object."),
+            Err(e) => not_json(&e),
+        });
+    }
+    // Strings of fields a DTO ignores are skipped unchecked: the whole body must be UTF-8.
+    if std::str::from_utf8(bytes).is_err() {
+        let err = serde_json::from_slice::<serde_json::Value>(bytes)
+            .err()
+            .unwrap_or_else(|| serde::de::Error::custom("invalid UTF-8"));
+        return Err(not_json(&err));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_data() {
+            ApiError::invalid(format!("{path}: {}.", without_position(&inner)))
+        } else {
+            not_json(&inner)
+        }
+    })?;
+    deserializer.end().map_err(|e| not_json(&e))?;
+    Ok(value)
+}
+
+fn not_json(err: &serde_json::Error) -> ApiError {
+    ApiError::invalid(format!("The request body is not valid JSON: {err}."))
+}
+
+/// A data error's message without serde_json's ` at line L column C`, which a field path replaces.
+fn without_position(err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    let position = format!(" at line {} column {}", err.line(), err.column());
+    message
+        .strip_suffix(&position)
+        .map_or(message.clone(), str::to_owned)
+}
+
+/// Whether the request's `Content-Type` is one a JSON body may come with (see [`CamaraJson`]).
+fn content_type_ok(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return !headers.contains_key(CONTENT_TYPE);
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application")
+        && (subtype == "json" || subtype == "x-www-form-urlencoded" || subtype.ends_with("+json"))
 }
 
 #[cfg(test)]

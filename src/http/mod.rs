@@ -1,38 +1,49 @@
-//! The HTTP edge: state, router and middleware stack. Handlers live in their resource's module.
+//! The HTTP edge: the state every handler reaches, the router (one per API, mounted under every
+//! base path, plus the operational routes) and the middleware stack. Handlers live in their API's
+//! module.
 
-mod body;
-mod create;
 mod error;
 mod extract;
-mod health;
-mod json;
-mod limits;
-mod metrics;
 mod middleware;
 pub mod openapi;
+mod ops;
 mod sessions;
-mod status;
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, Uri};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderName, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::routing::MethodRouter;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 pub use error::{ApiError, Code};
-pub use metrics::upkeep as metrics_upkeep;
-pub use status::StatusUpdate;
+pub use extract::parse as read_json;
+pub use sessions::{StatusBody, StatusUpdate};
 
-use crate::auth::{Caller, Verifier};
+use crate::auth::Verifier;
 use crate::config::Config;
 use crate::domain::Address;
 use crate::store::SessionStore;
 
-/// What every handler can reach. One `Arc`, so the several clones a request makes (one per
-/// `State` extractor and middleware) cost one atomic increment each.
+/// The header carrying a request's correlation id, CAMARA's `x-correlator`.
+pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
+
+/// What every handler can reach. Cheap to clone: one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
@@ -43,11 +54,10 @@ pub struct Shared {
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
+    /// `server.rate_limit_per_second` per API consumer, when set.
+    rate_limit: Option<DefaultKeyedRateLimiter<String>>,
     /// The OpenAPI document, its servers set to the configured base paths.
     openapi: axum::body::Bytes,
-    limits: limits::Limits,
-    /// `server.request_timeout_ms`.
-    request_timeout: Duration,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,138 +68,92 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Consumers the rate limiter remembers before it forgets those whose budget is full again.
+const MAX_TRACKED_CONSUMERS: usize = 100_000;
+
 impl AppState {
     pub fn new(config: Arc<Config>, store: Arc<dyn SessionStore>, verifier: Arc<Verifier>) -> Self {
-        metrics::handle();
+        crate::telemetry::metrics::handle();
         let subscribers = config
             .auth
             .subscribers
             .iter()
             .filter_map(|s| Address::from_phone_number(s))
             .collect();
-        let openapi = openapi::document(&config.server.base_paths).into();
-        let limits = limits::Limits::new(&config.server);
-        let request_timeout = Duration::from_millis(config.server.request_timeout_ms);
+        let server = &config.server;
+        let rate_limit = NonZeroU32::new(server.rate_limit_per_second).map(|rate| {
+            let burst = NonZeroU32::new(server.rate_limit_burst).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        });
+        let openapi = openapi::document(&server.base_paths).into();
         Self(Arc::new(Shared {
-            limits,
-            request_timeout,
             config,
             store,
             verifier,
             subscribers,
+            rate_limit,
             openapi,
         }))
     }
 
-    /// A 3-legged subscriber must be known when a subscriber list is configured.
-    pub fn check_subscriber(&self, caller: &Caller) -> Result<(), ApiError> {
-        match &caller.subscriber {
-            Some(sub) if !self.subscribers.is_empty() && !self.subscribers.contains(sub) => {
-                Err(ApiError::plain(Code::IdentifierNotFound))
-            }
-            _ => Ok(()),
+    /// Whether a 3-legged token's subscriber may use the API: any, unless a list is configured.
+    pub fn subscriber_known(&self, subscriber: &Address) -> bool {
+        self.subscribers.is_empty() || self.subscribers.contains(subscriber)
+    }
+
+    /// Takes one request from `consumer`'s budget, or answers 429 with the whole seconds until
+    /// one is free in `Retry-After`.
+    pub fn check_rate(&self, consumer: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.rate_limit else {
+            return Ok(());
+        };
+        if limiter.len() > MAX_TRACKED_CONSUMERS {
+            limiter.retain_recent();
         }
+        limiter
+            .check_key(&consumer.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+                ApiError::new(
+                    Code::TooManyRequests,
+                    format!(
+                        "Rate limit reached: {} requests per second per API consumer.",
+                        self.config.server.rate_limit_per_second
+                    ),
+                )
+                .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64)
+            })
     }
 }
 
 /// Where an operation is mounted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mount {
-    /// Under every configured base path (`server.base_paths`).
+    /// Under every base path of its API.
     Api,
     /// At the root, unauthenticated.
     Root,
 }
 
-/// One operation the service serves. The router is built from [`ROUTES`], and a test proves the
-/// OpenAPI document lists exactly these.
+/// One operation the service serves. Each API's router is built from its table of routes, and a
+/// test proves the OpenAPI document lists exactly [`operations`].
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
-    pub mount: Mount,
     handler: fn() -> MethodRouter<AppState>,
 }
 
-/// Every operation, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 8] = [
-    Route {
-        method: Method::POST,
-        path: "/sessions",
-        mount: Mount::Api,
-        handler: || post(create::create_session),
-    },
-    Route {
-        method: Method::GET,
-        path: "/sessions/{mediaSessionId}",
-        mount: Mount::Api,
-        handler: || get(sessions::get_session),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/sessions/{mediaSessionId}",
-        mount: Mount::Api,
-        handler: || delete(sessions::delete_session),
-    },
-    Route {
-        method: Method::PUT,
-        path: "/sessions/{mediaSessionId}/status",
-        mount: Mount::Api,
-        handler: || put(status::put_status),
-    },
-    Route {
-        method: Method::GET,
-        path: "/health/live",
-        mount: Mount::Root,
-        handler: || get(health::live),
-    },
-    Route {
-        method: Method::GET,
-        path: "/health/ready",
-        mount: Mount::Root,
-        handler: || get(health::ready),
-    },
-    Route {
-        method: Method::GET,
-        path: "/metrics",
-        mount: Mount::Root,
-        handler: || get(metrics::serve),
-    },
-    Route {
-        method: Method::GET,
-        path: "/openapi.yaml",
-        mount: Mount::Root,
-        handler: || get(openapi::serve),
-    },
-];
-
-/// The routes of one mount under `prefix` (a base path, or "" at the root); routes sharing a
-/// path merge their methods. Full paths rather than `nest`, so no request pays for rewriting its
-/// URI on the way in.
-fn mounted(router: Router<AppState>, mount: Mount, prefix: &str) -> Router<AppState> {
-    ROUTES
-        .iter()
-        .filter(|route| route.mount == mount)
-        .fold(router, |router, route| {
-            router.route(&format!("{prefix}{}", route.path), (route.handler)())
-        })
+/// A router of `routes`; routes sharing a path merge their methods.
+fn router_of(routes: &[Route]) -> Router<AppState> {
+    routes.iter().fold(Router::new(), |router, route| {
+        router.route(route.path, (route.handler)())
+    })
 }
 
-/// The call-handling routes under one base path.
-fn api_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
-    mounted(router, Mount::Api, base)
-        // No id, or an empty one: CAMARA's feature files want 400, not 404/405. The static
-        // `/sessions/status` shadows the parameter route, so it serves the id `status` itself.
-        // These answer through method fallbacks, so `Allow` lists only documented operations.
-        .route(
-            &format!("{base}/sessions/status"),
-            get(sessions::get_session_named_status)
-                .delete(sessions::delete_session_named_status)
-                .fallback(sessions::named_status_other_method),
-        )
-        .route(
-            &format!("{base}/sessions"),
-            MethodRouter::new().fallback(sessions::sessions_other_method),
-        )
+/// Every operation the service serves and where it is mounted, in the order of the document.
+pub fn operations() -> impl Iterator<Item = (&'static Route, Mount)> {
+    let api = sessions::ROUTES.iter().map(|route| (route, Mount::Api));
+    api.chain(ops::ROUTES.iter().map(|route| (route, Mount::Root)))
 }
 
 /// Unknown routes: 400 when the path is a session route with an empty id (`/sessions/`,
@@ -211,42 +175,111 @@ async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> Ap
     )
 }
 
-/// The whole application: every base path, the operational routes and the middleware stack.
+/// The whole application: the call-handling API under every base path, the operational routes
+/// at the root, and the middleware stack around all of them.
 pub fn router(state: AppState) -> Router {
-    // The API routes shed load beyond the concurrency limit; the operational ones never do, so
-    // an overloaded instance still reports itself alive and ready.
-    let mut app = mounted(Router::new(), Mount::Root, "");
-    for base in &state.config.server.base_paths {
-        app = api_routes(app, base);
+    let server = &state.config.server;
+    // API requests beyond the concurrency limit are shed at once with 503 (not queued); the
+    // operational routes never are, so an overloaded instance still reports itself alive and ready.
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            tracing::warn!("request shed: the concurrency limit is reached");
+            ApiError::new(
+                Code::Unavailable,
+                "Service Unavailable: the service is at its limit of concurrent requests; retry shortly.",
+            )
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            server.max_concurrent_requests,
+        ));
+    let api = sessions::router().route_layer(shed);
+    let app = server
+        .base_paths
+        .iter()
+        .fold(ops::router(), |app, base| app.nest(base, api.clone()));
+    with_stack(app.fallback(fallback), &state).with_state(state)
+}
+
+/// The middleware every route and the fallback run in, outermost first:
+/// 1. `Authorization` is marked sensitive before anything could print it.
+/// 2. [`middleware::correlator`] refuses an invalid `x-correlator` (400, not echoed), records the
+///    request's metrics, and rewrites every error the framework or a layer below answers in plain
+///    text (405, 504, ...) into CAMARA JSON — so it sits outside everything that can make one.
+/// 3. A request without `x-correlator` gets a UUID; the value is echoed on the response, errors
+///    included (a 401, a timeout, a panic).
+/// 4. The request's span (method, route, correlator; consumer and session move filled in by the
+///    handler) and its one log line when it is answered, with status and latency.
+/// 5. The timeout (504), inside the trace so the log line shows it.
+/// 6. Panics become CAMARA 500s, inside the timeout so a panicking handler is answered at once.
+fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
+    // `Router::layer` wraps what is already there: the innermost layers come first here.
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(
+                X_CORRELATOR.clone(),
+                MakeRequestUuid,
+            ))
+            .layer(PropagateRequestIdLayer::new(X_CORRELATOR.clone()))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span as fn(&Request) -> Span)
+                    .on_request(())
+                    .on_response(request_finished)
+                    .on_failure(()),
+            )
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                timeout,
+            ))
+            .layer(CatchPanicLayer::custom(middleware::panic_response)),
+    )
+    .layer(axum::middleware::from_fn(middleware::correlator))
+    .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
+}
+
+/// The span of one request. Handlers fill in `consumer`, `session`, `from`, `to` and `version`.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    let correlator = request
+        .headers()
+        .get(&X_CORRELATOR)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        correlator,
+        consumer = tracing::field::Empty,
+        session = tracing::field::Empty,
+        from = tracing::field::Empty,
+        to = tracing::field::Empty,
+        version = tracing::field::Empty,
+    )
+}
+
+/// The request's one log line: an error for a 5xx, else info. Never the headers or the body.
+fn request_finished<B>(response: &Response<B>, latency: Duration, _: &Span) {
+    let status = response.status().as_u16();
+    // Whole microseconds: the text line stays short, and the JSON value exact.
+    let latency_ms = latency.as_micros() as f64 / 1000.0;
+    if status >= 500 {
+        tracing::error!(status, latency_ms, "request failed");
+    } else {
+        tracing::info!(status, latency_ms, "request finished");
     }
-    with_middleware(app.fallback(fallback), &state).with_state(state)
-}
-
-/// Whether a request was routed to an API operation (under a base path), which load shedding
-/// applies to, rather than to an operational route at the root or to no route at all.
-fn is_api_route(matched: Option<&axum::extract::MatchedPath>) -> bool {
-    matched.is_some_and(|matched| {
-        !ROUTES
-            .iter()
-            .any(|route| route.mount == Mount::Root && route.path == matched.as_str())
-    })
-}
-
-/// Wraps every route (and the fallback) in the middleware: one layer, the edge (correlator, log
-/// line, request timeout, panics, CAMARA-izing of framework errors), so even a 401, a timeout or
-/// a panic carries the correlator and is logged. The body limit is applied where a body is read
-/// ([`extract::JsonBody`]).
-fn with_middleware(app: Router<AppState>, state: &AppState) -> Router<AppState> {
-    app.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::edge,
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use axum::body::{Body, to_bytes};
     use axum::http::{Request, StatusCode, header};
+    use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;
@@ -267,7 +300,7 @@ mod tests {
                 "late"
             }),
         );
-        let app = with_middleware(app, &state).with_state(state);
+        let app = with_stack(app, &state).with_state(state);
         let request = Request::get(path)
             .header("x-correlator", "c-1")
             .body(Body::empty())
@@ -296,22 +329,24 @@ mod tests {
         );
     }
 
-    /// Whatever prints a request's headers behind the edge shows `Sensitive`, not the token.
+    /// Whatever prints a request's headers behind the stack shows `Sensitive`, not the token.
     #[tokio::test]
-    async fn authorization_is_sensitive_behind_the_edge() {
+    async fn authorization_is_sensitive_behind_the_stack() {
         let state = crate::build_state(Config::embedded()).await.unwrap();
         let app = Router::new().route(
             "/headers",
-            get(|headers: axum::http::HeaderMap| async move { format!("{headers:?}") }),
+            get(|headers: axum::http::HeaderMap| async move {
+                format!("{:?}", headers.get(header::AUTHORIZATION))
+            }),
         );
-        let app = with_middleware(app, &state).with_state(state);
+        let app = with_stack(app, &state).with_state(state);
         let request = Request::get("/headers")
             .header(header::AUTHORIZATION, "Bearer secret-token")
             .body(Body::empty())
             .unwrap();
         let response = app.oneshot(request).await.unwrap();
         let body = to_bytes(response.into_body(), 4096).await.unwrap();
-        assert_eq!(body, r#"{"authorization": Sensitive}"#);
+        assert_eq!(body, "Some(Sensitive)");
     }
 
     #[tokio::test]

@@ -1,11 +1,5 @@
-//! The project's OpenAPI document (`openapi/camara-webrtc.yaml`), served at `/openapi.yaml` with
+//! The project's OpenAPI document (`openapi/camara-webrtc.yaml`), as served at `/openapi.yaml`:
 //! its top-level `servers` rewritten to the base paths this instance is configured with.
-
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-
-use super::AppState;
 
 /// The document as written, listing the default base paths.
 pub const DOCUMENT: &str = include_str!("../../openapi/camara-webrtc.yaml");
@@ -36,13 +30,6 @@ pub fn document(base_paths: &[String]) -> String {
         }
     }
     out
-}
-
-pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/yaml")],
-        state.openapi.clone(),
-    )
 }
 
 #[cfg(test)]

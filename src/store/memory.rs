@@ -1,12 +1,11 @@
 //! The in-process store: a map under a short-lived lock, bounded by `sessions.max_sessions`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::ready;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{SessionStore, StoreError, StoreFuture, Versioned};
-use crate::OwnKeysMap;
 use crate::domain::{Session, SessionId, SessionStatus};
 
 /// One stored session; `expires` is set once the session has ended.
@@ -29,7 +28,7 @@ impl Slot {
 
 #[derive(Debug, Default)]
 struct Sessions {
-    map: OwnKeysMap<SessionId, Slot>,
+    map: HashMap<SessionId, Slot>,
     /// Ended sessions in the order they ended; with one TTL that is also their expiry order.
     ended: VecDeque<(Instant, SessionId)>,
 }

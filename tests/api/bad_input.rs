@@ -77,27 +77,27 @@ async fn wrong_types_name_the_field() {
     let cases = [
         (
             json!({ "status": 1 }),
-            "status must be a string, not a number.",
+            "status: invalid type: integer `1`, expected a string.",
         ),
         (
             json!({ "status": null }),
-            "status must be a string, not null.",
+            "status is required (or a receiverSessionStatus envelope carrying it).",
         ),
         (
             json!({ "status": "Connected", "answer": "v=0" }),
-            "answer must be an object, not a string.",
+            "answer: invalid type: string \"v=0\", expected an object.",
         ),
         (
             json!({ "status": "Connected", "answer": { "sdp": 5 } }),
-            "answer.sdp must be a string, not a number.",
+            "answer.sdp: invalid type: integer `5`, expected a string.",
         ),
         (
             json!({ "status": "Connected", "answer": {} }),
-            "answer.sdp is required.",
+            "answer: missing field `sdp`.",
         ),
         (
             json!({ "receiverSessionStatus": [] }),
-            "receiverSessionStatus must be an object.",
+            "receiverSessionStatus: invalid length 0, expected an object.",
         ),
         (
             json!({ "receiverSessionStatus": {} }),
@@ -105,15 +105,15 @@ async fn wrong_types_name_the_field() {
         ),
         (
             json!({ "receiverSessionStatus": { "status": true } }),
-            "receiverSessionStatus.status must be a string, not a boolean.",
+            "receiverSessionStatus.status: invalid type: boolean `true`, expected a string.",
         ),
         (
             json!({ "ReceiverSessionStatus": { "status": "Ringing", "offer": { "sdp": ["v=0"] } } }),
-            "ReceiverSessionStatus.offer.sdp must be a string, not an array.",
+            "ReceiverSessionStatus.offer.sdp: invalid type: sequence, expected a string.",
         ),
         (
             json!({ "status": "Ringing", "originatorAddress": "alice" }),
-            "originatorAddress must be a tel: or sip: URI matching CAMARA's Address pattern, at most 256 characters.",
+            "originatorAddress: must be a tel: or sip: URI matching CAMARA's Address pattern, at most 256 characters.",
         ),
         (
             json!({ "status": "Ringing", "receiverName": "b".repeat(257) }),

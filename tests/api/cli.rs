@@ -402,22 +402,24 @@ async fn serve_logs_requests_and_never_secrets() {
         8,
         "five PUTs, a POST, a DELETE, one health check"
     );
+    // The request's facts are its span's fields; status and latency are the line's own.
     let put = finished[0];
+    assert_eq!(put["span"]["name"], "request");
     assert_eq!(
-        put["fields"]["route"],
+        put["span"]["route"],
         "/webrtc/sessions/{mediaSessionId}/status"
     );
-    assert_eq!(put["fields"]["method"], "PUT");
-    assert_eq!(put["fields"]["correlator"], "log-1-in-progress");
-    assert_eq!(put["fields"]["consumer"], RECEIVER);
+    assert_eq!(put["span"]["method"], "PUT");
+    assert_eq!(put["span"]["correlator"], "log-1-in-progress");
+    assert_eq!(put["span"]["consumer"], RECEIVER);
     assert_eq!(put["fields"]["status"], 200);
     // The request's one line says what it changed.
-    assert_eq!(put["fields"]["session"], FIXTURE_ID);
+    assert_eq!(put["span"]["session"], FIXTURE_ID);
     assert_eq!(
         (
-            &put["fields"]["from"],
-            &put["fields"]["to"],
-            &put["fields"]["version"]
+            &put["span"]["from"],
+            &put["span"]["to"],
+            &put["span"]["version"]
         ),
         (&json!("Initial"), &json!("InProgress"), &json!(2))
     );
@@ -446,10 +448,10 @@ async fn serve_logs_requests_and_never_secrets() {
     assert_eq!(ended["span"]["method"], "DELETE");
     let hung_up = finished
         .iter()
-        .find(|e| e["fields"]["method"] == "DELETE")
+        .find(|e| e["span"]["method"] == "DELETE")
         .unwrap();
     assert_eq!(
-        (&hung_up["fields"]["from"], &hung_up["fields"]["to"]),
+        (&hung_up["span"]["from"], &hung_up["span"]["to"]),
         (&json!("Initial"), &json!("SessionCancelled"))
     );
 }
@@ -513,21 +515,24 @@ async fn text_logs_keep_one_event_per_line() {
     let (_, facts) = finished[0].split_once("  INFO ").unwrap();
     let latency = facts.rsplit_once(" latency_ms=").unwrap().1;
     assert!(latency.parse::<f64>().is_ok(), "{latency}");
+    // String values are quoted and escaped: the client id's line break stays inside this line.
     assert_eq!(
         facts.rsplit_once(" latency_ms=").unwrap().0,
         format!(
-            "camara_webrtc::http::middleware: request finished method=PUT \
-             route=/webrtc/sessions/{{mediaSessionId}}/status correlator=text-1 \
-             consumer=app\\n2026-01-01T00:00:00.000000Z  INFO forged: line \
-             session={FIXTURE_ID} from=Initial to=Ringing version=2 status=200"
+            "request{{method=PUT route=\"/webrtc/sessions/{{mediaSessionId}}/status\" \
+             correlator=\"text-1\" \
+             consumer=\"app\\n2026-01-01T00:00:00.000000Z  INFO forged: line\" \
+             session=\"{FIXTURE_ID}\" from=\"Initial\" to=\"Ringing\" version=2}}: \
+             camara_webrtc::http: request finished status=200"
         )
     );
     // Debug events inside the request carry its span.
     assert!(
         lines.iter().any(|l| l.contains(
-            " DEBUG request{method=PUT route=/webrtc/sessions/{mediaSessionId}/status \
-             correlator=text-1}: camara_webrtc::http::status: session status updated"
-        )),
+            " DEBUG request{method=PUT route=\"/webrtc/sessions/{mediaSessionId}/status\" \
+             correlator=\"text-1\" "
+        ) && l
+            .ends_with("}: camara_webrtc::http::sessions::status: session status updated")),
         "{lines:#?}"
     );
 }

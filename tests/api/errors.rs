@@ -110,7 +110,7 @@ async fn unknown_status_is_invalid_argument() {
         response,
         400,
         "INVALID_ARGUMENT",
-        "status must be one of Initial, InProgress, Ringing, Proceeding, Connected, Terminated, Hold, Resume, SessionCancelled, Declined, Failed, Waiting, NoAnswer, NotReachable, Busy.",
+        "status: must be one of Initial, InProgress, Ringing, Proceeding, Connected, Terminated, Hold, Resume, SessionCancelled, Declined, Failed, Waiting, NoAnswer, NotReachable, Busy.",
     )
     .await;
 }

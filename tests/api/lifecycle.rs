@@ -135,11 +135,11 @@ async fn create_refuses_bodies_that_name_the_wrong_things() {
         ),
         (
             with("receiverAddress", json!("+17085854000")),
-            "receiverAddress must be a tel: or sip: URI matching CAMARA's Address pattern, at most 256 characters.",
+            "receiverAddress: must be a tel: or sip: URI matching CAMARA's Address pattern, at most 256 characters.",
         ),
         (
             with("callType", json!("URGENT")),
-            "callType must be one of REGULAR, EMERGENCY.",
+            "callType: must be one of REGULAR, EMERGENCY.",
         ),
         (
             with("originatorName", json!("A".repeat(257))),
@@ -151,7 +151,7 @@ async fn create_refuses_bodies_that_name_the_wrong_things() {
         ),
         (
             with("offer", json!("v=0")),
-            "offer must be an object, not a string.",
+            "offer: invalid type: string \"v=0\", expected an object.",
         ),
     ]);
     for (body, message) in cases {

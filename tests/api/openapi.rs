@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use camara_webrtc::config::Config;
-use camara_webrtc::http::{Mount, ROUTES};
+use camara_webrtc::http::{Mount, operations};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -29,13 +29,12 @@ fn documented() -> BTreeSet<(String, String, bool)> {
 
 #[test]
 fn router_routes_and_document_paths_are_the_same_set() {
-    let routed: BTreeSet<(String, String, bool)> = ROUTES
-        .iter()
-        .map(|r| {
+    let routed: BTreeSet<(String, String, bool)> = operations()
+        .map(|(r, mount)| {
             (
                 r.method.to_string(),
                 r.path.to_owned(),
-                r.mount == Mount::Root,
+                mount == Mount::Root,
             )
         })
         .collect();

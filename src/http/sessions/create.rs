@@ -1,28 +1,79 @@
 //! `POST /sessions`: a new outgoing call, in status Initial, owned by the calling API consumer.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
-use super::AppState;
-use super::body::{Fields, session_response};
-use super::error::{ApiError, Code};
-use super::extract::{Authorized, CreateOp, JsonBody, RegistrationId, json_object};
-use super::middleware::record_change;
-use super::sessions::etag;
+use super::{SessionResponse, etag, record_change};
 use crate::auth::Caller;
 use crate::domain::{
     Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId, SessionStatus,
 };
+use crate::http::AppState;
+use crate::http::error::{ApiError, Code};
+use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
 use crate::store::StoreError;
 
 /// The originator's address when its identity is withheld (RFC 3323).
 const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
 
-/// A parsed, valid `MediaSessionCreate` body.
+/// CAMARA's `MediaSessionCreate`. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBody {
+    originator_address: Option<Address>,
+    originator_name: Option<String>,
+    receiver_address: Option<Address>,
+    receiver_name: Option<String>,
+    offer: Option<SdpText>,
+    call_type: Option<CallType>,
+    location_details: Option<Location>,
+    /// Refused when sent: the network sets a session's status.
+    status: Option<IgnoredAny>,
+    /// Refused when sent: only the receiver answers.
+    answer: Option<IgnoredAny>,
+}
+
+/// `{"sdp": "..."}` as sent, before the configured SDP check.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
+pub struct SdpText {
+    pub sdp: String,
+}
+
+impl SdpText {
+    /// The SDP, checked against `policy`; a refusal names the field by `path`.
+    pub fn check(self, path: &str, policy: SdpPolicy) -> Result<Sdp, ApiError> {
+        Sdp::parse(self.sdp, policy).map_err(|e| ApiError::invalid(format!("{path}.sdp {e}.")))
+    }
+}
+
+/// A name (`originatorName`, `receiverName`) of at most 256 characters.
+pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(name) if name.chars().count() > 256 => Err(ApiError::invalid(format!(
+            "{field} must be at most 256 characters."
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// A `locationDetails` with CAMARA's ranges checked: a value outside its range is OUT_OF_RANGE,
+/// a malformed one INVALID_ARGUMENT; `path` names it.
+pub fn location(path: &str, value: Option<Location>) -> Result<Option<Location>, ApiError> {
+    value
+        .map(|l| Location::new(l.coordinates, l.method, l.confidence, l.timestamp))
+        .transpose()
+        .map_err(|e| ApiError::from_location(path, e))
+}
+
+/// A parsed, valid new session.
 #[derive(Debug)]
-pub struct NewSession {
+struct NewSession {
     originator: Address,
     originator_name: Option<String>,
     receiver: Address,
@@ -32,55 +83,54 @@ pub struct NewSession {
     location: Option<Location>,
 }
 
-impl NewSession {
-    pub fn parse(body: Map<String, Value>, policy: SdpPolicy) -> Result<Self, ApiError> {
-        let mut fields = Fields::new("", body);
-        for (key, why) in [
-            ("status", "the network sets a session's status"),
+impl CreateBody {
+    fn check(self, policy: SdpPolicy) -> Result<NewSession, ApiError> {
+        for (sent, key, why) in [
             (
+                self.status.is_some(),
+                "status",
+                "the network sets a session's status",
+            ),
+            (
+                self.answer.is_some(),
                 "answer",
                 "only the receiver answers, with PUT /sessions/{mediaSessionId}/status",
             ),
         ] {
-            if fields.has(key) {
+            if sent {
                 return Err(ApiError::invalid(format!(
                     "{key} must not be sent when creating a session: {why}."
                 )));
             }
         }
-        let originator = fields
-            .address("originatorAddress")?
+        let originator = self
+            .originator_address
             .ok_or_else(|| ApiError::invalid("originatorAddress is required."))?;
-        let receiver = fields
-            .address("receiverAddress")?
+        let receiver = self
+            .receiver_address
             .ok_or_else(|| ApiError::invalid("receiverAddress is required."))?;
         if receiver.as_str() == ANONYMOUS {
             return Err(ApiError::invalid(format!(
                 "receiverAddress must not be {ANONYMOUS}: an anonymous address can only originate a call."
             )));
         }
-        let offer = fields
-            .sdp("offer", policy)?
-            .ok_or_else(|| ApiError::invalid("offer is required: the originator's SDP offer."))?;
-        Ok(Self {
+        let offer = self
+            .offer
+            .ok_or_else(|| ApiError::invalid("offer is required: the originator's SDP offer."))?
+            .check("offer", policy)?;
+        Ok(NewSession {
             originator,
-            originator_name: fields.name("originatorName")?,
+            originator_name: name("originatorName", self.originator_name)?,
             receiver,
-            receiver_name: fields.name("receiverName")?,
+            receiver_name: name("receiverName", self.receiver_name)?,
             offer,
-            call_type: fields
-                .choice(
-                    "callType",
-                    &[
-                        ("REGULAR", CallType::Regular),
-                        ("EMERGENCY", CallType::Emergency),
-                    ],
-                )?
-                .unwrap_or_default(),
-            location: fields.location("locationDetails")?,
+            call_type: self.call_type.unwrap_or_default(),
+            location: location("locationDetails", self.location_details)?,
         })
     }
+}
 
+impl NewSession {
     /// A 3-legged caller can only call as its own subscriber, or withhold its identity.
     fn check_originator(&self, caller: &Caller) -> Result<(), ApiError> {
         match &caller.subscriber {
@@ -130,17 +180,16 @@ fn new_session_id() -> SessionId {
     SessionId::parse(id).expect("64 characters is a valid id")
 }
 
-/// Checks in DESIGN §5's order: 401 → 403 scope → 400 (header, body) → 404 (subscriber,
-/// registration) → 403 token context → 501 emergency → 429 quota.
+/// Checks in DESIGN §5's order: 401 → 403 scope → 404 subscriber → 400 (header, body) → 404
+/// registration → 403 token context → 501 emergency → 429 quota.
 pub async fn create_session(
     State(state): State<AppState>,
     Authorized(caller, ..): Authorized<CreateOp>,
     OriginalUri(uri): OriginalUri,
     RegistrationId(registration): RegistrationId,
-    JsonBody(body): JsonBody,
+    CamaraJson(body): CamaraJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let new = NewSession::parse(json_object(&body)?, state.config.sdp.validation)?;
-    state.check_subscriber(&caller)?;
+    let new = body.check(state.config.sdp.validation)?;
     let sessions = &state.config.sessions;
     if sessions.check_registration && !sessions.registrations.contains(&registration) {
         return Err(ApiError::new(
@@ -176,7 +225,7 @@ pub async fn create_session(
     Ok((
         StatusCode::CREATED,
         [etag(version), (header::LOCATION, location)],
-        session_response(&session),
+        Json(SessionResponse::from(&session)),
     )
         .into_response())
 }

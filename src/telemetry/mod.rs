@@ -1,20 +1,18 @@
-//! Log output: text or JSON lines on stdout, filtered by `RUST_LOG` when set, else `log.level`.
-//! A runtime worker's lines are written in batches (see `batch`): the binary's runtime calls
-//! [`worker_idle`] when a worker parks and [`flush`] when one stops.
+//! Logs and metrics. Logs are tracing-subscriber's `fmt` lines on stdout, as text or JSON,
+//! filtered by `RUST_LOG` when set, else `log.level`; metrics are recorded into one process-wide
+//! Prometheus recorder ([`metrics`]).
 
-mod batch;
-mod text;
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{LogConfig, LogFormat};
 
-use batch::BatchedStdout;
-pub use batch::{flush, worker_idle};
-use text::{TextFields, TextLine};
-
 /// Installs the global subscriber. Call once, from the binary.
+///
+/// Text lines are tracing's usual layout without colours
+/// (`2026-11-23T22:34:00.123456Z  INFO request{method=PUT ...}: target: message k=v`); string
+/// values are written quoted and escaped, so a value with a line break cannot forge a line.
 pub fn init(log: &LogConfig) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
@@ -22,10 +20,10 @@ pub fn init(log: &LogConfig) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_span_events(FmtSpan::NONE)
-        .with_writer(BatchedStdout);
+        .with_ansi(false)
+        .with_writer(std::io::stdout);
     match log.format {
-        LogFormat::Text => builder.fmt_fields(TextFields).event_format(TextLine).init(),
+        LogFormat::Text => builder.init(),
         LogFormat::Json => builder
             .json()
             .with_current_span(true)

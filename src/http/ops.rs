@@ -1,0 +1,78 @@
+//! Unauthenticated operational routes at the root: liveness, readiness, metrics and the OpenAPI
+//! document.
+
+use axum::extract::State;
+use axum::http::Method;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::error::{ApiError, Code};
+use super::{AppState, Route, router_of};
+
+/// The operational routes, in the order of the OpenAPI document.
+pub static ROUTES: [Route; 4] = [
+    Route {
+        method: Method::GET,
+        path: "/health/live",
+        handler: || get(live),
+    },
+    Route {
+        method: Method::GET,
+        path: "/health/ready",
+        handler: || get(ready),
+    },
+    Route {
+        method: Method::GET,
+        path: "/metrics",
+        handler: || get(metrics),
+    },
+    Route {
+        method: Method::GET,
+        path: "/openapi.yaml",
+        handler: || get(openapi),
+    },
+];
+
+pub fn router() -> Router<AppState> {
+    router_of(&ROUTES)
+}
+
+/// `{"status": "UP"}`.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+/// The process is up and serving HTTP.
+async fn live() -> Json<Health> {
+    Json(Health { status: "UP" })
+}
+
+/// The store answers: the instance can take traffic.
+async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok(Json(Health { status: "UP" })),
+        Err(err) => {
+            tracing::warn!(%err, "not ready");
+            Err(ApiError::new(
+                Code::Unavailable,
+                "Service Unavailable: the session store cannot be reached.",
+            ))
+        }
+    }
+}
+
+/// The recorded metrics, then this instance's sessions by status (read from its store).
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let counts = state.store.status_counts().await?;
+    let text = crate::telemetry::metrics::render(&counts);
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// The OpenAPI document, listing this instance's base paths.
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/yaml")], state.openapi.clone())
+}

@@ -1,0 +1,43 @@
+//! `DELETE /sessions/{mediaSessionId}`: the caller hangs up.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::{record_change, update_visible};
+use crate::domain::SessionId;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Authorized, DeleteOp, SessionPath};
+
+/// Ends the session: SessionCancelled (originator) or Declined (receiver) before it was answered,
+/// Terminated after. The outcome stays in the store for `sessions.ended_ttl_seconds`; for the API
+/// the session is gone at once.
+pub async fn delete_session(
+    State(state): State<AppState>,
+    Authorized(caller, ..): Authorized<DeleteOp>,
+    SessionPath(id): SessionPath,
+) -> Result<StatusCode, ApiError> {
+    let (before, ended, version) = update_visible(&state, &caller, &id, |session| {
+        // A 3-legged caller acts for its subscriber; a 2-legged one for the side its consumer
+        // owns (an outgoing call's originator, an invitation's receiver).
+        let role = caller
+            .subscriber
+            .as_ref()
+            .and_then(|sub| session.role_of(sub))
+            .unwrap_or_else(|| session.owner_role());
+        Ok(session.end(role))
+    })
+    .await?;
+    record_change(&id, Some(before.status), ended.status, version);
+    tracing::debug!("session ended");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /sessions/status`: the session whose id is `status`.
+pub async fn delete_session_named_status(
+    state: State<AppState>,
+    caller: Authorized<DeleteOp>,
+) -> Result<StatusCode, ApiError> {
+    let id = SessionId::parse("status").expect("a valid id");
+    delete_session(state, caller, SessionPath(id)).await
+}

@@ -1,0 +1,271 @@
+//! `PUT /sessions/{mediaSessionId}/status`: parse → authorise → load → transition →
+//! compare-and-swap → respond, in the envelope the client used.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::create::{SdpText, location, name};
+use super::{SdpBody, SessionResponse, etag, record_change, update_visible};
+use crate::auth::Caller;
+use crate::domain::{Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange};
+use crate::http::AppState;
+use crate::http::error::{ApiError, Code};
+use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
+
+/// A PUT body: CAMARA's flat `MediaSessionStatusChange`, or the seed's envelope
+/// `{"receiverSessionStatus": {...}}` (also spelled `ReceiverSessionStatus`) carrying the same
+/// fields. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBody {
+    status: Option<SessionStatus>,
+    offer: Option<SdpText>,
+    answer: Option<SdpText>,
+    location_details: Option<Location>,
+    originator_address: Option<Address>,
+    originator_name: Option<String>,
+    receiver_address: Option<Address>,
+    receiver_name: Option<String>,
+    media_session_id: Option<String>,
+    #[serde(rename = "receiverSessionStatus")]
+    envelope: Option<Box<StatusBody>>,
+    #[serde(rename = "ReceiverSessionStatus")]
+    envelope_capitalised: Option<Box<StatusBody>>,
+}
+
+/// Which body shape the client used; the response mirrors it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `{"status": ...}`: answered with the full session.
+    Flat,
+    /// The seed's envelope, under exactly the key the client used.
+    Envelope(&'static str),
+}
+
+/// The parties a body may name; they must be the session's own.
+#[derive(Debug, Default)]
+struct Parties {
+    originator: Option<Address>,
+    originator_name: Option<String>,
+    receiver: Option<Address>,
+    receiver_name: Option<String>,
+}
+
+/// A parsed, valid PUT body.
+#[derive(Debug)]
+pub struct StatusUpdate {
+    shape: Shape,
+    change: StatusChange,
+    parties: Parties,
+    media_session_id: Option<String>,
+}
+
+impl StatusBody {
+    /// The update the body asks for, every field checked; a refusal names the field by its path.
+    pub fn check(self, policy: SdpPolicy) -> Result<StatusUpdate, ApiError> {
+        let (shape, fields, prefix) = match (self.envelope, self.envelope_capitalised) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "Send either receiverSessionStatus or ReceiverSessionStatus, not both.",
+                ));
+            }
+            (Some(_), None) | (None, Some(_)) if self.status.is_some() => {
+                return Err(ApiError::invalid(
+                    "Send either a top-level status or a receiverSessionStatus envelope, not both.",
+                ));
+            }
+            (Some(inner), None) => (
+                Shape::Envelope("receiverSessionStatus"),
+                *inner,
+                "receiverSessionStatus.",
+            ),
+            (None, Some(inner)) => (
+                Shape::Envelope("ReceiverSessionStatus"),
+                *inner,
+                "ReceiverSessionStatus.",
+            ),
+            (None, None) if self.status.is_none() => {
+                return Err(ApiError::invalid(
+                    "status is required (or a receiverSessionStatus envelope carrying it).",
+                ));
+            }
+            (None, None) => (
+                Shape::Flat,
+                Self {
+                    envelope: None,
+                    envelope_capitalised: None,
+                    ..self
+                },
+                "",
+            ),
+        };
+        let path = |field: &str| format!("{prefix}{field}");
+        let status = fields
+            .status
+            .ok_or_else(|| ApiError::invalid(format!("{} is required.", path("status"))))?;
+        if !status.is_client_settable() {
+            return Err(ApiError::new(
+                Code::OutOfRange,
+                format!(
+                    "{} {status} is set by the network; use DELETE to end a session.",
+                    path("status")
+                ),
+            ));
+        }
+        let sdp = |sdp: Option<SdpText>, field: &str| {
+            sdp.map(|s| s.check(&path(field), policy)).transpose()
+        };
+        let change = StatusChange {
+            status,
+            offer: sdp(fields.offer, "offer")?,
+            answer: sdp(fields.answer, "answer")?,
+            location: location(&path("locationDetails"), fields.location_details)?,
+        };
+        let parties = Parties {
+            originator: fields.originator_address,
+            originator_name: name(&path("originatorName"), fields.originator_name)?,
+            receiver: fields.receiver_address,
+            receiver_name: name(&path("receiverName"), fields.receiver_name)?,
+        };
+        Ok(StatusUpdate {
+            shape,
+            change,
+            parties,
+            media_session_id: fields.media_session_id,
+        })
+    }
+}
+
+impl StatusUpdate {
+    /// Parties cannot change: a 3-legged caller naming someone else contradicts its token (403), a
+    /// 2-legged caller simply sent a wrong argument (400).
+    fn check_parties(&self, caller: &Caller, session: &Session) -> Result<(), ApiError> {
+        let named = [
+            (
+                "originatorAddress",
+                self.parties.originator.as_ref(),
+                &session.originator,
+            ),
+            (
+                "receiverAddress",
+                self.parties.receiver.as_ref(),
+                &session.receiver,
+            ),
+        ];
+        for (field, sent, stored) in named {
+            if sent.is_some_and(|sent| sent != stored) {
+                return Err(if caller.subscriber.is_some() {
+                    ApiError::new(
+                        Code::InvalidTokenContext,
+                        format!(
+                            "{field} is not consistent with access token: the parties of a session cannot change."
+                        ),
+                    )
+                } else {
+                    ApiError::invalid(format!(
+                        "{field} does not match the session: the parties of a session cannot change."
+                    ))
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A log-safe summary of an SDP: its length and a hash, never its text (SRTP keys, ICE passwords).
+fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    sdp.map(|sdp| {
+        let mut hasher = DefaultHasher::new();
+        sdp.text().hash(&mut hasher);
+        format!("len={} hash={:016x}", sdp.len(), hasher.finish())
+    })
+}
+
+pub async fn put_status(
+    State(state): State<AppState>,
+    Authorized(caller, ..): Authorized<WriteOp>,
+    SessionPath(id): SessionPath,
+    CamaraJson(body): CamaraJson<StatusBody>,
+) -> Result<Response, ApiError> {
+    let update = body.check(state.config.sdp.validation)?;
+    if update
+        .media_session_id
+        .as_deref()
+        .is_some_and(|sent| sent != id.as_str())
+    {
+        return Err(ApiError::invalid(
+            "mediaSessionId in the body does not match the one in the path.",
+        ));
+    }
+    let (before, next, version) = update_visible(&state, &caller, &id, |session| {
+        update.check_parties(&caller, session)?;
+        Ok(session.apply(&update.change)?)
+    })
+    .await?;
+    record_change(&id, Some(before.status), next.status, version);
+    tracing::debug!(
+        offer = sdp_fingerprint(update.change.offer.as_ref()),
+        answer = sdp_fingerprint(update.change.answer.as_ref()),
+        "session status updated"
+    );
+    let headers = [etag(version)];
+    Ok(match update.shape {
+        Shape::Flat => (headers, Json(SessionResponse::from(&*next))).into_response(),
+        Shape::Envelope(key) => (headers, Json(Echo::new(key, &update, &next))).into_response(),
+    })
+}
+
+/// The seed's envelope answer, under the key the client used: the fields the request carried,
+/// values as stored.
+#[derive(Debug, Serialize)]
+enum Echo<'a> {
+    #[serde(rename = "receiverSessionStatus")]
+    Lower(EchoFields<'a>),
+    #[serde(rename = "ReceiverSessionStatus")]
+    Capitalised(EchoFields<'a>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EchoFields<'a> {
+    status: SessionStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<SdpBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offer: Option<SdpBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    originator_address: Option<&'a Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    originator_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_address: Option<&'a Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location_details: Option<&'a Location>,
+}
+
+impl<'a> Echo<'a> {
+    fn new(key: &str, update: &'a StatusUpdate, session: &'a Session) -> Self {
+        let (change, parties) = (&update.change, &update.parties);
+        let fields = EchoFields {
+            status: session.status,
+            answer: SdpBody::of(change.answer.as_ref()),
+            offer: SdpBody::of(change.offer.as_ref()),
+            originator_address: parties.originator.as_ref(),
+            originator_name: parties.originator_name.as_deref(),
+            receiver_address: parties.receiver.as_ref(),
+            receiver_name: parties.receiver_name.as_deref(),
+            location_details: change.location.as_ref(),
+        };
+        if key == "ReceiverSessionStatus" {
+            Self::Capitalised(fields)
+        } else {
+            Self::Lower(fields)
+        }
+    }
+}

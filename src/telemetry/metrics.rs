@@ -1,0 +1,109 @@
+//! Metrics in Prometheus text: requests by route template, method and status, their latency as a
+//! histogram, session transitions by from/to, authentication failures by reason, and the sessions
+//! of this instance's store by status. Labels are route templates and fixed names, never raw ids.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::Method;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::SessionStatus;
+
+const REQUESTS: &str = "camara_webrtc_http_requests_total";
+const DURATION: &str = "camara_webrtc_http_request_duration_seconds";
+const TRANSITIONS: &str = "camara_webrtc_session_transitions_total";
+const AUTH_FAILURES: &str = "camara_webrtc_auth_failures_total";
+const SESSIONS: &str = "camara_webrtc_sessions";
+
+/// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+/// The process-wide recorder, installed on first use. Every app in the process records into it
+/// (one in production; many in the test binary).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
+            .expect("the buckets are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// The method as a label: the standard ones by name, any other as `other`, so a client cannot
+/// create series at will.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// Drains the recorded latencies into their histograms every few seconds, for as long as it runs,
+/// so an instance nobody scrapes does not keep every recorded value.
+pub async fn upkeep() {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        handle().run_upkeep();
+    }
+}
+
+/// One finished request; `route` is its route template (or `<unmatched>`).
+pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
+    handle();
+    let method = method_label(method);
+    metrics::counter!(REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!(DURATION, "route" => route.to_owned(), "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// One status change (`from` is `None` for a new session).
+pub fn transition(from: Option<SessionStatus>, to: SessionStatus) {
+    let from = from.map_or("none", SessionStatus::as_str);
+    metrics::counter!(TRANSITIONS, "from" => from, "to" => to.as_str()).increment(1);
+}
+
+/// One refused token, by [`crate::auth::AuthError::reason`].
+pub fn auth_failure(reason: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// The recorded metrics, then `counts` (this instance's sessions that have not ended, by status)
+/// with every status listed.
+pub fn render(counts: &[(SessionStatus, u64)]) -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    let mut text = handle.render();
+    let _ = writeln!(
+        text,
+        "# HELP {SESSIONS} Sessions that have not ended, by status.\n# TYPE {SESSIONS} gauge"
+    );
+    for status in SessionStatus::ALL {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(text, "{SESSIONS}{{status=\"{status}\"}} {n}");
+    }
+    text
+}
