@@ -1,6 +1,8 @@
 //! `locationDetails`: a party's device location, with CAMARA's shapes and the ranges they allow.
 
 use serde::{Deserialize, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// A JSON number that prints without a fraction when it has none (`50`, not `50.0`), as JavaScript does.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -214,58 +216,13 @@ impl Location {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, with each field in its calendar range.
+/// Whether `s` is an RFC 3339 date-time (§5.6) naming a real instant: `T`, `t` or a space between
+/// date and time, `Z`, `z` or a `±HH:MM` offset, any number of fraction digits, a day that exists
+/// in its month, and second 60 only for a leap second (the last second of a month in UTC).
 fn is_rfc3339(s: &str) -> bool {
-    let b = s.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(range)?;
-        part.iter()
-            .all(u8::is_ascii_digit)
-            .then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    let fields = (
-        num(0..4),
-        num(5..7),
-        num(8..10),
-        num(11..13),
-        num(14..16),
-        num(17..19),
-    );
-    let (Some(_), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = fields else {
-        return false;
-    };
-    let separators = b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && matches!(b[10], b'T' | b't' | b' ')
-        && b[13] == b':'
-        && b[16] == b':';
-    if !separators
-        || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return false;
-    }
-    let mut rest = &s[19..];
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        rest = &fraction[digits..];
-    }
-    match rest.as_bytes() {
-        [b'Z' | b'z'] => true,
-        [b'+' | b'-', h1, h2, b':', m1, m2] => {
-            [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
-                && (h1 - b'0') * 10 + (h2 - b'0') <= 23
-                && (m1 - b'0') * 10 + (m2 - b'0') <= 59
-        }
-        _ => false,
-    }
+    // `time` takes any byte as the separator; RFC 3339 allows only these.
+    matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' '))
+        && OffsetDateTime::parse(s, &Rfc3339).is_ok()
 }
 
 #[cfg(test)]
@@ -307,7 +264,9 @@ mod tests {
         for ok in [
             "2025-10-06T19:32:10Z",
             "2025-10-06T19:32:10.123+02:00",
-            "2024-02-29t00:00:60-00:00",
+            "2024-02-29t23:59:60z",
+            "1990-12-31 15:59:60.5-08:00",
+            "0000-01-01T00:00:00.1234567890123+23:59",
         ] {
             assert!(is_rfc3339(ok), "{ok}");
         }
@@ -316,10 +275,26 @@ mod tests {
             "2025-13-06T19:32:10Z",
             "2025-10-06T19:32:10",
             "2025-10-06T19:32:10.Z",
+            "2025-02-29T00:00:00Z",
+            "2025-10-06X19:32:10Z",
+            "2025-10-06T19:32:60Z",
+            "2025-10-06T19:32:10+24:00",
+            "2025-10-06T19:32:10+01:60",
+            "2025-10-06T19:32:10+0100",
+            "2025-10-06T19:32:10Z ",
             "yesterday",
         ] {
             assert!(!is_rfc3339(bad), "{bad}");
         }
+        // The timestamp is kept as sent; a refusal names the field.
+        let sent = "2025-10-06t19:32:10.50z".to_string();
+        let location = Location::new(circle(0.0, 0.0, 1.0), None, None, Some(sent.clone()));
+        assert_eq!(location.unwrap().timestamp, Some(sent));
+        let err = Location::new(circle(0.0, 0.0, 1.0), None, None, Some("2025".into()));
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "timestamp must be an RFC 3339 date-time such as 2025-10-06T19:32:10Z"
+        );
     }
 
     #[test]
