@@ -1,13 +1,34 @@
 //! `locationDetails`: a party's device location, with CAMARA's shapes and the ranges they allow.
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// A JSON number that prints without a fraction when it has none (`50`, not `50.0`), as JavaScript does.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Number(pub f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+        }
+        deserializer.deserialize_f64(Visitor)
+    }
+}
 
 impl Serialize for Number {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -80,6 +101,69 @@ pub struct Location {
     pub confidence: Option<Confidence>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
+}
+
+/// `locationDetails` as a request carries it, before [`UncheckedLocation::check`] makes it a
+/// [`Location`]: the coordinates its shape needs present, every value within its range.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an object")]
+pub struct UncheckedLocation {
+    shape: Shape,
+    coordinates: UncheckedCoordinates,
+    method: Option<Method>,
+    confidence: Option<Confidence>,
+    timestamp: Option<String>,
+}
+
+/// CAMARA's location `shape`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum Shape {
+    Circle,
+    Ellipsoid,
+}
+
+/// Every coordinate either shape may carry; the shape says which are required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "an object")]
+struct UncheckedCoordinates {
+    latitude: Number,
+    longitude: Number,
+    radius: Option<Number>,
+    z_axis: Option<Number>,
+    semi_major_axis: Option<Number>,
+    semi_minor_axis: Option<Number>,
+    vertical_axis: Option<Number>,
+    orientation: Option<Number>,
+}
+
+impl UncheckedLocation {
+    /// The location, if its shape's coordinates are all there and every value is in range.
+    pub fn check(self) -> Result<Location, LocationError> {
+        let c = self.coordinates;
+        let required = |value: Option<Number>, field| {
+            value.ok_or(LocationError::Invalid {
+                field,
+                reason: "is required",
+            })
+        };
+        let coordinates = match self.shape {
+            Shape::Circle => Coordinates::Circle {
+                latitude: c.latitude,
+                longitude: c.longitude,
+                radius: required(c.radius, "coordinates.radius")?,
+            },
+            Shape::Ellipsoid => Coordinates::Ellipsoid {
+                latitude: c.latitude,
+                longitude: c.longitude,
+                z_axis: required(c.z_axis, "coordinates.zAxis")?,
+                semi_major_axis: required(c.semi_major_axis, "coordinates.semiMajorAxis")?,
+                semi_minor_axis: required(c.semi_minor_axis, "coordinates.semiMinorAxis")?,
+                vertical_axis: required(c.vertical_axis, "coordinates.verticalAxis")?,
+                orientation: required(c.orientation, "coordinates.orientation")?,
+            },
+        };
+        Location::new(coordinates, self.method, self.confidence, self.timestamp)
+    }
 }
 
 /// A location value the service refuses; `field` is its path below `locationDetails`.

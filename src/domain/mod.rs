@@ -6,7 +6,7 @@ pub mod sdp;
 pub mod session;
 pub mod status;
 
-pub use location::{Location, LocationError};
+pub use location::{Location, LocationError, UncheckedLocation};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
 pub use session::{Address, CallType, Direction, Role, Session, SessionId, StatusChange};
 pub use status::{SessionStatus, TransitionError};

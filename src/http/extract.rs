@@ -10,7 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::AppState;
 use super::error::{ApiError, Code};
@@ -182,6 +182,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         let inner = err.into_inner();
         if inner.is_data() {
             ApiError::invalid(format!("{path}: {}.", without_position(&inner)))
+        } else if serde_json::from_slice::<IgnoredAny>(bytes).is_ok() {
+            // serde_json reports a non-string where a name (an enum) belongs as a syntax error.
+            ApiError::invalid(format!("{path}: invalid type, expected a string."))
         } else {
             not_json(&inner)
         }

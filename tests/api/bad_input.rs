@@ -121,19 +121,19 @@ async fn wrong_types_name_the_field() {
         ),
         (
             json!({ "status": "Ringing", "locationDetails": "here" }),
-            "locationDetails must be an object, not a string.",
+            "locationDetails: invalid type: string \"here\", expected an object.",
         ),
         (
-            json!({ "status": "Ringing", "locationDetails": { "shape": "Square", "coordinates": {} } }),
-            "locationDetails.shape must be one of Circle, Ellipsoid.",
+            json!({ "status": "Ringing", "locationDetails": { "shape": "Square", "coordinates": { "latitude": 1, "longitude": 0 } } }),
+            "locationDetails.shape: unknown variant `Square`, expected `Circle` or `Ellipsoid`.",
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Circle" } }),
-            "locationDetails.coordinates is required.",
+            "locationDetails: missing field `coordinates`.",
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Circle", "coordinates": { "latitude": "1", "longitude": 0, "radius": 1 } } }),
-            "locationDetails.coordinates.latitude must be a number, not a string.",
+            "locationDetails.coordinates.latitude: invalid type: string \"1\", expected a number.",
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Ellipsoid", "coordinates": { "latitude": 1, "longitude": 0, "radius": 1 } } }),
@@ -142,6 +142,10 @@ async fn wrong_types_name_the_field() {
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Circle", "coordinates": { "latitude": 1, "longitude": 0, "radius": 1 }, "timestamp": "yesterday" } }),
             "locationDetails.timestamp must be an RFC 3339 date-time such as 2025-10-06T19:32:10Z.",
+        ),
+        (
+            json!({ "status": "Ringing", "locationDetails": { "shape": "Circle", "coordinates": { "latitude": 1, "longitude": 0, "radius": 1 }, "method": 5 } }),
+            "locationDetails.method: invalid type, expected a string.",
         ),
         (
             json!({ "status": "Ringing", "receiverSessionStatus": { "status": "Ringing" } }),

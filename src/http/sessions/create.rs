@@ -11,6 +11,7 @@ use super::{SessionResponse, etag, record_change};
 use crate::auth::Caller;
 use crate::domain::{
     Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId, SessionStatus,
+    UncheckedLocation,
 };
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
@@ -31,7 +32,7 @@ pub struct CreateBody {
     receiver_name: Option<String>,
     offer: Option<SdpText>,
     call_type: Option<CallType>,
-    location_details: Option<Location>,
+    location_details: Option<UncheckedLocation>,
     /// Refused when sent: the network sets a session's status.
     status: Option<IgnoredAny>,
     /// Refused when sent: only the receiver answers.
@@ -64,9 +65,12 @@ pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiErr
 
 /// A `locationDetails` with CAMARA's ranges checked: a value outside its range is OUT_OF_RANGE,
 /// a malformed one INVALID_ARGUMENT; `path` names it.
-pub fn location(path: &str, value: Option<Location>) -> Result<Option<Location>, ApiError> {
+pub fn location(
+    path: &str,
+    value: Option<UncheckedLocation>,
+) -> Result<Option<Location>, ApiError> {
     value
-        .map(|l| Location::new(l.coordinates, l.method, l.confidence, l.timestamp))
+        .map(UncheckedLocation::check)
         .transpose()
         .map_err(|e| ApiError::from_location(path, e))
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::create::{SdpText, location, name};
 use super::{SdpBody, SessionResponse, etag, record_change, update_visible};
 use crate::auth::Caller;
-use crate::domain::{Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange};
+use crate::domain::{
+    Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
+};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
@@ -24,7 +26,7 @@ pub struct StatusBody {
     status: Option<SessionStatus>,
     offer: Option<SdpText>,
     answer: Option<SdpText>,
-    location_details: Option<Location>,
+    location_details: Option<UncheckedLocation>,
     originator_address: Option<Address>,
     originator_name: Option<String>,
     receiver_address: Option<Address>,
