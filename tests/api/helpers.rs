@@ -1,17 +1,18 @@
 //! The test harness: the real app on 127.0.0.1:0, a client, tokens, and whole-body assertions.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use camara_webrtc::auth::mint;
 use camara_webrtc::config::Config;
 use camara_webrtc::domain::{Session, SessionId, SessionStatus};
-use camara_webrtc::{AppState, build_state};
+use camara_webrtc::{AppState, Application};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+use crate::contract::ContractClient;
 
 /// CAMARA's fixture session (embedded default config).
 pub const FIXTURE_ID: &str = "0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF";
@@ -31,9 +32,12 @@ pub const CLEAN_SDP: &str = "v=0\r\no=- 4576312012535546667 4 IN IP4 127.0.0.1\r
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
-    pub client: reqwest::Client,
+    /// Checks every response against the OpenAPI document (see `contract`).
+    pub client: ContractClient,
     pub config: Config,
+    /// The running app's own state, so tests can prepare and inspect sessions in its store.
     pub state: AppState,
+    /// Dropped with the `TestApp`, which stops the app.
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -42,36 +46,31 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(Config::embedded()).await
 }
 
-/// The app with `config`, serving on an ephemeral loopback port until the `TestApp` is dropped.
-/// `state` is the running app's own, so tests can prepare sessions in its store.
+/// The app with `config`, started as the binary starts it ([`Application`]) on an ephemeral
+/// loopback port, serving until the `TestApp` is dropped.
 pub async fn spawn_with(config: Config) -> TestApp {
-    let state = build_state(config.clone())
-        .await
-        .expect("the test config starts");
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind an ephemeral port");
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    // Every response is checked against the OpenAPI document (see `contract`).
-    let base_paths = Arc::new(config.server.base_paths.clone());
-    let app = camara_webrtc::http::router(state.clone()).layer(
-        axum::middleware::from_fn_with_state(base_paths, super::contract::check),
-    );
+    let app = Application::build(config, listener)
+        .await
+        .expect("the test config starts");
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
+    let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-            .expect("the server runs");
+        app.run_until_stopped(async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("the server runs");
     });
     TestApp {
         address,
-        client: reqwest::Client::new(),
-        config,
+        client: ContractClient::new(&state.config.server.base_paths),
+        config: Config::clone(&state.config),
         state,
-        _shutdown: tx,
+        _shutdown: shutdown,
     }
 }
 
