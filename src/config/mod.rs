@@ -1,0 +1,162 @@
+//! Typed configuration: embedded `config/default.toml` < `--config FILE` < `CAMARA_WEBRTC__SECTION__KEY`
+//! environment variables < command-line flags, then [`Config::validate`] with errors naming the key.
+//!
+//! This module owns [`Config`] and its loading, [`Secret`] and [`ConfigError`]; the sections are in
+//! `sections`, the checks in `validate`, the fixture sessions in `fixtures`.
+
+mod fixtures;
+mod sections;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize, Serializer};
+
+pub use sections::{
+    AuthConfig, Backend, FixtureSession, FixturesConfig, LogConfig, LogFormat, SdpConfig,
+    ServerConfig, SessionsConfig, StoreConfig,
+};
+
+/// The embedded defaults: a development HS256 key and CAMARA's fixture session.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+/// Prefix of the environment variables that override keys: `CAMARA_WEBRTC__SERVER__LISTEN`.
+pub const ENV_PREFIX: &str = "CAMARA_WEBRTC__";
+/// The development key shipped in the embedded defaults; `serve` warns while it is in use.
+pub const DEVELOPMENT_SECRET: &str = "camara-webrtc-development-key-do-not-use-in-production";
+
+/// The whole configuration, one field per section of the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[auth]`
+    pub auth: AuthConfig,
+    /// `[sdp]`
+    pub sdp: SdpConfig,
+    /// `[sessions]`
+    pub sessions: SessionsConfig,
+    /// `[store]`
+    pub store: StoreConfig,
+    /// `[fixtures]`
+    #[serde(default)]
+    pub fixtures: FixturesConfig,
+    /// `[log]`
+    pub log: LogConfig,
+}
+
+/// A secret string: printed as `[redacted]` by `Debug` and by `check-config`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// The layered sources: embedded defaults, then `file`, then the environment. Callers merge flags on top.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed(ENV_PREFIX).split("__"))
+    }
+
+    /// Extracts and validates the configuration from `figment`.
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The embedded defaults alone (no file, no environment): what tests start from.
+    pub fn embedded() -> Self {
+        Self::from_figment(&Figment::from(Toml::string(DEFAULT_TOML)))
+            .expect("the embedded config is valid")
+    }
+
+    /// Whether the development key of the embedded defaults is configured.
+    pub fn uses_development_key(&self) -> bool {
+        self.auth
+            .hs256_secret
+            .as_ref()
+            .is_some_and(|s| s.expose() == DEVELOPMENT_SECRET)
+    }
+
+    /// The address to bind, parsed.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|_| invalid("server.listen", "must be host:port, e.g. 0.0.0.0:8080"))
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let config = Config::embedded();
+        assert!(config.uses_development_key());
+        assert_eq!(
+            config.server.base_paths,
+            ["/webrtc", "/webrtc-call-handling/v0.3"]
+        );
+        assert_eq!(config.fixtures.sessions.len(), 1);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let config = Config::embedded();
+        assert!(!format!("{config:?}").contains(DEVELOPMENT_SECRET));
+        assert!(!config.to_redacted_toml().contains(DEVELOPMENT_SECRET));
+    }
+}

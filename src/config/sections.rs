@@ -1,0 +1,188 @@
+//! The sections of the configuration file, one struct per `[section]`, and the enums their keys
+//! take. Every key's default lives in `config/default.toml`, never here.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+use crate::domain::{Direction, SdpPolicy, SessionStatus};
+
+/// `[server]`: the listener, the API's base paths and the limits on requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds (`host:port`).
+    pub listen: String,
+    /// Base paths the API is mounted under, each starting with `/`.
+    pub base_paths: Vec<String>,
+    /// Requests running longer are answered 504 TIMEOUT.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// API requests handled at once; beyond it a request is shed at once with 503 UNAVAILABLE.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Per API consumer, requests per second (a token bucket); 0 turns the limit off. Beyond it:
+    /// 429 TOO_MANY_REQUESTS with `Retry-After`.
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
+    /// How many requests a consumer may send at once before the rate applies (0: the rate).
+    #[serde(default)]
+    pub rate_limit_burst: u32,
+    /// After SIGTERM or SIGINT, how long in-flight requests may take to finish.
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_max_concurrent_requests() -> usize {
+    1024
+}
+
+fn default_shutdown_grace_seconds() -> u64 {
+    30
+}
+
+/// `[auth]`: the keys bearer tokens are verified with and the claims they must carry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Shared secret for HS256/HS384/HS512 tokens (at least 32 bytes).
+    pub hs256_secret: Option<Secret>,
+    /// PEM files of public keys for RS*/PS*/ES256/ES384/EdDSA tokens.
+    #[serde(default)]
+    pub public_keys: Vec<PathBuf>,
+    /// JWKS endpoint (not supported by this version; rejected by validation).
+    pub jwks_url: Option<String>,
+    /// JWKS file (not supported by this version; rejected by validation).
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_seconds: u64,
+    /// Known subscribers; a 3-legged `sub` not listed gets 404 IDENTIFIER_NOT_FOUND. Empty: anyone.
+    #[serde(default)]
+    pub subscribers: Vec<String>,
+    /// How many verified tokens to remember until their `exp`; 0 verifies every request in full.
+    #[serde(default = "default_token_cache_size")]
+    pub token_cache_size: usize,
+}
+
+fn default_token_cache_size() -> usize {
+    10_000
+}
+
+/// `[sdp]`: how strictly SDP offers and answers are checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SdpConfig {
+    /// `lenient` or `strict`.
+    pub validation: SdpPolicy,
+}
+
+/// `[sessions]`: how many sessions are kept, for how long, and which calls are accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// The most sessions the store holds at once.
+    pub max_sessions: usize,
+    /// How long an ended session is kept after DELETE, in seconds.
+    pub ended_ttl_seconds: u64,
+    /// Check `registrationId` on POST against `registrations`.
+    pub check_registration: bool,
+    /// The registrations the network knows (from CAMARA's registration API in a real network).
+    #[serde(default)]
+    pub registrations: Vec<String>,
+    /// Accept `callType: EMERGENCY`.
+    pub emergency_calls: bool,
+}
+
+/// Where sessions are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In this process: one replica.
+    Memory,
+    /// In Redis: several replicas sharing one Redis.
+    Redis,
+}
+
+/// `[store]`: the session store's backend and its connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` or `redis`.
+    pub backend: Backend,
+    /// Redis connection URL, for the redis backend (may carry a password).
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key, so deployments can share one Redis.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Bound on connecting to Redis and on each Redis command, in milliseconds: past it the
+    /// request is answered 503 UNAVAILABLE rather than left hanging.
+    #[serde(default = "default_store_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_key_prefix() -> String {
+    "camara-webrtc:".into()
+}
+
+fn default_store_timeout_ms() -> u64 {
+    1000
+}
+
+/// `[fixtures]`: sessions present from start-up.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixturesConfig {
+    /// Sessions loaded at start-up, visible to every consumer.
+    #[serde(default)]
+    pub sessions: Vec<FixtureSession>,
+}
+
+/// One `[[fixtures.sessions]]` entry, checked by [`Config::fixture_sessions`](super::Config::fixture_sessions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSession {
+    /// The session's `mediaSessionId`.
+    pub media_session_id: String,
+    /// The caller's address: a `tel:` or `sip:` URI.
+    pub originator_address: String,
+    /// The callee's address: a `tel:` or `sip:` URI.
+    pub receiver_address: String,
+    /// The caller's display name, at most 256 characters.
+    pub originator_name: Option<String>,
+    /// The callee's display name, at most 256 characters.
+    pub receiver_name: Option<String>,
+    /// The status the session starts in.
+    pub status: SessionStatus,
+    /// The originator's SDP offer (CAMARA's session response requires one).
+    pub offer_sdp: String,
+    /// The side the session's owner acts for: `outgoing` (the originator; when omitted) or
+    /// `incoming` (the receiver).
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`: the format and the filter of log lines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Default filter (`info`, `debug`, `camara_webrtc=trace`, ...); `RUST_LOG` wins when set.
+    pub level: String,
+}
