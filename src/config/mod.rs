@@ -43,7 +43,6 @@ pub struct Config {
     /// `[store]`
     pub store: StoreConfig,
     /// `[fixtures]`
-    #[serde(default)]
     pub fixtures: FixturesConfig,
     /// `[log]`
     pub log: LogConfig,
@@ -142,6 +141,19 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// Loads `toml` as a `--config` file would be, over the embedded defaults.
+    fn load_file(name: &str, toml: &str) -> Result<Config, ConfigError> {
+        let path = std::env::temp_dir().join(format!(
+            "camara-webrtc-config-{}-{name}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, toml).unwrap();
+        let config = Config::from_figment(&Config::figment(Some(&path)));
+        std::fs::remove_file(&path).unwrap();
+        config
+    }
+
+    // With no serde defaults, extracting the embedded file alone proves it states every key.
     #[test]
     fn embedded_defaults_are_valid() {
         let config = Config::embedded();
@@ -151,6 +163,26 @@ mod tests {
             ["/webrtc", "/webrtc-call-handling/v0.3"]
         );
         assert_eq!(config.fixtures.sessions.len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_omits_keys_takes_them_from_the_embedded_defaults() {
+        let config = load_file("partial", "[server]\nlisten = \"127.0.0.1:1234\"\n").unwrap();
+        let mut expected = Config::embedded();
+        expected.server.listen = "127.0.0.1:1234".into();
+        assert_eq!(config.to_redacted_toml(), expected.to_redacted_toml());
+    }
+
+    #[test]
+    fn a_files_fixture_list_replaces_the_embedded_one() {
+        let config = load_file("no-fixtures", "[fixtures]\nsessions = []\n").unwrap();
+        assert!(config.fixtures.sessions.is_empty());
+    }
+
+    #[test]
+    fn a_files_unknown_key_is_refused_by_name() {
+        let err = load_file("unknown-key", "[server]\nlisten_on = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen_on"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The sections of the configuration file, one struct per `[section]`, and the enums their keys
-//! take. Every key's default lives in `config/default.toml`, never here.
+//! take. Every key's default lives in `config/default.toml`, the base layer of every load, and
+//! nowhere else (a fixture entry's `direction` aside: a list entry has no layer beneath it).
 
 use std::path::PathBuf;
 
@@ -21,26 +22,14 @@ pub struct ServerConfig {
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
     /// API requests handled at once; beyond it a request is shed at once with 503 UNAVAILABLE.
-    #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
     /// Per API consumer, requests per second (a token bucket); 0 turns the limit off. Beyond it:
     /// 429 TOO_MANY_REQUESTS with `Retry-After`.
-    #[serde(default)]
     pub rate_limit_per_second: u32,
     /// How many requests a consumer may send at once before the rate applies (0: the rate).
-    #[serde(default)]
     pub rate_limit_burst: u32,
     /// After SIGTERM or SIGINT, how long in-flight requests may take to finish.
-    #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
-}
-
-fn default_max_concurrent_requests() -> usize {
-    1024
-}
-
-fn default_shutdown_grace_seconds() -> u64 {
-    30
 }
 
 /// `[auth]`: the keys bearer tokens are verified with and the claims they must carry.
@@ -50,7 +39,6 @@ pub struct AuthConfig {
     /// Shared secret for HS256/HS384/HS512 tokens (at least 32 bytes).
     pub hs256_secret: Option<Secret>,
     /// PEM files of public keys for RS*/PS*/ES256/ES384/EdDSA tokens.
-    #[serde(default)]
     pub public_keys: Vec<PathBuf>,
     /// JWKS endpoint (not supported by this version; rejected by validation).
     pub jwks_url: Option<String>,
@@ -63,15 +51,9 @@ pub struct AuthConfig {
     /// Clock skew tolerated on `exp` and `nbf`, in seconds.
     pub leeway_seconds: u64,
     /// Known subscribers; a 3-legged `sub` not listed gets 404 IDENTIFIER_NOT_FOUND. Empty: anyone.
-    #[serde(default)]
     pub subscribers: Vec<String>,
     /// How many verified tokens to remember until their `exp`; 0 verifies every request in full.
-    #[serde(default = "default_token_cache_size")]
     pub token_cache_size: usize,
-}
-
-fn default_token_cache_size() -> usize {
-    10_000
 }
 
 /// `[sdp]`: how strictly SDP offers and answers are checked.
@@ -93,7 +75,6 @@ pub struct SessionsConfig {
     /// Check `registrationId` on POST against `registrations`.
     pub check_registration: bool,
     /// The registrations the network knows (from CAMARA's registration API in a real network).
-    #[serde(default)]
     pub registrations: Vec<String>,
     /// Accept `callType: EMERGENCY`.
     pub emergency_calls: bool,
@@ -118,20 +99,10 @@ pub struct StoreConfig {
     /// Redis connection URL, for the redis backend (may carry a password).
     pub redis_url: Option<Secret>,
     /// Prefix of every Redis key, so deployments can share one Redis.
-    #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
     /// Bound on connecting to Redis and on each Redis command, in milliseconds: past it the
     /// request is answered 503 UNAVAILABLE rather than left hanging.
-    #[serde(default = "default_store_timeout_ms")]
     pub timeout_ms: u64,
-}
-
-fn default_key_prefix() -> String {
-    "camara-webrtc:".into()
-}
-
-fn default_store_timeout_ms() -> u64 {
-    1000
 }
 
 /// `[fixtures]`: sessions present from start-up.
@@ -139,7 +110,6 @@ fn default_store_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct FixturesConfig {
     /// Sessions loaded at start-up, visible to every consumer.
-    #[serde(default)]
     pub sessions: Vec<FixtureSession>,
 }
 
@@ -163,6 +133,7 @@ pub struct FixtureSession {
     pub offer_sdp: String,
     /// The side the session's owner acts for: `outgoing` (the originator; when omitted) or
     /// `incoming` (the receiver).
+    // The one serde default: a list entry has no embedded layer beneath it to supply a key.
     #[serde(default)]
     pub direction: Direction,
 }
