@@ -1,0 +1,163 @@
+//! The commands' glue between the command line and the library: configuration loading with
+//! flags ([`load`]), [`serve`], [`token`], [`check_config`], [`healthcheck`], and the shutdown
+//! signal. Each command returns the message to print when it fails; `main` turns that into the
+//! exit code.
+
+use std::path::Path;
+use std::time::Duration;
+
+use camara_webrtc::auth::{self, TokenSpec};
+use camara_webrtc::config::{Config, ConfigError};
+use camara_webrtc::telemetry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The configuration of [`Config::figment`] (embedded defaults < `file` < environment), with
+/// `--listen` on top when given, validated.
+pub fn load(file: Option<&Path>, listen: Option<String>) -> Result<Config, ConfigError> {
+    let mut figment = Config::figment(file);
+    if let Some(listen) = listen {
+        figment = figment.merge(("server.listen", listen));
+    }
+    Config::from_figment(&figment)
+}
+
+/// `serve`: logs as configured, binds `server.listen` and serves until SIGINT or SIGTERM.
+pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> {
+    let config = load(file, listen).map_err(|e| e.to_string())?;
+    telemetry::init(&config.log);
+    if config.uses_development_key() {
+        tracing::warn!(
+            "USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. Set auth.hs256_secret \
+             (CAMARA_WEBRTC__AUTH__HS256_SECRET) or auth.public_keys before exposing this service."
+        );
+    }
+    runtime()?.block_on(async {
+        let addr = config.listen_addr().map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("binding {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(address = %local, base_paths = ?config.server.base_paths, store = ?config.store.backend, "listening");
+        camara_webrtc::run(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// `token`: prints one compact JWT for `spec`, signed with the configured HS256 secret, or with
+/// `private_key` = (PEM file, algorithm name) when given.
+pub fn token(
+    file: Option<&Path>,
+    spec: &TokenSpec<'_>,
+    private_key: Option<(&Path, &str)>,
+) -> Result<(), String> {
+    let config = load(file, None).map_err(|e| e.to_string())?;
+    let token = match private_key {
+        Some((pem, alg)) => {
+            let alg = alg
+                .parse()
+                .map_err(|_| format!("--alg {alg} is not a JWT algorithm"))?;
+            auth::mint_with_private_key(pem, alg, &config.auth, spec)
+        }
+        None => auth::mint(
+            &config.auth,
+            spec.sub,
+            spec.scope,
+            spec.client_id,
+            spec.ttl_seconds,
+        ),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("{token}");
+    Ok(())
+}
+
+/// `check-config`: prints the effective configuration, secrets redacted, once it is valid.
+pub fn check_config(file: Option<&Path>) -> Result<(), String> {
+    let config = load(file, None).map_err(|e| e.to_string())?;
+    print!("{}", config.to_redacted_toml());
+    Ok(())
+}
+
+/// `healthcheck`: GET `url` over plain HTTP/1.1 (no HTTP client crate for one request) and
+/// succeed on a 200 within 5 s. Without `url`, asks `/health/ready` on 127.0.0.1 at the port of
+/// the configured `server.listen`.
+pub fn healthcheck(url: Option<String>) -> Result<(), String> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let config = load(None, None).map_err(|e| e.to_string())?;
+            let port = config.listen_addr().map_err(|e| e.to_string())?.port();
+            format!("http://127.0.0.1:{port}/health/ready")
+        }
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("healthcheck --url must start with http://")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    runtime()?.block_on(async {
+        let exchange = async {
+            let mut stream = TcpStream::connect(authority)
+                .await
+                .map_err(|e| format!("{authority}: {e}"))?;
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut response = Vec::new();
+            stream
+                .read_to_end(&mut response)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status_line = String::from_utf8_lossy(&response)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            match status_line.split(' ').nth(1) {
+                Some("200") => Ok(()),
+                _ => Err(format!("{url} answered {status_line:?}")),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| format!("{url} did not answer in 5 s"))?
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
