@@ -2,8 +2,10 @@
 
 mod cache;
 mod caller;
+mod mint;
 mod verifier;
 
 pub use cache::TokenCache;
 pub use caller::{Caller, Scope};
-pub use verifier::{AuthError, Claims, TokenSpec, Verifier, mint, mint_with_private_key};
+pub use mint::{TokenSpec, mint, mint_with_private_key};
+pub use verifier::{AuthError, Claims, Verifier};

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use serde::Deserialize;
 
 use super::cache::TokenCache;
 use crate::config::{AuthConfig, ConfigError};
@@ -167,7 +167,8 @@ fn validation(auth: &AuthConfig, algorithms: &[Algorithm]) -> Validation {
     validation
 }
 
-fn now() -> u64 {
+/// Seconds since the Unix epoch (0 for a clock before it).
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -298,99 +299,4 @@ impl Verifier {
         }
         outcome
     }
-}
-
-#[derive(Serialize)]
-struct MintedClaims<'a> {
-    sub: &'a str,
-    scope: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
-    iat: i64,
-    exp: i64,
-}
-
-/// Mints an HS256 token with the configured secret (the `token` command). A negative `ttl_seconds`
-/// gives a token that has already expired.
-pub fn mint(
-    auth: &AuthConfig,
-    sub: &str,
-    scope: &str,
-    client_id: Option<&str>,
-    ttl_seconds: i64,
-) -> Result<String, ConfigError> {
-    let secret = auth
-        .hs256_secret
-        .as_ref()
-        .ok_or_else(|| ConfigError::Invalid {
-            key: "auth.hs256_secret".into(),
-            reason: "minting a token needs the shared secret".into(),
-        })?;
-    let key = EncodingKey::from_secret(secret.expose().as_bytes());
-    let spec = TokenSpec {
-        sub,
-        scope,
-        client_id,
-        ttl_seconds,
-    };
-    mint_with(&key, Algorithm::HS256, auth, &spec)
-}
-
-/// What a minted token says: its subject, scopes, consumer and lifetime (negative: expired).
-#[derive(Debug, Clone, Copy)]
-pub struct TokenSpec<'a> {
-    pub sub: &'a str,
-    pub scope: &'a str,
-    pub client_id: Option<&'a str>,
-    pub ttl_seconds: i64,
-}
-
-/// Mints a token signed with a private key in PEM form (`token --private-key`), for deployments
-/// (and load tests) that verify with `auth.public_keys`.
-pub fn mint_with_private_key(
-    pem_path: &std::path::Path,
-    algorithm: Algorithm,
-    auth: &AuthConfig,
-    spec: &TokenSpec<'_>,
-) -> Result<String, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        key: "--private-key".into(),
-        reason,
-    };
-    let pem = fs::read(pem_path)
-        .map_err(|e| invalid(format!("cannot read {}: {e}", pem_path.display())))?;
-    let key = match algorithm.family() {
-        AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(&pem),
-        AlgorithmFamily::Ec => EncodingKey::from_ec_pem(&pem),
-        AlgorithmFamily::Ed => EncodingKey::from_ed_pem(&pem),
-        AlgorithmFamily::Hmac => return Err(invalid("HS algorithms use auth.hs256_secret".into())),
-    }
-    .map_err(|e| invalid(format!("not a {algorithm:?} private key: {e}")))?;
-    mint_with(&key, algorithm, auth, spec)
-}
-
-fn mint_with(
-    key: &EncodingKey,
-    algorithm: Algorithm,
-    auth: &AuthConfig,
-    spec: &TokenSpec<'_>,
-) -> Result<String, ConfigError> {
-    let now = now() as i64;
-    let claims = MintedClaims {
-        sub: spec.sub,
-        scope: spec.scope,
-        client_id: spec.client_id,
-        iss: auth.issuer.as_deref(),
-        aud: auth.audience.as_deref(),
-        iat: now,
-        exp: now.saturating_add(spec.ttl_seconds),
-    };
-    jsonwebtoken::encode(&Header::new(algorithm), &claims, key).map_err(|e| ConfigError::Invalid {
-        key: "token".into(),
-        reason: e.to_string(),
-    })
 }
