@@ -109,9 +109,13 @@ pub struct Location {
 #[serde(expecting = "an object")]
 pub struct UncheckedLocation {
     shape: Shape,
+    #[serde(deserialize_with = "super::fields::required_object")]
     coordinates: UncheckedCoordinates,
+    #[serde(default, deserialize_with = "super::fields::present")]
     method: Option<Method>,
+    #[serde(default, deserialize_with = "super::fields::present_object")]
     confidence: Option<Confidence>,
+    #[serde(default, deserialize_with = "super::fields::present")]
     timestamp: Option<String>,
 }
 
@@ -128,11 +132,17 @@ enum Shape {
 struct UncheckedCoordinates {
     latitude: Number,
     longitude: Number,
+    #[serde(default, deserialize_with = "super::fields::present")]
     radius: Option<Number>,
+    #[serde(default, deserialize_with = "super::fields::present")]
     z_axis: Option<Number>,
+    #[serde(default, deserialize_with = "super::fields::present")]
     semi_major_axis: Option<Number>,
+    #[serde(default, deserialize_with = "super::fields::present")]
     semi_minor_axis: Option<Number>,
+    #[serde(default, deserialize_with = "super::fields::present")]
     vertical_axis: Option<Number>,
+    #[serde(default, deserialize_with = "super::fields::present")]
     orientation: Option<Number>,
 }
 

@@ -1,11 +1,13 @@
 //! The pure core: sessions, statuses and their transition table, SDP and location checks.
 //! Nothing here knows about HTTP, async runtimes or JSON values.
 
+pub mod fields;
 pub mod location;
 pub mod sdp;
 pub mod session;
 pub mod status;
 
+pub use fields::{present, present_object, required_object};
 pub use location::{Location, LocationError, UncheckedLocation};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
 pub use session::{Address, CallType, Direction, Role, Session, SessionId, StatusChange};

@@ -81,7 +81,7 @@ async fn wrong_types_name_the_field() {
         ),
         (
             json!({ "status": null }),
-            "status is required (or a receiverSessionStatus envelope carrying it).",
+            "status: invalid type: null, expected a string.",
         ),
         (
             json!({ "status": "Connected", "answer": "v=0" }),
@@ -92,12 +92,20 @@ async fn wrong_types_name_the_field() {
             "answer.sdp: invalid type: integer `5`, expected a string.",
         ),
         (
+            json!({ "status": "Connected", "answer": null }),
+            "answer: invalid type: null, expected an object.",
+        ),
+        (
+            json!({ "status": "Ringing", "locationDetails": { "shape": "Circle", "coordinates": { "latitude": 1, "longitude": 0, "radius": 1 }, "method": null } }),
+            "locationDetails.method: invalid type, expected a string.",
+        ),
+        (
             json!({ "status": "Connected", "answer": {} }),
             "answer: missing field `sdp`.",
         ),
         (
             json!({ "receiverSessionStatus": [] }),
-            "receiverSessionStatus: invalid length 0, expected an object.",
+            "receiverSessionStatus: invalid type: sequence, expected an object.",
         ),
         (
             json!({ "receiverSessionStatus": {} }),

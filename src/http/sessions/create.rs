@@ -13,6 +13,7 @@ use crate::domain::{
     Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId, SessionStatus,
     UncheckedLocation,
 };
+use crate::domain::{present, present_object};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
@@ -23,19 +24,27 @@ const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
 
 /// CAMARA's `MediaSessionCreate`. Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
-#[serde(expecting = "an object")]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "an object")]
 pub struct CreateBody {
+    #[serde(default, deserialize_with = "present")]
     originator_address: Option<Address>,
+    #[serde(default, deserialize_with = "present")]
     originator_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     receiver_address: Option<Address>,
+    #[serde(default, deserialize_with = "present")]
     receiver_name: Option<String>,
+    #[serde(default, deserialize_with = "present_object")]
     offer: Option<SdpText>,
+    #[serde(default, deserialize_with = "present")]
     call_type: Option<CallType>,
+    #[serde(default, deserialize_with = "present_object")]
     location_details: Option<UncheckedLocation>,
     /// Refused when sent: the network sets a session's status.
+    #[serde(default, deserialize_with = "present")]
     status: Option<IgnoredAny>,
     /// Refused when sent: only the receiver answers.
+    #[serde(default, deserialize_with = "present")]
     answer: Option<IgnoredAny>,
 }
 

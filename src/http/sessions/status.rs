@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
+use crate::domain::{present, present_object};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
@@ -20,21 +21,37 @@ use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
 /// `{"receiverSessionStatus": {...}}` (also spelled `ReceiverSessionStatus`) carrying the same
 /// fields. Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
-#[serde(expecting = "an object")]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "an object")]
 pub struct StatusBody {
+    #[serde(default, deserialize_with = "present")]
     status: Option<SessionStatus>,
+    #[serde(default, deserialize_with = "present_object")]
     offer: Option<SdpText>,
+    #[serde(default, deserialize_with = "present_object")]
     answer: Option<SdpText>,
+    #[serde(default, deserialize_with = "present_object")]
     location_details: Option<UncheckedLocation>,
+    #[serde(default, deserialize_with = "present")]
     originator_address: Option<Address>,
+    #[serde(default, deserialize_with = "present")]
     originator_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     receiver_address: Option<Address>,
+    #[serde(default, deserialize_with = "present")]
     receiver_name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     media_session_id: Option<String>,
-    #[serde(rename = "receiverSessionStatus")]
+    #[serde(
+        rename = "receiverSessionStatus",
+        default,
+        deserialize_with = "present_object"
+    )]
     envelope: Option<Box<StatusBody>>,
-    #[serde(rename = "ReceiverSessionStatus")]
+    #[serde(
+        rename = "ReceiverSessionStatus",
+        default,
+        deserialize_with = "present_object"
+    )]
     envelope_capitalised: Option<Box<StatusBody>>,
 }
 
