@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::contract::ContractClient;
+use crate::client::ContractClient;
 
 /// CAMARA's fixture session (embedded default config).
 pub const FIXTURE_ID: &str = "0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF";

@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod camara;
 mod cli;
+mod client;
 mod concurrency;
 mod contract;
 mod errors;

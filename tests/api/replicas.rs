@@ -146,28 +146,27 @@ const UNAVAILABLE: &str = "Service Unavailable: the session store cannot be reac
 /// With Redis unreachable, every answer is a prompt 503 — the client gives up after 10 s, so a
 /// hang fails the test.
 async fn assert_unavailable(app: &TestApp, token: &str) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let ready = client.get(app.url("/health/ready")).send().await.unwrap();
-    assert_error(ready, 503, "UNAVAILABLE", UNAVAILABLE).await;
+    let patience = Duration::from_secs(10);
+    let client = &app.client;
+    let ready = client.get(app.url("/health/ready")).timeout(patience);
+    assert_error(ready.send().await.unwrap(), 503, "UNAVAILABLE", UNAVAILABLE).await;
     let read = client
         .get(app.url(&format!("/webrtc/sessions/{FIXTURE_ID}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_error(read, 503, "UNAVAILABLE", UNAVAILABLE).await;
+        .timeout(patience)
+        .bearer_auth(token);
+    assert_error(read.send().await.unwrap(), 503, "UNAVAILABLE", UNAVAILABLE).await;
     let write = client
         .put(app.status_url("/webrtc", FIXTURE_ID))
+        .timeout(patience)
         .bearer_auth(token)
-        .json(&json!({ "status": "Ringing" }))
+        .json(&json!({ "status": "Ringing" }));
+    assert_error(write.send().await.unwrap(), 503, "UNAVAILABLE", UNAVAILABLE).await;
+    let live = client
+        .get(app.url("/health/live"))
+        .timeout(patience)
         .send()
         .await
         .unwrap();
-    assert_error(write, 503, "UNAVAILABLE", UNAVAILABLE).await;
-    let live = client.get(app.url("/health/live")).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK, "the process itself is up");
 }
 

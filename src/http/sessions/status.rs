@@ -60,8 +60,10 @@ pub struct StatusBody {
 enum Shape {
     /// `{"status": ...}`: answered with the full session.
     Flat,
-    /// The seed's envelope, under exactly the key the client used.
-    Envelope(&'static str),
+    /// `{"receiverSessionStatus": {...}}`: answered in the same envelope.
+    Envelope,
+    /// `{"ReceiverSessionStatus": {...}}`, as the seed's Hold and Resume examples spell it.
+    EnvelopeCapitalised,
 }
 
 /// The parties a body may name; they must be the session's own.
@@ -96,16 +98,8 @@ impl StatusBody {
                     "Send either a top-level status or a receiverSessionStatus envelope, not both.",
                 ));
             }
-            (Some(inner), None) => (
-                Shape::Envelope("receiverSessionStatus"),
-                *inner,
-                "receiverSessionStatus.",
-            ),
-            (None, Some(inner)) => (
-                Shape::Envelope("ReceiverSessionStatus"),
-                *inner,
-                "ReceiverSessionStatus.",
-            ),
+            (Some(inner), None) => (Shape::Envelope, *inner, "receiverSessionStatus."),
+            (None, Some(inner)) => (Shape::EnvelopeCapitalised, *inner, "ReceiverSessionStatus."),
             (None, None) if self.status.is_none() => {
                 return Err(ApiError::invalid(
                     "status is required (or a receiverSessionStatus envelope carrying it).",
@@ -234,7 +228,9 @@ pub async fn put_status(
     let headers = [etag(version)];
     Ok(match update.shape {
         Shape::Flat => (headers, Json(SessionResponse::from(&*next))).into_response(),
-        Shape::Envelope(key) => (headers, Json(Echo::new(key, &update, &next))).into_response(),
+        Shape::Envelope | Shape::EnvelopeCapitalised => {
+            (headers, Json(Echo::new(&update, &next))).into_response()
+        }
     })
 }
 
@@ -269,7 +265,7 @@ struct EchoFields<'a> {
 }
 
 impl<'a> Echo<'a> {
-    fn new(key: &str, update: &'a StatusUpdate, session: &'a Session) -> Self {
+    fn new(update: &'a StatusUpdate, session: &'a Session) -> Self {
         let (change, parties) = (&update.change, &update.parties);
         let fields = EchoFields {
             status: session.status,
@@ -281,10 +277,9 @@ impl<'a> Echo<'a> {
             receiver_name: parties.receiver_name.as_deref(),
             location_details: change.location.as_ref(),
         };
-        if key == "ReceiverSessionStatus" {
-            Self::Capitalised(fields)
-        } else {
-            Self::Lower(fields)
+        match update.shape {
+            Shape::EnvelopeCapitalised => Self::Capitalised(fields),
+            Shape::Flat | Shape::Envelope => Self::Lower(fields),
         }
     }
 }

@@ -1,0 +1,148 @@
+//! The client of every test app: every response the suite receives through `TestApp::client` is
+//! read whole and checked before the test sees it — the x-correlator must be echoed, and the
+//! response must [`conforms`] to the OpenAPI document. Responses a test reads another way (a plain
+//! `reqwest::Client` against the binary, a raw socket) are not checked.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use reqwest::{IntoUrl, RequestBuilder, ResponseBuilderExt};
+use serde::Serialize;
+
+use crate::contract::conforms;
+
+/// The client of every test app: a `reqwest::Client` whose every response is read whole and
+/// [`check`]ed before the test sees it.
+#[derive(Clone)]
+pub struct ContractClient {
+    client: reqwest::Client,
+    /// The app's `server.base_paths`, where the document's API operations are served.
+    base_paths: Arc<[String]>,
+}
+
+impl ContractClient {
+    pub fn new(base_paths: &[String]) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base_paths: base_paths.into(),
+        }
+    }
+
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> ContractRequest {
+        ContractRequest {
+            builder: self.client.request(method, url),
+            base_paths: Arc::clone(&self.base_paths),
+        }
+    }
+
+    pub fn get(&self, url: impl IntoUrl) -> ContractRequest {
+        self.request(Method::GET, url)
+    }
+
+    pub fn put(&self, url: impl IntoUrl) -> ContractRequest {
+        self.request(Method::PUT, url)
+    }
+
+    pub fn post(&self, url: impl IntoUrl) -> ContractRequest {
+        self.request(Method::POST, url)
+    }
+
+    pub fn delete(&self, url: impl IntoUrl) -> ContractRequest {
+        self.request(Method::DELETE, url)
+    }
+}
+
+/// A request of a [`ContractClient`]: the `reqwest::RequestBuilder` methods the suite uses, and a
+/// `send` that checks the response.
+#[must_use]
+pub struct ContractRequest {
+    builder: RequestBuilder,
+    base_paths: Arc<[String]>,
+}
+
+impl ContractRequest {
+    pub fn bearer_auth(self, token: impl fmt::Display) -> Self {
+        self.map(|builder| builder.bearer_auth(token))
+    }
+
+    pub fn header<K, V>(self, key: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<axum::http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<axum::http::Error>,
+    {
+        self.map(|builder| builder.header(key, value))
+    }
+
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.map(|builder| builder.body(body))
+    }
+
+    pub fn json<T: Serialize + ?Sized>(self, json: &T) -> Self {
+        self.map(|builder| builder.json(json))
+    }
+
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.map(|builder| builder.timeout(timeout))
+    }
+
+    fn map(self, f: impl FnOnce(RequestBuilder) -> RequestBuilder) -> Self {
+        Self {
+            builder: f(self.builder),
+            ..self
+        }
+    }
+
+    /// Sends the request, reads the whole response and [`check`]s it. The response the test gets
+    /// is rebuilt from what was read: the same status, version, headers, body and `url()`
+    /// (extensions such as `remote_addr()` are not carried over).
+    pub async fn send(self) -> reqwest::Result<reqwest::Response> {
+        let (client, request) = self.builder.build_split();
+        let request = request?;
+        let method = request.method().clone();
+        let path = request.url().path().to_owned();
+        let sent = request.headers().get("x-correlator").cloned();
+        let mut response = client.execute(request).await?;
+        let headers = std::mem::take(response.headers_mut());
+        let mut read = axum::http::Response::builder()
+            .status(response.status())
+            .version(response.version())
+            .url(response.url().clone())
+            .body(response.bytes().await?)
+            .expect("the status and version of a response");
+        *read.headers_mut() = headers;
+        check(&self.base_paths, &method, &path, sent.as_ref(), &read);
+        Ok(read.into())
+    }
+}
+
+/// Checks one response a test app gave to `method path`: it echoes the `x-correlator` sent (an
+/// invalid one is refused with 400 and not echoed; without one the app makes one up) and it
+/// [`conforms`] to the document. A violation panics, failing the test with the message printed.
+fn check(
+    base_paths: &[String],
+    method: &Method,
+    path: &str,
+    sent: Option<&HeaderValue>,
+    response: &axum::http::Response<Bytes>,
+) {
+    let (status, headers, body) = (response.status(), response.headers(), response.body());
+    let correlator = match (sent, headers.get("x-correlator")) {
+        (Some(_), None) if status == StatusCode::BAD_REQUEST => Ok(()),
+        (Some(sent), Some(echoed)) if sent != echoed => Err("x-correlator not echoed".to_owned()),
+        (_, None) => Err("no x-correlator header".to_owned()),
+        _ => Ok(()),
+    };
+    if let Err(violation) =
+        correlator.and_then(|()| conforms(base_paths, method, path, status, headers, body))
+    {
+        panic!(
+            "OpenAPI contract violation: {method} {path} answered {status}: {violation}\nbody: {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
