@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{Address, Session};
+use crate::domain::{Actor, Address, Session};
 
 use super::Claims;
 
@@ -56,18 +56,17 @@ impl Caller {
         self.claims.scope.iter().any(|s| s == scope.as_str())
     }
 
-    /// Whether the session exists for this caller: owned by its consumer (or a fixture), and, for a
-    /// 3-legged token, with the subscriber as one of the parties.
+    /// Who this caller acts as, for the rules of [`crate::domain::access`].
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            consumer: self.consumer(),
+            subscriber: self.subscriber.as_ref(),
+        }
+    }
+
+    /// Whether the session exists for this caller: [`Actor::can_see`].
     pub fn can_see(&self, session: &Session) -> bool {
-        let owner_ok = session
-            .owner
-            .as_ref()
-            .is_none_or(|owner| &**owner == self.consumer());
-        let party_ok = self
-            .subscriber
-            .as_ref()
-            .is_none_or(|sub| session.role_of(sub).is_some());
-        owner_ok && party_ok
+        self.actor().can_see(session)
     }
 }
 
@@ -100,6 +99,14 @@ mod tests {
         let worked_out = claims("tel:+17085854000", None);
         assert!(worked_out.subscriber().is_some());
         assert_eq!(worked_out, claims("tel:+17085854000", None));
+    }
+
+    #[test]
+    fn the_actor_is_the_consumer_and_the_subscriber() {
+        let caller = Caller::from_claims(claims("+17085854000", Some("app")));
+        let actor = caller.actor();
+        assert_eq!(actor.consumer, "app");
+        assert_eq!(actor.subscriber, caller.subscriber.as_ref());
     }
 
     #[test]

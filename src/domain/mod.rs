@@ -1,12 +1,15 @@
-//! The pure core: sessions, statuses and their transition table, SDP and location checks.
+//! The pure core: sessions, statuses and their transition table, who may see and act on a
+//! session, SDP and location checks.
 //! Nothing here knows about HTTP, async runtimes or JSON values.
 
+pub mod access;
 pub mod fields;
 pub mod location;
 pub mod sdp;
 pub mod session;
 pub mod status;
 
+pub use access::{ANONYMOUS, AccessError, Actor, PartyRule};
 pub use fields::{present, present_object, required_object};
 pub use location::{Location, LocationError, UncheckedLocation};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
