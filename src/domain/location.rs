@@ -193,48 +193,57 @@ pub enum LocationError {
     },
 }
 
-fn within(
-    field: &'static str,
-    value: Number,
+/// A closed range a number must lie in, and how a refusal states it.
+#[derive(Debug, Clone, Copy)]
+struct Range {
     low: f64,
     high: f64,
-    range: &'static str,
-) -> Result<(), LocationError> {
-    if value.0.is_finite() && (low..=high).contains(&value.0) {
-        Ok(())
-    } else {
-        Err(LocationError::OutOfRange { field, range })
+    says: &'static str,
+}
+
+const LATITUDE: Range = Range::new(-90.0, 90.0, "between -90 and 90");
+const LONGITUDE: Range = Range::new(-180.0, 180.0, "between -180 and 180");
+const NON_NEGATIVE: Range = Range::new(0.0, f64::MAX, "zero or more");
+const FINITE: Range = Range::new(f64::MIN, f64::MAX, "a finite number");
+const PERCENT: Range = Range::new(0.0, 100.0, "between 0 and 100");
+
+impl Range {
+    const fn new(low: f64, high: f64, says: &'static str) -> Self {
+        Self { low, high, says }
+    }
+
+    /// `value` if it is finite and within the range, else `OutOfRange` naming `field`.
+    fn check(self, field: &'static str, value: Number) -> Result<(), LocationError> {
+        if value.0.is_finite() && (self.low..=self.high).contains(&value.0) {
+            Ok(())
+        } else {
+            Err(LocationError::OutOfRange {
+                field,
+                range: self.says,
+            })
+        }
     }
 }
 
-const LATITUDE: &str = "between -90 and 90";
-const LONGITUDE: &str = "between -180 and 180";
-const NON_NEGATIVE: &str = "zero or more";
-
 impl Location {
-    /// Checks every range CAMARA gives; the constructor of a valid location.
+    /// Checks every range CAMARA gives, in the order the fields are listed here (the first value
+    /// out of range is the one named); the constructor of a valid location.
     pub fn new(
         coordinates: Coordinates,
         method: Option<Method>,
         confidence: Option<Confidence>,
         timestamp: Option<String>,
     ) -> Result<Self, LocationError> {
-        match &coordinates {
+        let ranges: &[(&'static str, Number, Range)] = match coordinates {
             Coordinates::Circle {
                 latitude,
                 longitude,
                 radius,
-            } => {
-                within("coordinates.latitude", *latitude, -90.0, 90.0, LATITUDE)?;
-                within(
-                    "coordinates.longitude",
-                    *longitude,
-                    -180.0,
-                    180.0,
-                    LONGITUDE,
-                )?;
-                within("coordinates.radius", *radius, 0.0, f64::MAX, NON_NEGATIVE)?;
-            }
+            } => &[
+                ("coordinates.latitude", latitude, LATITUDE),
+                ("coordinates.longitude", longitude, LONGITUDE),
+                ("coordinates.radius", radius, NON_NEGATIVE),
+            ],
             Coordinates::Ellipsoid {
                 latitude,
                 longitude,
@@ -243,54 +252,21 @@ impl Location {
                 semi_minor_axis,
                 vertical_axis,
                 orientation,
-            } => {
-                within("coordinates.latitude", *latitude, -90.0, 90.0, LATITUDE)?;
-                within(
-                    "coordinates.longitude",
-                    *longitude,
-                    -180.0,
-                    180.0,
-                    LONGITUDE,
-                )?;
-                within(
-                    "coordinates.zAxis",
-                    *z_axis,
-                    f64::MIN,
-                    f64::MAX,
-                    "a finite number",
-                )?;
-                within(
-                    "coordinates.semiMajorAxis",
-                    *semi_major_axis,
-                    0.0,
-                    f64::MAX,
-                    NON_NEGATIVE,
-                )?;
-                within(
-                    "coordinates.semiMinorAxis",
-                    *semi_minor_axis,
-                    0.0,
-                    f64::MAX,
-                    NON_NEGATIVE,
-                )?;
-                within(
-                    "coordinates.verticalAxis",
-                    *vertical_axis,
-                    0.0,
-                    f64::MAX,
-                    NON_NEGATIVE,
-                )?;
-                within(
-                    "coordinates.orientation",
-                    *orientation,
-                    f64::MIN,
-                    f64::MAX,
-                    "a finite number",
-                )?;
-            }
+            } => &[
+                ("coordinates.latitude", latitude, LATITUDE),
+                ("coordinates.longitude", longitude, LONGITUDE),
+                ("coordinates.zAxis", z_axis, FINITE),
+                ("coordinates.semiMajorAxis", semi_major_axis, NON_NEGATIVE),
+                ("coordinates.semiMinorAxis", semi_minor_axis, NON_NEGATIVE),
+                ("coordinates.verticalAxis", vertical_axis, NON_NEGATIVE),
+                ("coordinates.orientation", orientation, FINITE),
+            ],
+        };
+        for &(field, value, range) in ranges {
+            range.check(field, value)?;
         }
         if let Some(value) = confidence.as_ref().and_then(|c| c.value) {
-            within("confidence.value", value, 0.0, 100.0, "between 0 and 100")?;
+            PERCENT.check("confidence.value", value)?;
         }
         if timestamp
             .as_ref()
