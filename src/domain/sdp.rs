@@ -128,6 +128,8 @@ fn undo_double_encoding(raw: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     pub(super) const CLEAN: &str = "v=0\r\no=- 4576312012535546667 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 47510 RTP/SAVPF 102 113\r\nc=IN IP6 2001:e0:410:243a:a344:cee7:7b39:bb1e\r\na=ice-ufrag:47Nx\r\na=ice-pwd:ln3CttOSkObcQ7A0tYO1LXqy\r\na=rtpmap:102 AMR-WB/16000\r\na=rtpmap:113 telephone-event/16000\r\n";
@@ -196,5 +198,56 @@ mod tests {
         let stored = serde_json::to_string(&sdp).unwrap();
         assert_eq!(stored, serde_json::to_string(CLEAN).unwrap());
         assert_eq!(serde_json::from_str::<Sdp>(&stored).unwrap(), sdp);
+    }
+
+    /// What the lenient check decides, written from its contract: the first rule `raw` breaks.
+    fn lenient_contract(raw: &str) -> Result<(), SdpError> {
+        let chars = raw.chars().count();
+        let control = raw
+            .chars()
+            .position(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t'));
+        if raw.is_empty() {
+            Err(SdpError::Empty)
+        } else if chars > MAX_SDP_CHARS {
+            Err(SdpError::TooLong(chars))
+        } else if let Some(index) = control {
+            let c = raw.chars().nth(index).unwrap_or_default();
+            Err(SdpError::ControlCharacter(c as u32, index + 1))
+        } else if raw.strip_prefix('"').unwrap_or(raw).starts_with("v=0") {
+            Ok(())
+        } else {
+            Err(SdpError::NotSdp)
+        }
+    }
+
+    /// Short texts, many of them SDP-like, with control characters (C0, DEL, C1) among them.
+    fn texts() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "\"?v=0(?s:.){0,40}",
+            "[\"v=0 aé\\r\n\t\x00-\x1f\x7f\u{80}-\u{9f}]{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_lenient_check_keeps_its_contract(raw in texts()) {
+            prop_assert_eq!(check(&raw, SdpPolicy::Lenient), lenient_contract(&raw));
+        }
+    }
+
+    /// The limit counts characters, not bytes: `é` is two bytes.
+    #[test]
+    fn the_length_limit_is_in_characters() {
+        for chars in MAX_SDP_CHARS - 2..=MAX_SDP_CHARS + 2 {
+            let raw = format!("v=0{}", "é".repeat(chars - 3));
+            assert_eq!(
+                check(&raw, SdpPolicy::Lenient),
+                lenient_contract(&raw),
+                "{chars}"
+            );
+        }
     }
 }

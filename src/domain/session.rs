@@ -285,6 +285,8 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -372,5 +374,36 @@ mod tests {
             SessionId::parse("a".repeat(257)),
             Err(SessionIdError::TooLong)
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text is an address or an error; an address is the text it was parsed from.
+        #[test]
+        fn parsing_an_address_never_panics(
+            raw in prop_oneof![
+                any::<String>(),
+                "(tel:\\+?|sip:|urn:service:sos)[ -~]{0,24}",
+                "tel:\\+[0-9]{3,17}",
+            ],
+        ) {
+            if let Ok(address) = Address::parse(raw.clone()) {
+                prop_assert_eq!(address.as_str(), raw);
+            }
+        }
+
+        /// `+`, or `tel:+`, then 5 to 15 digits, the first not 0: exactly the phone numbers.
+        #[test]
+        fn phone_numbers_round_trip_to_tel_uris(digits in "[0-9]{0,17}", tel in any::<bool>()) {
+            let sub = format!("{}+{digits}", if tel { "tel:" } else { "" });
+            let plausible = (5..=15).contains(&digits.len()) && !digits.starts_with('0');
+            let address = Address::from_phone_number(&sub);
+            prop_assert_eq!(address.is_some(), plausible);
+            if let Some(address) = address {
+                prop_assert_eq!(address.as_str(), format!("tel:+{digits}"));
+                prop_assert_eq!(Address::parse(address.as_str()), Ok(address));
+            }
+        }
     }
 }

@@ -171,6 +171,10 @@ impl FromStr for SessionStatus {
 
 #[cfg(test)]
 mod tests {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
     use super::*;
 
     #[test]
@@ -190,6 +194,61 @@ mod tests {
         for from in SessionStatus::ALL {
             for to in from.client_targets() {
                 assert!(to.is_client_settable(), "{from} -> {to}");
+            }
+        }
+    }
+
+    /// Every (from, to) pair of the 15×15 grid: a walk of the whole grid, which a sample of
+    /// random pairs would not guarantee.
+    #[test]
+    fn the_table_decides_every_pair() {
+        for from in SessionStatus::ALL {
+            for to in SessionStatus::ALL {
+                let expected = if !to.is_client_settable() {
+                    Err(TransitionError::NetworkOnly(to))
+                } else if from.client_targets().contains(&to) {
+                    Ok(to)
+                } else {
+                    Err(TransitionError::NotAllowed { from, to })
+                };
+                assert_eq!(from.client_transition(to), expected, "{from} -> {to}");
+                if from.is_terminal() {
+                    assert!(from.client_transition(to).is_err(), "{from} -> {to}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any sequence of client PUTs moves a session only to statuses a client may set, never
+        /// out of a terminal status, and never from an answered call back to an unanswered one.
+        #[test]
+        fn client_puts_stay_within_the_table(
+            start in select(SessionStatus::ALL.to_vec()),
+            requests in vec(select(SessionStatus::ALL.to_vec()), 0..24),
+        ) {
+            let mut status = start;
+            for to in requests {
+                match status.client_transition(to) {
+                    Ok(next) => {
+                        prop_assert_eq!(next, to);
+                        prop_assert!(to.is_client_settable() && !status.is_terminal());
+                        prop_assert!(!status.is_established() || next.is_established());
+                        status = next;
+                    }
+                    Err(TransitionError::NetworkOnly(refused)) => {
+                        prop_assert!(!refused.is_client_settable());
+                    }
+                    Err(TransitionError::NotAllowed { from, to: refused }) => {
+                        prop_assert_eq!((from, refused), (status, to));
+                        prop_assert!(!status.client_targets().contains(&to));
+                    }
+                }
+            }
+            if start.is_terminal() {
+                prop_assert_eq!(status, start);
             }
         }
     }
