@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{Actor, Address, Session};
+use crate::domain::{Actor, Address};
 
 use super::Claims;
 
@@ -62,11 +62,6 @@ impl Caller {
             consumer: self.consumer(),
             subscriber: self.subscriber.as_ref(),
         }
-    }
-
-    /// Whether the session exists for this caller: [`Actor::can_see`].
-    pub fn can_see(&self, session: &Session) -> bool {
-        self.actor().can_see(session)
     }
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::domain::{LocationError, TransitionError};
+use crate::domain::{AccessError, LocationError, TransitionError};
 use crate::store::StoreError;
 
 /// CAMARA error codes (`CAMARA_common.yaml`), each with its HTTP status and default message.
@@ -263,6 +263,17 @@ impl From<AuthError> for ApiError {
             "Bearer realm=\"camara-webrtc\", error=\"invalid_token\", error_description=\"{err}\""
         ));
         error
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> Self {
+        match err {
+            AccessError::TokenContext { .. } => {
+                ApiError::new(Code::InvalidTokenContext, err.to_string())
+            }
+            AccessError::Mismatch { .. } => ApiError::invalid(err.to_string()),
+        }
     }
 }
 

@@ -10,17 +10,14 @@ use serde::de::IgnoredAny;
 use super::{SessionResponse, etag, record_change};
 use crate::auth::Caller;
 use crate::domain::{
-    Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId, SessionStatus,
-    UncheckedLocation,
+    ANONYMOUS, Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId,
+    SessionStatus, UncheckedLocation,
 };
 use crate::domain::{present, present_object};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
 use crate::store::StoreError;
-
-/// The originator's address when its identity is withheld (RFC 3323).
-const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
 
 /// CAMARA's `MediaSessionCreate`. Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
@@ -144,27 +141,10 @@ impl CreateBody {
 }
 
 impl NewSession {
-    /// A 3-legged caller can only call as its own subscriber, or withhold its identity.
-    fn check_originator(&self, caller: &Caller) -> Result<(), ApiError> {
-        match &caller.subscriber {
-            Some(sub) if &self.originator != sub && self.originator.as_str() != ANONYMOUS => {
-                Err(ApiError::new(
-                    Code::InvalidTokenContext,
-                    "originatorAddress is not consistent with access token.",
-                ))
-            }
-            _ => Ok(()),
-        }
-    }
-
     fn into_session(self, id: SessionId, caller: &Caller) -> Session {
-        let withheld_originator = if self.originator.as_str() == ANONYMOUS {
-            caller.subscriber.clone()
-        } else {
-            None
-        };
         Session {
             id,
+            withheld_originator: caller.actor().withheld_originator(&self.originator),
             originator: self.originator,
             originator_name: self.originator_name.map(Into::into),
             receiver: self.receiver,
@@ -176,7 +156,6 @@ impl NewSession {
             location: self.location,
             owner: Some(caller.consumer().into()),
             direction: Direction::Outgoing,
-            withheld_originator,
             ended: false,
         }
     }
@@ -210,7 +189,7 @@ pub async fn create_session(
             "Device identifier not found: the registrationId is not a known registration.",
         ));
     }
-    new.check_originator(&caller)?;
+    caller.actor().check_originator(&new.originator)?;
     if new.call_type == CallType::Emergency && !sessions.emergency_calls {
         return Err(ApiError::plain(Code::CallTypeEmergencyNotSupported));
     }

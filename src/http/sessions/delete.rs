@@ -18,14 +18,7 @@ pub async fn delete_session(
     SessionPath(id): SessionPath,
 ) -> Result<StatusCode, ApiError> {
     let (before, ended, version) = update_visible(&state, &caller, &id, |session| {
-        // A 3-legged caller acts for its subscriber; a 2-legged one for the side its consumer
-        // owns (an outgoing call's originator, an invitation's receiver).
-        let role = caller
-            .subscriber
-            .as_ref()
-            .and_then(|sub| session.role_of(sub))
-            .unwrap_or_else(|| session.owner_role());
-        Ok(session.end(role))
+        Ok(session.end(caller.actor().role_in(session)))
     })
     .await?;
     record_change(&id, Some(before.status), ended.status, version);

@@ -76,7 +76,7 @@ pub async fn load_visible(
     id: &SessionId,
 ) -> Result<Versioned, ApiError> {
     match state.store.get(id).await? {
-        Some(found) if !found.session.ended && caller.can_see(&found.session) => Ok(found),
+        Some(found) if !found.session.ended && caller.actor().can_see(&found.session) => Ok(found),
         _ => Err(ApiError::plain(Code::NotFound)),
     }
 }

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::create::{SdpText, location, name};
 use super::{SdpBody, SessionResponse, etag, record_change, update_visible};
-use crate::auth::Caller;
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
@@ -152,42 +151,6 @@ impl StatusBody {
     }
 }
 
-impl StatusUpdate {
-    /// Parties cannot change: a 3-legged caller naming someone else contradicts its token (403), a
-    /// 2-legged caller simply sent a wrong argument (400).
-    fn check_parties(&self, caller: &Caller, session: &Session) -> Result<(), ApiError> {
-        let named = [
-            (
-                "originatorAddress",
-                self.parties.originator.as_ref(),
-                &session.originator,
-            ),
-            (
-                "receiverAddress",
-                self.parties.receiver.as_ref(),
-                &session.receiver,
-            ),
-        ];
-        for (field, sent, stored) in named {
-            if sent.is_some_and(|sent| sent != stored) {
-                return Err(if caller.subscriber.is_some() {
-                    ApiError::new(
-                        Code::InvalidTokenContext,
-                        format!(
-                            "{field} is not consistent with access token: the parties of a session cannot change."
-                        ),
-                    )
-                } else {
-                    ApiError::invalid(format!(
-                        "{field} does not match the session: the parties of a session cannot change."
-                    ))
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A log-safe summary of an SDP: its length and a hash, never its text (SRTP keys, ICE passwords).
 fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
     use std::hash::{DefaultHasher, Hash, Hasher};
@@ -215,7 +178,12 @@ pub async fn put_status(
         ));
     }
     let (before, next, version) = update_visible(&state, &caller, &id, |session| {
-        update.check_parties(&caller, session)?;
+        let parties = &update.parties;
+        caller.actor().check_parties(
+            session,
+            parties.originator.as_ref(),
+            parties.receiver.as_ref(),
+        )?;
         Ok(session.apply(&update.change)?)
     })
     .await?;
