@@ -1,18 +1,16 @@
 //! Verified tokens, remembered until they expire, so a client reusing its token pays for the
-//! signature check once. Entries are keyed by the SHA-256 of the whole compact token, so a token
-//! that differs in any byte — a tampered payload or signature included — can never hit another
-//! token's entry; an entry is used only strictly before the token's `exp` (the leeway applies to
-//! full verification only); the cache holds at most `capacity` entries, evicting by quick_cache's
-//! policy (recency and frequency), so a flood of one-off tokens cannot push out the ones in use.
+//! signature check once. An entry is keyed by the whole compact token and found only by an equal
+//! one, so a token that differs in any byte — a tampered payload or signature included — can never
+//! hit another token's entry; an entry is used only strictly before the token's `exp` (the leeway
+//! applies to full verification only); only tokens that passed full verification are inserted;
+//! the cache holds at most `capacity` entries, evicting by quick_cache's policy (recency and
+//! frequency), so a flood of one-off tokens cannot push out the ones in use.
 
 use std::sync::Arc;
 
-use aws_lc_rs::digest::{SHA256, digest};
 use quick_cache::sync::Cache;
 
 use super::Claims;
-
-type Key = [u8; 32];
 
 #[derive(Clone)]
 struct Entry {
@@ -22,15 +20,8 @@ struct Entry {
 }
 
 pub struct TokenCache {
-    /// Keyed by SHA-256 digests, and only verified tokens are inserted; `None` when off.
-    entries: Option<Cache<Key, Entry>>,
-}
-
-fn key(token: &str) -> Key {
-    let hash = digest(&SHA256, token.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(hash.as_ref());
-    key
+    /// Verified tokens by their compact form; `None` when off.
+    entries: Option<Cache<Box<str>, Entry>>,
 }
 
 impl TokenCache {
@@ -44,12 +35,11 @@ impl TokenCache {
     /// The claims of `token` if it was verified before and `now` is before its `exp`.
     pub fn get(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
         let entries = self.entries.as_ref()?;
-        let key = key(token);
-        let entry = entries.get(&key)?;
+        let entry = entries.get(token)?;
         if now < entry.exp {
             Some(entry.claims)
         } else {
-            entries.remove(&key);
+            entries.remove(token);
             None
         }
     }
@@ -61,7 +51,7 @@ impl TokenCache {
         else {
             return;
         };
-        entries.insert(key(token), Entry { claims, exp });
+        entries.insert(token.into(), Entry { claims, exp });
     }
 
     pub fn len(&self) -> usize {
