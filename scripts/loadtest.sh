@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load test of the release binary: PUT /status (the seed's Hold example, Hold -> Hold) against
-# /health/live, both with wrk in the same run. Prints req/s, p50 and p99 of each and their ratio.
+# /health/live, both with wrk in the same run. Prints req/s, p50 and p99 of each, the ratio of the
+# throughputs and the ratio of the p99s.
 # The service verifies ES256 tokens with a configured public key (tests/fixtures/keys, test-only),
 # and the PUTs carry an ES256 token, as an operator's deployment would.
 #
@@ -122,3 +123,7 @@ ratios=$(paste <(awk '$1 == "put" { print $2 }' "$RESULTS") <(awk '$1 == "live" 
   awk '{ print $1 / $2 }')
 printf 'ratio PUT / live: %.2f (median of the rounds; each round: %s)\n' \
   "$(median <<<"$ratios")" "$(printf '%.2f ' $ratios | sed 's/ $//')"
+p99s=$(paste <(awk '$1 == "put" { print $4 }' "$RESULTS") <(awk '$1 == "live" { print $4 }' "$RESULTS") |
+  awk '{ print $1 / $2 }')
+printf 'ratio PUT p99 / live p99: %.2f (median of the rounds; each round: %s)\n' \
+  "$(median <<<"$p99s")" "$(printf '%.2f ' $p99s | sed 's/ $//')"

@@ -14,6 +14,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::AppState;
 use super::error::{ApiError, Code};
+use super::middleware::RequestLog;
 use crate::auth::{Caller, Scope};
 use crate::domain::SessionId;
 use crate::domain::session::MAX_ID_LEN;
@@ -39,7 +40,7 @@ operation!(DeleteOp, Delete);
 
 /// A caller with a valid token that grants the operation's scope, within its rate limit, and (for
 /// a 3-legged token, when `auth.subscribers` is configured) acting for a known subscriber. The
-/// consumer is recorded on the request's span.
+/// consumer goes on the request's log line.
 pub struct Authorized<O>(pub Caller, pub PhantomData<O>);
 
 impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
@@ -58,7 +59,9 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
                 ApiError::from(err)
             })?;
         let caller = Caller::from_claims(claims);
-        tracing::Span::current().record("consumer", caller.consumer());
+        if let Some(log) = parts.extensions.get::<RequestLog>() {
+            log.caller(caller.consumer());
+        }
         state.check_rate(caller.consumer())?;
         if !caller.has_scope(O::SCOPE) {
             tracing::info!(scope = O::SCOPE.as_str(), "scope missing");
@@ -176,21 +179,27 @@ pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
             .unwrap_or_else(|| serde::de::Error::custom("invalid UTF-8"));
         return Err(not_json(&err));
     }
+    serde_json::from_slice(bytes).map_err(|_| explain::<T>(bytes))
+}
+
+/// Why `bytes` is not a `T`: read again, with the path of every value tracked, so the message
+/// names the field at fault. Only a refused body pays for the tracking.
+fn explain<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
-            ApiError::invalid(format!("{path}: {}.", without_position(&inner)))
-        } else if serde_json::from_slice::<IgnoredAny>(bytes).is_ok() {
-            // serde_json reports a non-string where a name (an enum) belongs as a syntax error.
-            ApiError::invalid(format!("{path}: invalid type, expected a string."))
-        } else {
-            not_json(&inner)
-        }
-    })?;
-    deserializer.end().map_err(|e| not_json(&e))?;
-    Ok(value)
+    let read = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
+        .map_err(|err| (err.path().to_string(), err.into_inner()))
+        .and_then(|_| deserializer.end().map_err(|err| (String::new(), err)));
+    let Err((path, err)) = read else {
+        return ApiError::invalid("The request body is not valid.");
+    };
+    if err.is_data() {
+        ApiError::invalid(format!("{path}: {}.", without_position(&err)))
+    } else if serde_json::from_slice::<IgnoredAny>(bytes).is_ok() {
+        // serde_json reports a non-string where a name (an enum) belongs as a syntax error.
+        ApiError::invalid(format!("{path}: invalid type, expected a string."))
+    } else {
+        not_json(&err)
+    }
 }
 
 fn not_json(err: &serde_json::Error) -> ApiError {

@@ -1,18 +1,22 @@
-//! The one hand-written middleware: `x-correlator` validation, the request's metrics, and CAMARA
-//! JSON for every error response made without it (axum's 405, the timeout's 504, ...). Also the
-//! panic handler the stack's catch-panic layer answers with.
+//! The one hand-written middleware, [`edge`]: `x-correlator` validation, the request's log line
+//! and metrics, and CAMARA JSON for every error response made without it (axum's 405, the
+//! timeout's 504, ...). Also the panic handler the stack's catch-panic layer answers with.
 
 use std::any::Any;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{FromRequestParts, MatchedPath, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::X_CORRELATOR;
 use super::error::{ApiError, Code};
+use crate::domain::{SessionId, SessionStatus};
 
 /// CAMARA's `XCorrelator` pattern: `^[a-zA-Z0-9-_:;./<>{}]{0,256}$`.
 pub fn valid_correlator(value: &[u8]) -> bool {
@@ -22,9 +26,60 @@ pub fn valid_correlator(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_:;./<>{}".contains(b))
 }
 
+/// What a request's extractors and handler learned, for its one log line: who called, and what
+/// it changed. Every request carries one in its extensions; a handler takes it as an extractor.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog(Arc<Mutex<Facts>>);
+
+#[derive(Debug, Default)]
+struct Facts {
+    consumer: Option<String>,
+    session: Option<SessionId>,
+    from: Option<SessionStatus>,
+    to: Option<SessionStatus>,
+    version: Option<u64>,
+}
+
+impl RequestLog {
+    fn with<R>(&self, f: impl FnOnce(&mut Facts) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The authenticated caller's API consumer.
+    pub fn caller(&self, consumer: &str) {
+        self.with(|facts| facts.consumer = Some(consumer.to_owned()));
+    }
+
+    /// Which session the handler changed, from and to which status (`from` is `None` for a new
+    /// session), and the version written; the transition is counted too.
+    pub fn change(
+        &self,
+        id: &SessionId,
+        from: Option<SessionStatus>,
+        to: SessionStatus,
+        version: u64,
+    ) {
+        self.with(|facts| {
+            facts.session = Some(id.clone());
+            (facts.from, facts.to, facts.version) = (from, Some(to), Some(version));
+        });
+        crate::telemetry::metrics::transition(from, to);
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestLog {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_default())
+    }
+}
+
 /// Refuses a request whose `x-correlator` breaks CAMARA's pattern (400, the value not echoed);
-/// otherwise runs it, records its metrics, and makes an error response CAMARA JSON.
-pub async fn correlator(req: Request, next: Next) -> Response {
+/// otherwise runs it, makes an error response CAMARA JSON, and writes the request's metrics and
+/// its one log line: method, route template, correlator, consumer, the change a handler made,
+/// status and latency — never the headers or the body. An error for a 5xx, else info.
+pub async fn edge(mut req: Request, next: Next) -> Response {
     if req
         .headers()
         .get(&X_CORRELATOR)
@@ -34,16 +89,47 @@ pub async fn correlator(req: Request, next: Next) -> Response {
         return ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
             .into_response();
     }
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
     let start = Instant::now();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
+    let log = RequestLog::default();
+    req.extensions_mut().insert(log.clone());
     let response = camara_json(next.run(req).await);
-    crate::telemetry::metrics::request(
-        route.as_ref().map_or("<unmatched>", MatchedPath::as_str),
-        &method,
-        response.status().as_u16(),
-        start.elapsed(),
-    );
+    let elapsed = start.elapsed();
+    let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let status = response.status().as_u16();
+    crate::telemetry::metrics::request(route, &method, status, elapsed);
+    // The generated or echoed correlator, checked above or made by the request-id layer.
+    let correlator = response
+        .headers()
+        .get(&X_CORRELATOR)
+        .and_then(|v| v.to_str().ok());
+    // Whole microseconds: the text line stays short, and the JSON value exact.
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    log.with(|facts| {
+        macro_rules! line {
+            ($level:ident, $message:literal) => {
+                tracing::$level!(
+                    method = method.as_str(),
+                    route,
+                    correlator,
+                    consumer = facts.consumer.as_deref(),
+                    session = facts.session.as_ref().map(SessionId::as_str),
+                    from = facts.from.map(SessionStatus::as_str),
+                    to = facts.to.map(SessionStatus::as_str),
+                    version = facts.version,
+                    status,
+                    latency_ms,
+                    $message
+                )
+            };
+        }
+        if status >= 500 {
+            line!(error, "request failed");
+        } else {
+            line!(info, "request finished");
+        }
+    });
     response
 }
 

@@ -19,7 +19,6 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderName, Method, StatusCode, Uri};
-use axum::response::Response;
 use axum::routing::MethodRouter;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower::ServiceBuilder;
@@ -143,10 +142,11 @@ pub struct Route {
     handler: fn() -> MethodRouter<AppState>,
 }
 
-/// A router of `routes`; routes sharing a path merge their methods.
-fn router_of(routes: &[Route]) -> Router<AppState> {
+/// A router of `routes` under `prefix` (a base path, or "" at the root); routes sharing a path
+/// merge their methods. Full paths rather than `nest`, so no request pays for rewriting its URI.
+fn router_of(prefix: &str, routes: &[Route]) -> Router<AppState> {
     routes.iter().fold(Router::new(), |router, route| {
-        router.route(route.path, (route.handler)())
+        router.route(&format!("{prefix}{}", route.path), (route.handler)())
     })
 }
 
@@ -193,24 +193,25 @@ pub fn router(state: AppState) -> Router {
         .layer(GlobalConcurrencyLimitLayer::new(
             server.max_concurrent_requests,
         ));
-    let api = sessions::router().route_layer(shed);
-    let app = server
+    let api = server
         .base_paths
         .iter()
-        .fold(ops::router(), |app, base| app.nest(base, api.clone()));
+        .fold(Router::new(), |api, base| api.merge(sessions::router(base)))
+        .route_layer(shed);
+    let app = ops::router().merge(api);
     with_stack(app.fallback(fallback), &state).with_state(state)
 }
 
 /// The middleware every route and the fallback run in, outermost first:
 /// 1. `Authorization` is marked sensitive before anything could print it.
-/// 2. [`middleware::correlator`] refuses an invalid `x-correlator` (400, not echoed), records the
-///    request's metrics, and rewrites every error the framework or a layer below answers in plain
-///    text (405, 504, ...) into CAMARA JSON — so it sits outside everything that can make one.
+/// 2. [`middleware::edge`] refuses an invalid `x-correlator` (400, not echoed), rewrites every
+///    error the framework or a layer below answers in plain text (405, 504, ...) into CAMARA
+///    JSON — so it sits outside everything that can make one — and writes the request's metrics
+///    and log line, with the status and the correlator the client gets.
 /// 3. A request without `x-correlator` gets a UUID; the value is echoed on the response, errors
 ///    included (a 401, a timeout, a panic).
-/// 4. The request's span (method, route, correlator; consumer and session move filled in by the
-///    handler) and its one log line when it is answered, with status and latency.
-/// 5. The timeout (504), inside the trace so the log line shows it.
+/// 4. The request's span (method, route, correlator), for what a handler logs.
+/// 5. The timeout (504).
 /// 6. Panics become CAMARA 500s, inside the timeout so a panicking handler is answered at once.
 fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
@@ -226,7 +227,7 @@ fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
                 TraceLayer::new_for_http()
                     .make_span_with(request_span as fn(&Request) -> Span)
                     .on_request(())
-                    .on_response(request_finished)
+                    .on_response(())
                     .on_failure(()),
             )
             .layer(TimeoutLayer::with_status_code(
@@ -235,11 +236,12 @@ fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
             ))
             .layer(CatchPanicLayer::custom(middleware::panic_response)),
     )
-    .layer(axum::middleware::from_fn(middleware::correlator))
+    .layer(axum::middleware::from_fn(middleware::edge))
     .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
 }
 
-/// The span of one request. Handlers fill in `consumer`, `session`, `from`, `to` and `version`.
+/// The span of one request, at debug level: events a handler logs inside the request carry its
+/// method, route and correlator. (The request's own line is [`middleware::edge`]'s.)
 fn request_span(request: &Request) -> Span {
     let route = request
         .extensions()
@@ -250,29 +252,7 @@ fn request_span(request: &Request) -> Span {
         .get(&X_CORRELATOR)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route,
-        correlator,
-        consumer = tracing::field::Empty,
-        session = tracing::field::Empty,
-        from = tracing::field::Empty,
-        to = tracing::field::Empty,
-        version = tracing::field::Empty,
-    )
-}
-
-/// The request's one log line: an error for a 5xx, else info. Never the headers or the body.
-fn request_finished<B>(response: &Response<B>, latency: Duration, _: &Span) {
-    let status = response.status().as_u16();
-    // Whole microseconds: the text line stays short, and the JSON value exact.
-    let latency_ms = latency.as_micros() as f64 / 1000.0;
-    if status >= 500 {
-        tracing::error!(status, latency_ms, "request failed");
-    } else {
-        tracing::info!(status, latency_ms, "request finished");
-    }
+    tracing::debug_span!("request", method = %request.method(), route, correlator)
 }
 
 #[cfg(test)]

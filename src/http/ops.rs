@@ -37,7 +37,7 @@ pub static ROUTES: [Route; 4] = [
 ];
 
 pub fn router() -> Router<AppState> {
-    router_of(&ROUTES)
+    router_of("", &ROUTES)
 }
 
 /// `{"status": "UP"}`.

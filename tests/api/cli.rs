@@ -402,24 +402,22 @@ async fn serve_logs_requests_and_never_secrets() {
         8,
         "five PUTs, a POST, a DELETE, one health check"
     );
-    // The request's facts are its span's fields; status and latency are the line's own.
     let put = finished[0];
-    assert_eq!(put["span"]["name"], "request");
     assert_eq!(
-        put["span"]["route"],
+        put["fields"]["route"],
         "/webrtc/sessions/{mediaSessionId}/status"
     );
-    assert_eq!(put["span"]["method"], "PUT");
-    assert_eq!(put["span"]["correlator"], "log-1-in-progress");
-    assert_eq!(put["span"]["consumer"], RECEIVER);
+    assert_eq!(put["fields"]["method"], "PUT");
+    assert_eq!(put["fields"]["correlator"], "log-1-in-progress");
+    assert_eq!(put["fields"]["consumer"], RECEIVER);
     assert_eq!(put["fields"]["status"], 200);
     // The request's one line says what it changed.
-    assert_eq!(put["span"]["session"], FIXTURE_ID);
+    assert_eq!(put["fields"]["session"], FIXTURE_ID);
     assert_eq!(
         (
-            &put["span"]["from"],
-            &put["span"]["to"],
-            &put["span"]["version"]
+            &put["fields"]["from"],
+            &put["fields"]["to"],
+            &put["fields"]["version"]
         ),
         (&json!("Initial"), &json!("InProgress"), &json!(2))
     );
@@ -448,10 +446,10 @@ async fn serve_logs_requests_and_never_secrets() {
     assert_eq!(ended["span"]["method"], "DELETE");
     let hung_up = finished
         .iter()
-        .find(|e| e["span"]["method"] == "DELETE")
+        .find(|e| e["fields"]["method"] == "DELETE")
         .unwrap();
     assert_eq!(
-        (&hung_up["span"]["from"], &hung_up["span"]["to"]),
+        (&hung_up["fields"]["from"], &hung_up["fields"]["to"]),
         (&json!("Initial"), &json!("SessionCancelled"))
     );
 }
@@ -491,7 +489,7 @@ async fn text_logs_keep_one_event_per_line() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    // Workers write their lines in batches, and an idle one at once: not only at shutdown.
+    // The line is written when the request is answered, not only at shutdown.
     served.wait_for_line(" request finished ");
     let (status, lines) = served.terminate("TERM");
     assert!(status.success());
@@ -519,20 +517,18 @@ async fn text_logs_keep_one_event_per_line() {
     assert_eq!(
         facts.rsplit_once(" latency_ms=").unwrap().0,
         format!(
-            "request{{method=PUT route=\"/webrtc/sessions/{{mediaSessionId}}/status\" \
-             correlator=\"text-1\" \
+            "camara_webrtc::http::middleware: request finished method=\"PUT\" \
+             route=\"/webrtc/sessions/{{mediaSessionId}}/status\" correlator=\"text-1\" \
              consumer=\"app\\n2026-01-01T00:00:00.000000Z  INFO forged: line\" \
-             session=\"{FIXTURE_ID}\" from=\"Initial\" to=\"Ringing\" version=2}}: \
-             camara_webrtc::http: request finished status=200"
+             session=\"{FIXTURE_ID}\" from=\"Initial\" to=\"Ringing\" version=2 status=200"
         )
     );
     // Debug events inside the request carry its span.
     assert!(
         lines.iter().any(|l| l.contains(
             " DEBUG request{method=PUT route=\"/webrtc/sessions/{mediaSessionId}/status\" \
-             correlator=\"text-1\" "
-        ) && l
-            .ends_with("}: camara_webrtc::http::sessions::status: session status updated")),
+             correlator=\"text-1\"}: camara_webrtc::http::sessions::status: session status updated"
+        )),
         "{lines:#?}"
     );
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{SessionResponse, etag, record_change};
+use super::{SessionResponse, etag};
 use crate::auth::Caller;
 use crate::domain::{
     ANONYMOUS, Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId,
@@ -17,6 +17,7 @@ use crate::domain::{present, present_object};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
+use crate::http::middleware::RequestLog;
 use crate::store::StoreError;
 
 /// CAMARA's `MediaSessionCreate`. Unknown fields are ignored.
@@ -177,6 +178,7 @@ fn new_session_id() -> SessionId {
 pub async fn create_session(
     State(state): State<AppState>,
     Authorized(caller, ..): Authorized<CreateOp>,
+    log: RequestLog,
     OriginalUri(uri): OriginalUri,
     RegistrationId(registration): RegistrationId,
     CamaraJson(body): CamaraJson<CreateBody>,
@@ -202,7 +204,7 @@ pub async fn create_session(
             Err(err) => return Err(err.into()),
         }
     };
-    record_change(&session.id, None, session.status, version);
+    log.change(&session.id, None, session.status, version);
     tracing::debug!(
         call_type = ?session.call_type,
         offer_len = session.offer.as_ref().map(Sdp::len),

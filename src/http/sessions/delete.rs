@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::{record_change, update_visible};
+use super::update_visible;
 use crate::domain::SessionId;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{Authorized, DeleteOp, SessionPath};
+use crate::http::middleware::RequestLog;
 
 /// Ends the session: SessionCancelled (originator) or Declined (receiver) before it was answered,
 /// Terminated after. The outcome stays in the store for `sessions.ended_ttl_seconds`; for the API
@@ -15,13 +16,14 @@ use crate::http::extract::{Authorized, DeleteOp, SessionPath};
 pub async fn delete_session(
     State(state): State<AppState>,
     Authorized(caller, ..): Authorized<DeleteOp>,
+    log: RequestLog,
     SessionPath(id): SessionPath,
 ) -> Result<StatusCode, ApiError> {
     let (before, ended, version) = update_visible(&state, &caller, &id, |session| {
         Ok(session.end(caller.actor().role_in(session)))
     })
     .await?;
-    record_change(&id, Some(before.status), ended.status, version);
+    log.change(&id, Some(before.status), ended.status, version);
     tracing::debug!("session ended");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -30,7 +32,8 @@ pub async fn delete_session(
 pub async fn delete_session_named_status(
     state: State<AppState>,
     caller: Authorized<DeleteOp>,
+    log: RequestLog,
 ) -> Result<StatusCode, ApiError> {
     let id = SessionId::parse("status").expect("a valid id");
-    delete_session(state, caller, SessionPath(id)).await
+    delete_session(state, caller, log, SessionPath(id)).await
 }

@@ -47,20 +47,20 @@ pub static ROUTES: [Route; 4] = [
     },
 ];
 
-/// The operations, plus the answers for requests that name no session: CAMARA's feature files
+/// The operations under `base`, plus the answers for requests that name no session: CAMARA's feature files
 /// want 400 for `GET`/`DELETE /sessions` and `PUT /sessions/status`, not 404/405. The static
 /// `/sessions/status` shadows the parameter route, so it serves the session `status` itself.
 /// These answer through method fallbacks, so `Allow` lists only documented operations.
-pub fn router() -> Router<AppState> {
-    router_of(&ROUTES)
+pub fn router(base: &str) -> Router<AppState> {
+    router_of(base, &ROUTES)
         .route(
-            "/sessions/status",
+            &format!("{base}/sessions/status"),
             get(read::get_session_named_status)
                 .delete(delete::delete_session_named_status)
                 .fallback(named_status_other_method),
         )
         .route(
-            "/sessions",
+            &format!("{base}/sessions"),
             MethodRouter::new().fallback(sessions_other_method),
         )
 }
@@ -119,19 +119,6 @@ async fn backoff(attempt: usize) {
     let ceiling_us = 1000 * attempt.min(8) as u64;
     let jitter = uuid::Uuid::new_v4().as_u64_pair().0 % ceiling_us;
     tokio::time::sleep(Duration::from_micros(jitter)).await;
-}
-
-/// Notes on the request's span which session a handler changed, from and to which status, and
-/// the version written; and counts the transition.
-pub fn record_change(id: &SessionId, from: Option<SessionStatus>, to: SessionStatus, version: u64) {
-    let span = tracing::Span::current();
-    span.record("session", id.as_str());
-    if let Some(from) = from {
-        span.record("from", from.as_str());
-    }
-    span.record("to", to.as_str());
-    span.record("version", version);
-    crate::telemetry::metrics::transition(from, to);
 }
 
 /// `ETag` carrying the stored version, so clients and tests can order updates.

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::create::{SdpText, location, name};
-use super::{SdpBody, SessionResponse, etag, record_change, update_visible};
+use super::{SdpBody, SessionResponse, etag, update_visible};
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
@@ -15,6 +15,7 @@ use crate::domain::{present, present_object};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
+use crate::http::middleware::RequestLog;
 
 /// A PUT body: CAMARA's flat `MediaSessionStatusChange`, or the seed's envelope
 /// `{"receiverSessionStatus": {...}}` (also spelled `ReceiverSessionStatus`) carrying the same
@@ -164,6 +165,7 @@ fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
 pub async fn put_status(
     State(state): State<AppState>,
     Authorized(caller, ..): Authorized<WriteOp>,
+    log: RequestLog,
     SessionPath(id): SessionPath,
     CamaraJson(body): CamaraJson<StatusBody>,
 ) -> Result<Response, ApiError> {
@@ -187,7 +189,7 @@ pub async fn put_status(
         Ok(session.apply(&update.change)?)
     })
     .await?;
-    record_change(&id, Some(before.status), next.status, version);
+    log.change(&id, Some(before.status), next.status, version);
     tracing::debug!(
         offer = sdp_fingerprint(update.change.offer.as_ref()),
         answer = sdp_fingerprint(update.change.answer.as_ref()),
