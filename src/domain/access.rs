@@ -1,7 +1,8 @@
 //! Who may see and act on a session: ownership by API consumer, the 3-legged party rule, the
 //! side a caller acts for, and the parties a request may name.
 
-use super::session::{Address, Role, Session};
+use super::address::Address;
+use super::session::{Role, Session};
 
 /// The originator's address when its identity is withheld (RFC 3323).
 pub const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";

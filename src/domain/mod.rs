@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP, async runtimes or JSON values.
 
 pub mod access;
+pub mod address;
 pub mod fields;
 pub mod location;
 pub mod sdp;
@@ -10,8 +11,9 @@ pub mod session;
 pub mod status;
 
 pub use access::{ANONYMOUS, AccessError, Actor, PartyRule};
+pub use address::Address;
 pub use fields::{present, present_object, required_object};
 pub use location::{Location, LocationError, UncheckedLocation};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
-pub use session::{Address, CallType, Direction, Role, Session, SessionId, StatusChange};
+pub use session::{CallType, Direction, Role, Session, SessionId, StatusChange};
 pub use status::{SessionStatus, TransitionError};
