@@ -106,7 +106,7 @@ pub struct StoreConfig {
 }
 
 /// `[fixtures]`: sessions present from start-up.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixturesConfig {
     /// Sessions loaded at start-up, visible to every consumer.

@@ -162,8 +162,9 @@ impl NewSession {
     }
 }
 
-/// A new `mediaSessionId`: 64 upper-case hex digits carrying 244 random bits from the operating
-/// system's CSPRNG (two v4 UUIDs), so ids cannot be guessed or enumerated.
+/// A new `mediaSessionId`: 64 upper-case hex digits carrying 244 random bits (two v4 UUIDs from
+/// uuid's `fast-rng`, a CSPRNG seeded by the operating system), so ids cannot be guessed or
+/// enumerated.
 fn new_session_id() -> SessionId {
     let id = format!(
         "{:032X}{:032X}",
