@@ -109,14 +109,18 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
     log.with(|facts| {
         macro_rules! line {
             ($level:ident, $message:literal) => {
+                // Values the service itself chose or checked (the method, the route template,
+                // a correlator matching CAMARA's pattern, statuses) are written as they are;
+                // the consumer and the session id come from the client and are quoted and
+                // escaped.
                 tracing::$level!(
-                    method = method.as_str(),
-                    route,
-                    correlator,
+                    method = %method,
+                    route = %route,
+                    correlator = correlator.map(tracing::field::display),
                     consumer = facts.consumer.as_deref(),
                     session = facts.session.as_ref().map(SessionId::as_str),
-                    from = facts.from.map(SessionStatus::as_str),
-                    to = facts.to.map(SessionStatus::as_str),
+                    from = facts.from.map(tracing::field::display),
+                    to = facts.to.map(tracing::field::display),
                     version = facts.version,
                     status,
                     latency_ms,

@@ -513,14 +513,15 @@ async fn text_logs_keep_one_event_per_line() {
     let (_, facts) = finished[0].split_once("  INFO ").unwrap();
     let latency = facts.rsplit_once(" latency_ms=").unwrap().1;
     assert!(latency.parse::<f64>().is_ok(), "{latency}");
-    // String values are quoted and escaped: the client id's line break stays inside this line.
+    // Values from the client are quoted and escaped: the client id's line break stays inside
+    // this line.
     assert_eq!(
         facts.rsplit_once(" latency_ms=").unwrap().0,
         format!(
-            "camara_webrtc::http::middleware: request finished method=\"PUT\" \
-             route=\"/webrtc/sessions/{{mediaSessionId}}/status\" correlator=\"text-1\" \
+            "camara_webrtc::http::middleware: request finished method=PUT \
+             route=/webrtc/sessions/{{mediaSessionId}}/status correlator=text-1 \
              consumer=\"app\\n2026-01-01T00:00:00.000000Z  INFO forged: line\" \
-             session=\"{FIXTURE_ID}\" from=\"Initial\" to=\"Ringing\" version=2 status=200"
+             session=\"{FIXTURE_ID}\" from=Initial to=Ringing version=2 status=200"
         )
     );
     // Debug events inside the request carry its span.
