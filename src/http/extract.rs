@@ -192,14 +192,20 @@ fn explain<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
     let Err((path, err)) = read else {
         return ApiError::invalid("The request body is not valid.");
     };
-    if err.is_data() {
-        ApiError::invalid(format!("{path}: {}.", without_position(&err)))
-    } else if serde_json::from_slice::<IgnoredAny>(bytes).is_ok() {
-        // serde_json reports a non-string where a name (an enum) belongs as a syntax error.
-        ApiError::invalid(format!("{path}: invalid type, expected a string."))
-    } else {
-        not_json(&err)
+    if !err.is_data() && serde_json::from_slice::<IgnoredAny>(bytes).is_err() {
+        return not_json(&err);
     }
+    let field = match path.as_str() {
+        "." | "?" | "" => "The request body",
+        path => path,
+    };
+    let message = without_position(&err);
+    // serde_json reports a non-string where a name (an enum) belongs as a syntax error.
+    let message = match message.as_str() {
+        "expected value" => "invalid type, expected a string".to_owned(),
+        _ => without_strings(&message),
+    };
+    ApiError::invalid(format!("{field}: {message}."))
 }
 
 fn not_json(err: &serde_json::Error) -> ApiError {
@@ -213,6 +219,23 @@ fn without_position(err: &serde_json::Error) -> String {
     message
         .strip_suffix(&position)
         .map_or(message.clone(), str::to_owned)
+}
+
+/// serde's message without the string the client sent (`invalid type: string "…", expected …`,
+/// `unknown variant `…`, expected …`): a wrong value may be an SDP, which is never answered.
+fn without_strings(message: &str) -> String {
+    let Some((found, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    let found = [
+        "invalid type: string",
+        "invalid value: string",
+        "unknown variant",
+    ]
+    .into_iter()
+    .find(|kind| found.starts_with(kind))
+    .unwrap_or(found);
+    format!("{found}, expected {expected}")
 }
 
 /// Whether the request's `Content-Type` is one a JSON body may come with (see [`CamaraJson`]).
@@ -232,6 +255,27 @@ fn content_type_ok(headers: &HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_never_repeat_a_string_the_client_sent() {
+        for (serde, answered) in [
+            (
+                "invalid type: string \"v=0\\r\\na=ice-pwd:secret, expected x\", expected an object",
+                "invalid type: string, expected an object",
+            ),
+            (
+                "unknown variant `a=crypto:1 inline:key`, expected `Circle` or `Ellipsoid`",
+                "unknown variant, expected `Circle` or `Ellipsoid`",
+            ),
+            (
+                "invalid type: integer `5`, expected a string",
+                "invalid type: integer `5`, expected a string",
+            ),
+            ("missing field `sdp`", "missing field `sdp`"),
+        ] {
+            assert_eq!(without_strings(serde), answered);
+        }
+    }
 
     #[test]
     fn json_media_types_match_case_insensitively_without_their_parameters() {

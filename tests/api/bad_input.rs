@@ -85,7 +85,7 @@ async fn wrong_types_name_the_field() {
         ),
         (
             json!({ "status": "Connected", "answer": "v=0" }),
-            "answer: invalid type: string \"v=0\", expected an object.",
+            "answer: invalid type: string, expected an object.",
         ),
         (
             json!({ "status": "Connected", "answer": { "sdp": 5 } }),
@@ -129,11 +129,11 @@ async fn wrong_types_name_the_field() {
         ),
         (
             json!({ "status": "Ringing", "locationDetails": "here" }),
-            "locationDetails: invalid type: string \"here\", expected an object.",
+            "locationDetails: invalid type: string, expected an object.",
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Square", "coordinates": { "latitude": 1, "longitude": 0 } } }),
-            "locationDetails.shape: unknown variant `Square`, expected `Circle` or `Ellipsoid`.",
+            "locationDetails.shape: unknown variant, expected `Circle` or `Ellipsoid`.",
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Circle" } }),
@@ -141,7 +141,7 @@ async fn wrong_types_name_the_field() {
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Circle", "coordinates": { "latitude": "1", "longitude": 0, "radius": 1 } } }),
-            "locationDetails.coordinates.latitude: invalid type: string \"1\", expected a number.",
+            "locationDetails.coordinates.latitude: invalid type: string, expected a number.",
         ),
         (
             json!({ "status": "Ringing", "locationDetails": { "shape": "Ellipsoid", "coordinates": { "latitude": 1, "longitude": 0, "radius": 1 } } }),
@@ -171,6 +171,19 @@ async fn wrong_types_name_the_field() {
     for (body, message) in cases {
         assert_invalid(&app, body.to_string(), message).await;
     }
+    // Bodies json! cannot write: a key twice, a number beyond f64.
+    assert_invalid(
+        &app,
+        r#"{"status":"Ringing","status":"Connected"}"#,
+        "The request body: duplicate field `status`.",
+    )
+    .await;
+    assert_invalid(
+        &app,
+        r#"{"status":"Ringing","locationDetails":{"shape":"Circle","coordinates":{"latitude":1e400,"longitude":0,"radius":1}}}"#,
+        "locationDetails.coordinates.latitude: number out of range.",
+    )
+    .await;
     assert_untouched_and_serving(&app).await;
 }
 
