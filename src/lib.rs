@@ -84,7 +84,10 @@ async fn seed_fixtures(
     match insert_absent(store.as_ref(), &fixtures).await {
         Ok(()) => Ok(()),
         Err(StoreError::Unavailable(cause)) => {
-            tracing::warn!(%cause, "session store unavailable; fixture sessions will be loaded when it answers");
+            tracing::warn!(
+                cause = cause.as_str(),
+                "session store unavailable; fixture sessions will be loaded when it answers"
+            );
             let store = Arc::clone(store);
             tokio::spawn(async move {
                 loop {

@@ -301,7 +301,7 @@ impl From<StoreError> for ApiError {
                 format!("Out of resource quota: the service holds its maximum of {max} sessions."),
             ),
             StoreError::Unavailable(cause) => {
-                tracing::error!(%cause, "session store unavailable");
+                tracing::error!(cause = cause.as_str(), "session store unavailable");
                 ApiError::new(
                     Code::Unavailable,
                     "Service Unavailable: the session store cannot be reached.",

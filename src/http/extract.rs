@@ -1,7 +1,8 @@
 //! Extractors that turn a request into checked values, or into a CAMARA error — never axum's own
 //! plain-text rejections. Their order in a handler's signature is the order of the checks:
-//! 401 (token) → 429 (rate) → 403 (scope) → 404 (subscriber list) in [`Authorized`], then the
-//! path and headers, then 413/415/400 (body) in [`CamaraJson`].
+//! 401 (token) → 429 (rate) → 403 (scope) in [`Authorized`], then the path and headers, then
+//! 413/415/400 (body) in [`CamaraJson`]; the handler then takes the caller (404 for a subscriber
+//! not on the list) with [`Authorized::caller`].
 
 use std::marker::PhantomData;
 
@@ -38,10 +39,28 @@ operation!(ReadOp, Read);
 operation!(WriteOp, Write);
 operation!(DeleteOp, Delete);
 
-/// A caller with a valid token that grants the operation's scope, within its rate limit, and (for
-/// a 3-legged token, when `auth.subscribers` is configured) acting for a known subscriber. The
-/// consumer goes on the request's log line.
-pub struct Authorized<O>(pub Caller, pub PhantomData<O>);
+/// A caller with a valid token that grants the operation's scope and is within its rate limit;
+/// its consumer goes on the request's log line. The handler gets the [`Caller`] only through
+/// [`Authorized::caller`], which applies the subscriber list, so no handler can skip it.
+pub struct Authorized<O> {
+    caller: Caller,
+    /// Whether the caller may use the API under `auth.subscribers`.
+    listed: bool,
+    operation: PhantomData<O>,
+}
+
+impl<O> Authorized<O> {
+    /// The caller, or 404 IDENTIFIER_NOT_FOUND when `auth.subscribers` is configured and a
+    /// 3-legged token's subscriber is not on it. DESIGN §5 answers that 404 after the request's
+    /// own 400s, so a handler asks once it has checked its path and body.
+    pub fn caller(self) -> Result<Caller, ApiError> {
+        if self.listed {
+            Ok(self.caller)
+        } else {
+            Err(ApiError::plain(Code::IdentifierNotFound))
+        }
+    }
+}
 
 impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
     type Rejection = ApiError;
@@ -73,14 +92,15 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
                 ),
             ));
         }
-        if caller
+        let listed = caller
             .subscriber
             .as_ref()
-            .is_some_and(|sub| !state.subscriber_known(sub))
-        {
-            return Err(ApiError::plain(Code::IdentifierNotFound));
-        }
-        Ok(Self(caller, PhantomData))
+            .is_none_or(|sub| state.subscriber_known(sub));
+        Ok(Self {
+            caller,
+            listed,
+            operation: PhantomData,
+        })
     }
 }
 

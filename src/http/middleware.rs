@@ -86,8 +86,17 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
         .is_some_and(|value| !valid_correlator(value.as_bytes()))
     {
         tracing::info!("invalid x-correlator refused");
-        return ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
+        let response = ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
             .into_response();
+        crate::telemetry::metrics::request(
+            req.extensions()
+                .get::<MatchedPath>()
+                .map_or("<unmatched>", MatchedPath::as_str),
+            req.method(),
+            response.status().as_u16(),
+            std::time::Duration::ZERO,
+        );
+        return response;
     }
     let start = Instant::now();
     let matched = req.extensions().get::<MatchedPath>().cloned();
@@ -169,6 +178,6 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    tracing::error!(%cause, "handler panicked");
+    tracing::error!(cause = cause.as_str(), "handler panicked");
     ApiError::plain(Code::Internal).into_response()
 }

@@ -32,7 +32,7 @@ use tracing::Span;
 
 pub use error::{ApiError, Code};
 pub use extract::parse as read_json;
-pub use sessions::{StatusBody, StatusUpdate};
+pub use sessions::StatusBody;
 
 use crate::auth::Verifier;
 use crate::config::Config;

@@ -11,8 +11,9 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber. Call once, from the binary.
 ///
 /// Text lines are tracing's usual layout without colours
-/// (`2026-11-23T22:34:00.123456Z  INFO request{method=PUT ...}: target: message k=v`); string
-/// values are written quoted and escaped, so a value with a line break cannot forge a line.
+/// (`2026-11-23T22:34:00.123456Z  INFO target: message k=v`). A `&str` value is written quoted
+/// and escaped, so a value with a line break cannot forge a line: whatever a client chose is
+/// logged that way, never with `%` (Display).
 pub fn init(log: &LogConfig) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),

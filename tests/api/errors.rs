@@ -40,6 +40,16 @@ async fn seed_identifier_not_found_body_for_an_unknown_subscriber() {
         response.json::<serde_json::Value>().await.unwrap(),
         seed_body
     );
+    // The list is checked after the request's own syntax (DESIGN §5: 400 before 404).
+    let unlisted = app.token("tel:+4915112345678", WRITE);
+    assert_error(
+        app.put_status(FIXTURE_ID, r#"{"status":5}"#, &unlisted)
+            .await,
+        400,
+        "INVALID_ARGUMENT",
+        "status: invalid type: integer `5`, expected a string.",
+    )
+    .await;
     // The listed subscriber is served.
     json_ok(
         app.put_status(FIXTURE_ID, &body, &app.token(RECEIVER, WRITE))
@@ -277,6 +287,11 @@ async fn chunked_bodies_are_joined_and_held_to_the_limit() {
     let refused = send(over.chunks(4096).map(<[u8]>::to_vec).collect()).await;
     assert!(
         refused.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{refused}"
+    );
+    assert!(refused.contains("\r\nx-correlator: "), "{refused}");
+    assert!(
+        refused.contains("\r\ncontent-type: application/json\r\n"),
         "{refused}"
     );
     assert!(

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{SessionResponse, etag};
+use super::{SdpText, SessionResponse, etag, location, name};
 use crate::auth::Caller;
 use crate::domain::{
     ANONYMOUS, Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId,
@@ -44,42 +44,6 @@ pub struct CreateBody {
     /// Refused when sent: only the receiver answers.
     #[serde(default, deserialize_with = "present")]
     answer: Option<IgnoredAny>,
-}
-
-/// `{"sdp": "..."}` as sent, before the configured SDP check.
-#[derive(Debug, Deserialize)]
-#[serde(expecting = "an object")]
-pub struct SdpText {
-    pub sdp: String,
-}
-
-impl SdpText {
-    /// The SDP, checked against `policy`; a refusal names the field by `path`.
-    pub fn check(self, path: &str, policy: SdpPolicy) -> Result<Sdp, ApiError> {
-        Sdp::parse(self.sdp, policy).map_err(|e| ApiError::invalid(format!("{path}.sdp {e}.")))
-    }
-}
-
-/// A name (`originatorName`, `receiverName`) of at most 256 characters.
-pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    match value {
-        Some(name) if name.chars().count() > 256 => Err(ApiError::invalid(format!(
-            "{field} must be at most 256 characters."
-        ))),
-        other => Ok(other),
-    }
-}
-
-/// A `locationDetails` with CAMARA's ranges checked: a value outside its range is OUT_OF_RANGE,
-/// a malformed one INVALID_ARGUMENT; `path` names it.
-pub fn location(
-    path: &str,
-    value: Option<UncheckedLocation>,
-) -> Result<Option<Location>, ApiError> {
-    value
-        .map(UncheckedLocation::check)
-        .transpose()
-        .map_err(|e| ApiError::from_location(path, e))
 }
 
 /// A parsed, valid new session.
@@ -174,17 +138,18 @@ fn new_session_id() -> SessionId {
     SessionId::parse(id).expect("64 characters is a valid id")
 }
 
-/// Checks in DESIGN §5's order: 401 → 403 scope → 404 subscriber → 400 (header, body) → 404
-/// registration → 403 token context → 501 emergency → 429 quota.
+/// Checks in DESIGN §5's order: 401 → 429 rate → 403 scope → 400 (header, body) → 404
+/// (subscriber list, registration) → 403 token context → 501 emergency → 429 quota.
 pub async fn create_session(
     State(state): State<AppState>,
-    Authorized(caller, ..): Authorized<CreateOp>,
+    authorized: Authorized<CreateOp>,
     log: RequestLog,
     OriginalUri(uri): OriginalUri,
     RegistrationId(registration): RegistrationId,
     CamaraJson(body): CamaraJson<CreateBody>,
 ) -> Result<Response, ApiError> {
     let new = body.check(state.config.sdp.validation)?;
+    let caller = authorized.caller()?;
     let sessions = &state.config.sessions;
     if sessions.check_registration && !sessions.registrations.contains(&registration) {
         return Err(ApiError::new(

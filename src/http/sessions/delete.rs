@@ -15,10 +15,11 @@ use crate::http::middleware::RequestLog;
 /// the session is gone at once.
 pub async fn delete_session(
     State(state): State<AppState>,
-    Authorized(caller, ..): Authorized<DeleteOp>,
+    authorized: Authorized<DeleteOp>,
     log: RequestLog,
     SessionPath(id): SessionPath,
 ) -> Result<StatusCode, ApiError> {
+    let caller = authorized.caller()?;
     let (before, ended, version) = update_visible(&state, &caller, &id, |session| {
         Ok(session.end(caller.actor().role_in(session)))
     })

@@ -6,7 +6,7 @@ mod delete;
 mod read;
 mod status;
 
-pub use status::{StatusBody, StatusUpdate};
+pub use status::StatusBody;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +15,15 @@ use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, Code};
 use super::{AppState, Route, router_of};
 use crate::auth::Caller;
-use crate::domain::{Address, CallType, Location, Sdp, Session, SessionId, SessionStatus};
+use crate::domain::{
+    Address, CallType, Location, Sdp, SdpPolicy, Session, SessionId, SessionStatus,
+    UncheckedLocation,
+};
 use crate::store::{StoreError, Versioned};
 
 /// The API's operations, in the order of the OpenAPI document.
@@ -128,6 +131,42 @@ pub fn etag(version: u64) -> (HeaderName, HeaderValue) {
         header::ETAG,
         value.expect("digits in quotes are a header value"),
     )
+}
+
+/// `{"sdp": "..."}` as sent, before the configured SDP check.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
+pub struct SdpText {
+    pub sdp: String,
+}
+
+impl SdpText {
+    /// The SDP, checked against `policy`; a refusal names the field by `path`.
+    pub fn check(self, path: &str, policy: SdpPolicy) -> Result<Sdp, ApiError> {
+        Sdp::parse(self.sdp, policy).map_err(|e| ApiError::invalid(format!("{path}.sdp {e}.")))
+    }
+}
+
+/// A name (`originatorName`, `receiverName`) of at most 256 characters.
+pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(name) if name.chars().count() > 256 => Err(ApiError::invalid(format!(
+            "{field} must be at most 256 characters."
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// A `locationDetails` with CAMARA's ranges checked: a value outside its range is OUT_OF_RANGE,
+/// a malformed one INVALID_ARGUMENT; `path` names it.
+pub fn location(
+    path: &str,
+    value: Option<UncheckedLocation>,
+) -> Result<Option<Location>, ApiError> {
+    value
+        .map(UncheckedLocation::check)
+        .transpose()
+        .map_err(|e| ApiError::from_location(path, e))
 }
 
 /// `{"sdp": "..."}`, CAMARA's `SessionDescription`.

@@ -12,9 +12,10 @@ use crate::http::extract::{Authorized, ReadOp, SessionPath};
 
 pub async fn get_session(
     State(state): State<AppState>,
-    Authorized(caller, ..): Authorized<ReadOp>,
+    authorized: Authorized<ReadOp>,
     SessionPath(id): SessionPath,
 ) -> Result<Response, ApiError> {
+    let caller = authorized.caller()?;
     let found = load_visible(&state, &caller, &id).await?;
     Ok((
         [etag(found.version)],

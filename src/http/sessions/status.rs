@@ -6,8 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::create::{SdpText, location, name};
-use super::{SdpBody, SessionResponse, etag, update_visible};
+use super::{SdpBody, SdpText, SessionResponse, etag, location, name, update_visible};
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
@@ -164,7 +163,7 @@ fn sdp_fingerprint(sdp: Option<&Sdp>) -> Option<String> {
 
 pub async fn put_status(
     State(state): State<AppState>,
-    Authorized(caller, ..): Authorized<WriteOp>,
+    authorized: Authorized<WriteOp>,
     log: RequestLog,
     SessionPath(id): SessionPath,
     CamaraJson(body): CamaraJson<StatusBody>,
@@ -179,6 +178,7 @@ pub async fn put_status(
             "mediaSessionId in the body does not match the one in the path.",
         ));
     }
+    let caller = authorized.caller()?;
     let (before, next, version) = update_visible(&state, &caller, &id, |session| {
         let parties = &update.parties;
         caller.actor().check_parties(
