@@ -219,7 +219,12 @@ fn explain<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
         "." | "?" | "" => "The request body",
         path => path,
     };
-    let message = without_position(&err);
+    field_error(field, &err)
+}
+
+/// 400 for a value at `field` that serde refused: its message, without the client's strings.
+pub fn field_error(field: &str, err: &serde_json::Error) -> ApiError {
+    let message = without_position(err);
     // serde_json reports a non-string where a name (an enum) belongs as a syntax error.
     let message = match message.as_str() {
         "expected value" => "invalid type, expected a string".to_owned(),

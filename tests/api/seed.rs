@@ -167,3 +167,26 @@ async fn envelope_mirrors_every_field_it_carried() {
         }})
     );
 }
+
+/// The envelope answers each SDP as the JSON literal the client sent, escapes and all; the stored
+/// session holds its text, which GET answers in serde_json's own escaping.
+#[tokio::test]
+async fn envelope_answers_the_sdp_literal_byte_for_byte() {
+    let app = spawn_app().await;
+    let literal = r#""v=0\r\n\u0061=x\/y\r\n""#;
+    let body = format!(
+        r#"{{"receiverSessionStatus":{{"status":"Ringing","answer":{{"sdp":{literal}}}}}}}"#
+    );
+    let response = app
+        .put_status(FIXTURE_ID, &body, &app.receiver_token())
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        format!(
+            r#"{{"receiverSessionStatus":{{"status":"Ringing","answer":{{"sdp":{literal}}}}}}}"#
+        )
+    );
+    let session = json_ok(app.get_session(FIXTURE_ID, &app.receiver_token()).await).await;
+    assert_eq!(session["answer"]["sdp"], "v=0\r\na=x/y\r\n");
+}

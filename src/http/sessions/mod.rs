@@ -16,8 +16,10 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::error::{ApiError, Code};
+use super::extract::field_error;
 use super::{AppState, Route, router_of};
 use crate::auth::Caller;
 use crate::domain::{
@@ -133,17 +135,20 @@ pub fn etag(version: u64) -> (HeaderName, HeaderValue) {
     )
 }
 
-/// `{"sdp": "..."}` as sent, before the configured SDP check.
-#[derive(Debug, Deserialize)]
+/// `{"sdp": "..."}` as sent: the JSON string literal itself, byte for byte, so the seed's
+/// envelope answers it exactly as it came; [`SdpText::check`] reads its text.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(expecting = "an object")]
 pub struct SdpText {
-    pub sdp: String,
+    sdp: Box<RawValue>,
 }
 
 impl SdpText {
-    /// The SDP, checked against `policy`; a refusal names the field by `path`.
-    pub fn check(self, path: &str, policy: SdpPolicy) -> Result<Sdp, ApiError> {
-        Sdp::parse(self.sdp, policy).map_err(|e| ApiError::invalid(format!("{path}.sdp {e}.")))
+    /// The SDP, which must be a string that passes `policy`; a refusal names the field by `path`.
+    pub fn check(&self, path: &str, policy: SdpPolicy) -> Result<Sdp, ApiError> {
+        let path = format!("{path}.sdp");
+        let text = serde_json::from_str(self.sdp.get()).map_err(|e| field_error(&path, &e))?;
+        Sdp::parse(text, policy).map_err(|e| ApiError::invalid(format!("{path} {e}.")))
     }
 }
 

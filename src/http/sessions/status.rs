@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{SdpBody, SdpText, SessionResponse, etag, location, name, update_visible};
+use super::{SdpText, SessionResponse, etag, location, name, update_visible};
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
@@ -77,6 +77,9 @@ struct Parties {
 /// A parsed, valid PUT body.
 #[derive(Debug)]
 pub struct StatusUpdate {
+    /// The offer and answer as sent, for the envelope's answer.
+    sent_offer: Option<SdpText>,
+    sent_answer: Option<SdpText>,
     shape: Shape,
     change: StatusChange,
     parties: Parties,
@@ -127,13 +130,15 @@ impl StatusBody {
                 ),
             ));
         }
-        let sdp = |sdp: Option<SdpText>, field: &str| {
-            sdp.map(|s| s.check(&path(field), policy)).transpose()
+        let sdp = |sdp: &Option<SdpText>, field: &str| {
+            sdp.as_ref()
+                .map(|s| s.check(&path(field), policy))
+                .transpose()
         };
         let change = StatusChange {
             status,
-            offer: sdp(fields.offer, "offer")?,
-            answer: sdp(fields.answer, "answer")?,
+            offer: sdp(&fields.offer, "offer")?,
+            answer: sdp(&fields.answer, "answer")?,
             location: location(&path("locationDetails"), fields.location_details)?,
         };
         let parties = Parties {
@@ -143,6 +148,8 @@ impl StatusBody {
             receiver_name: name(&path("receiverName"), fields.receiver_name)?,
         };
         Ok(StatusUpdate {
+            sent_offer: fields.offer,
+            sent_answer: fields.answer,
             shape,
             change,
             parties,
@@ -205,7 +212,7 @@ pub async fn put_status(
 }
 
 /// The seed's envelope answer, under the key the client used: the fields the request carried,
-/// values as stored.
+/// the status as stored, the SDPs byte for byte as they were sent.
 #[derive(Debug, Serialize)]
 enum Echo<'a> {
     #[serde(rename = "receiverSessionStatus")]
@@ -219,9 +226,9 @@ enum Echo<'a> {
 struct EchoFields<'a> {
     status: SessionStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    answer: Option<SdpBody<'a>>,
+    answer: Option<&'a SdpText>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    offer: Option<SdpBody<'a>>,
+    offer: Option<&'a SdpText>,
     #[serde(skip_serializing_if = "Option::is_none")]
     originator_address: Option<&'a Address>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,8 +246,8 @@ impl<'a> Echo<'a> {
         let (change, parties) = (&update.change, &update.parties);
         let fields = EchoFields {
             status: session.status,
-            answer: SdpBody::of(change.answer.as_ref()),
-            offer: SdpBody::of(change.offer.as_ref()),
+            answer: update.sent_answer.as_ref(),
+            offer: update.sent_offer.as_ref(),
             originator_address: parties.originator.as_ref(),
             originator_name: parties.originator_name.as_deref(),
             receiver_address: parties.receiver.as_ref(),
