@@ -142,6 +142,20 @@ pub struct Route {
     handler: fn() -> MethodRouter<AppState>,
 }
 
+impl Route {
+    pub const fn new(
+        method: Method,
+        path: &'static str,
+        handler: fn() -> MethodRouter<AppState>,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            handler,
+        }
+    }
+}
+
 /// A router of `routes` under `prefix` (a base path, or "" at the root); routes sharing a path
 /// merge their methods. Full paths rather than `nest`, so no request pays for rewriting its URI.
 fn router_of(prefix: &str, routes: &[Route]) -> Router<AppState> {

@@ -14,26 +14,10 @@ use super::{AppState, Route, router_of};
 
 /// The operational routes, in the order of the OpenAPI document.
 pub static ROUTES: [Route; 4] = [
-    Route {
-        method: Method::GET,
-        path: "/health/live",
-        handler: || get(live),
-    },
-    Route {
-        method: Method::GET,
-        path: "/health/ready",
-        handler: || get(ready),
-    },
-    Route {
-        method: Method::GET,
-        path: "/metrics",
-        handler: || get(metrics),
-    },
-    Route {
-        method: Method::GET,
-        path: "/openapi.yaml",
-        handler: || get(openapi),
-    },
+    Route::new(Method::GET, "/health/live", || get(live)),
+    Route::new(Method::GET, "/health/ready", || get(ready)),
+    Route::new(Method::GET, "/metrics", || get(metrics)),
+    Route::new(Method::GET, "/openapi.yaml", || get(openapi)),
 ];
 
 pub fn router() -> Router<AppState> {

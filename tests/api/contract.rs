@@ -246,21 +246,10 @@ async fn a_checked_response_is_the_response_as_sent() {
     let app = crate::helpers::spawn_app().await;
     let url = app.url(&format!("/webrtc/sessions/{}", crate::helpers::FIXTURE_ID));
     let token = app.receiver_token();
-    let plain = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(&token)
-        .header("x-correlator", "same")
-        .send()
-        .await
-        .unwrap();
-    let checked = app
-        .client
-        .get(&url)
-        .bearer_auth(&token)
-        .header("x-correlator", "same")
-        .send()
-        .await
-        .unwrap();
+    let plain = reqwest::Client::new().get(&url).bearer_auth(&token);
+    let plain = plain.header("x-correlator", "same").send().await.unwrap();
+    let checked = app.client.get(&url).bearer_auth(&token);
+    let checked = checked.header("x-correlator", "same").send().await.unwrap();
     assert_eq!(checked.status(), plain.status());
     assert_eq!(checked.version(), plain.version());
     assert_eq!(checked.url(), plain.url());

@@ -30,26 +30,16 @@ use crate::store::{StoreError, Versioned};
 
 /// The API's operations, in the order of the OpenAPI document.
 pub static ROUTES: [Route; 4] = [
-    Route {
-        method: Method::POST,
-        path: "/sessions",
-        handler: || post(create::create_session),
-    },
-    Route {
-        method: Method::GET,
-        path: "/sessions/{mediaSessionId}",
-        handler: || get(read::get_session),
-    },
-    Route {
-        method: Method::DELETE,
-        path: "/sessions/{mediaSessionId}",
-        handler: || delete(delete::delete_session),
-    },
-    Route {
-        method: Method::PUT,
-        path: "/sessions/{mediaSessionId}/status",
-        handler: || put(status::put_status),
-    },
+    Route::new(Method::POST, "/sessions", || post(create::create_session)),
+    Route::new(Method::GET, "/sessions/{mediaSessionId}", || {
+        get(read::get_session)
+    }),
+    Route::new(Method::DELETE, "/sessions/{mediaSessionId}", || {
+        delete(delete::delete_session)
+    }),
+    Route::new(Method::PUT, "/sessions/{mediaSessionId}/status", || {
+        put(status::put_status)
+    }),
 ];
 
 /// The operations under `base`, plus the answers for requests that name no session: CAMARA's feature files
