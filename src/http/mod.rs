@@ -18,15 +18,15 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderName, Method, StatusCode, Uri};
+use axum::http::{HeaderName, Method, Uri};
 use axum::routing::MethodRouter;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::timeout::TimeoutLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -225,7 +225,8 @@ pub fn router(state: AppState) -> Router {
 /// 3. A request without `x-correlator` gets a UUID; the value is echoed on the response, errors
 ///    included (a 401, a timeout, a panic).
 /// 4. The request's span (method, route, correlator), for what a handler logs.
-/// 5. The timeout (504).
+/// 5. The timeout (504). tower's, which polls the request before its timer, so a request answered
+///    at once never arms one.
 /// 6. Panics become CAMARA 500s, inside the timeout so a panicking handler is answered at once.
 fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
@@ -244,10 +245,10 @@ fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
                     .on_response(())
                     .on_failure(()),
             )
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                timeout,
-            ))
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                ApiError::plain(Code::Timeout)
+            }))
+            .layer(TimeoutLayer::new(timeout))
             .layer(CatchPanicLayer::custom(middleware::panic_response)),
     )
     .layer(axum::middleware::from_fn(middleware::edge))
