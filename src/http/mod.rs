@@ -230,7 +230,8 @@ pub fn router(state: AppState) -> Router {
 /// 6. Panics become CAMARA 500s, inside the timeout so a panicking handler is answered at once.
 fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
-    // `Router::layer` wraps what is already there: the innermost layers come first here.
+    // In the ServiceBuilder the first layer is the outermost (3 to 6 above); each later
+    // `Router::layer` call wraps everything before it (2, then 1).
     app.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(
