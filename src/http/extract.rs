@@ -79,7 +79,7 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
             })?;
         let caller = Caller::from_claims(claims);
         if let Some(log) = parts.extensions.get::<RequestLog>() {
-            log.caller(caller.consumer());
+            log.caller(&caller);
         }
         state.check_rate(caller.consumer())?;
         if !caller.has_scope(O::SCOPE) {

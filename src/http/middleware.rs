@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::X_CORRELATOR;
 use super::error::{ApiError, Code};
+use crate::auth::Caller;
 use crate::domain::{SessionId, SessionStatus};
 
 /// CAMARA's `XCorrelator` pattern: `^[a-zA-Z0-9-_:;./<>{}]{0,256}$`.
@@ -33,7 +34,7 @@ pub struct RequestLog(Arc<Mutex<Facts>>);
 
 #[derive(Debug, Default)]
 struct Facts {
-    consumer: Option<String>,
+    caller: Option<Caller>,
     session: Option<SessionId>,
     from: Option<SessionStatus>,
     to: Option<SessionStatus>,
@@ -45,9 +46,9 @@ impl RequestLog {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The authenticated caller's API consumer.
-    pub fn caller(&self, consumer: &str) {
-        self.with(|facts| facts.consumer = Some(consumer.to_owned()));
+    /// The authenticated caller (its API consumer is logged).
+    pub fn caller(&self, caller: &Caller) {
+        self.with(|facts| facts.caller = Some(caller.clone()));
     }
 
     /// Which session the handler changed, from and to which status (`from` is `None` for a new
@@ -126,7 +127,7 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
                     method = %method,
                     route = %route,
                     correlator = correlator.map(tracing::field::display),
-                    consumer = facts.consumer.as_deref(),
+                    consumer = facts.caller.as_ref().map(Caller::consumer),
                     session = facts.session.as_ref().map(SessionId::as_str),
                     from = facts.from.map(tracing::field::display),
                     to = facts.to.map(tracing::field::display),

@@ -28,7 +28,9 @@ impl Slot {
 
 #[derive(Debug, Default)]
 struct Sessions {
-    map: HashMap<SessionId, Slot>,
+    /// Hashed with foldhash: only ids the service generated or was configured with are inserted,
+    /// so SipHash's defence against keys chosen to collide buys nothing here.
+    map: HashMap<SessionId, Slot, foldhash::fast::RandomState>,
     /// Ended sessions in the order they ended; with one TTL that is also their expiry order.
     ended: VecDeque<(Instant, SessionId)>,
 }

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::Method;
+use metrics::Counter;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::SessionStatus;
@@ -77,10 +78,22 @@ pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// One status change (`from` is `None` for a new session).
+/// One status change (`from` is `None` for a new session). Each (from, to) counter is registered
+/// once and its handle kept, as the metrics crate recommends for hot paths.
 pub fn transition(from: Option<SessionStatus>, to: SessionStatus) {
-    let from = from.map_or("none", SessionStatus::as_str);
-    metrics::counter!(TRANSITIONS, "from" => from, "to" => to.as_str()).increment(1);
+    const STATUSES: usize = SessionStatus::ALL.len();
+    static COUNTERS: [[OnceLock<Counter>; STATUSES]; STATUSES + 1] =
+        [const { [const { OnceLock::new() }; STATUSES] }; STATUSES + 1];
+    let index = |status: SessionStatus| SessionStatus::ALL.iter().position(|s| *s == status);
+    let (Some(row), Some(column)) = (from.map_or(Some(STATUSES), index), index(to)) else {
+        return;
+    };
+    COUNTERS[row][column]
+        .get_or_init(|| {
+            let from = from.map_or("none", SessionStatus::as_str);
+            metrics::counter!(TRANSITIONS, "from" => from, "to" => to.as_str())
+        })
+        .increment(1);
 }
 
 /// One refused token, by [`crate::auth::AuthError::reason`].
