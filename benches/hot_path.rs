@@ -34,7 +34,7 @@ fn body(c: &mut Criterion) {
             SdpPolicy::Lenient,
         ),
     ] {
-        let raw = std::fs::read(fixture(file)).unwrap().into();
+        let raw = std::fs::read(fixture(file)).unwrap();
         group.bench_function(name, |b| {
             b.iter(|| {
                 let body: StatusBody = read_json(black_box(&raw)).unwrap();

@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 
-use axum::body::{Bytes, HttpBody};
+use axum::body::HttpBody;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -179,40 +179,37 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CamaraJson<T> {
     }
 }
 
-/// Reads a JSON object body into `T`, or says what is wrong with it.
-pub fn parse<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let text = bytes.trim_ascii_start();
-    if text.is_empty() {
+/// Reads a JSON object body into `T`, or says what is wrong with it. The whole body must be
+/// UTF-8 (serde_json skips the strings of fields a DTO ignores without checking them); it is
+/// checked once, and serde_json then reads it as text.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().is_empty() {
         return Err(ApiError::invalid("A JSON request body is required."));
     }
-    if text[0] != b'{' {
-        // Not an object: say whether it is JSON at all.
+    let object = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|text| text.trim_ascii_start().starts_with('{'));
+    let Some(text) = object else {
+        // Not UTF-8, or not an object: say whether it is JSON at all.
         return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(_) => ApiError::invalid("The request body must be a JSON object."),
             Err(e) => not_json(&e),
         });
-    }
-    // Strings of fields a DTO ignores are skipped unchecked: the whole body must be UTF-8.
-    if std::str::from_utf8(bytes).is_err() {
-        let err = serde_json::from_slice::<serde_json::Value>(bytes)
-            .err()
-            .unwrap_or_else(|| serde::de::Error::custom("invalid UTF-8"));
-        return Err(not_json(&err));
-    }
-    serde_json::from_slice(bytes).map_err(|_| explain::<T>(bytes))
+    };
+    serde_json::from_str(text).map_err(|_| explain::<T>(text))
 }
 
-/// Why `bytes` is not a `T`: read again, with the path of every value tracked, so the message
+/// Why `text` is not a `T`: read again, with the path of every value tracked, so the message
 /// names the field at fault. Only a refused body pays for the tracking.
-fn explain<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+fn explain<T: DeserializeOwned>(text: &str) -> ApiError {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let read = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
         .map_err(|err| (err.path().to_string(), err.into_inner()))
         .and_then(|_| deserializer.end().map_err(|err| (String::new(), err)));
     let Err((path, err)) = read else {
         return ApiError::invalid("The request body is not valid.");
     };
-    if !err.is_data() && serde_json::from_slice::<IgnoredAny>(bytes).is_err() {
+    if !err.is_data() && serde_json::from_str::<IgnoredAny>(text).is_err() {
         return not_json(&err);
     }
     let field = match path.as_str() {
