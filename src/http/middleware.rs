@@ -81,34 +81,28 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestLog {
 /// its one log line: method, route template, correlator, consumer, the change a handler made,
 /// status and latency — never the headers or the body. An error for a 5xx, else info.
 pub async fn edge(mut req: Request, next: Next) -> Response {
-    if req
-        .headers()
-        .get(&X_CORRELATOR)
-        .is_some_and(|value| !valid_correlator(value.as_bytes()))
-    {
-        tracing::info!("invalid x-correlator refused");
-        let response = ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.")
-            .into_response();
-        crate::telemetry::metrics::request(
-            req.extensions()
-                .get::<MatchedPath>()
-                .map_or("<unmatched>", MatchedPath::as_str),
-            req.method(),
-            response.status().as_u16(),
-            std::time::Duration::ZERO,
-        );
-        return response;
-    }
     let start = Instant::now();
     let matched = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let log = RequestLog::default();
-    req.extensions_mut().insert(log.clone());
-    let response = camara_json(next.run(req).await);
-    let elapsed = start.elapsed();
     let route = matched.as_ref().map_or("<unmatched>", MatchedPath::as_str);
+    let method = req.method().clone();
+    let refused = req
+        .headers()
+        .get(&X_CORRELATOR)
+        .is_some_and(|value| !valid_correlator(value.as_bytes()));
+    let log = RequestLog::default();
+    let response = if refused {
+        tracing::info!("invalid x-correlator refused");
+        ApiError::invalid("x-correlator must match ^[a-zA-Z0-9-_:;./<>{}]{0,256}$.").into_response()
+    } else {
+        req.extensions_mut().insert(log.clone());
+        camara_json(next.run(req).await)
+    };
+    let elapsed = start.elapsed();
     let status = response.status().as_u16();
     crate::telemetry::metrics::request(route, &method, status, elapsed);
+    if refused {
+        return response;
+    }
     // The generated or echoed correlator, checked above or made by the request-id layer.
     let correlator = response
         .headers()
