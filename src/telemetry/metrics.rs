@@ -70,7 +70,6 @@ pub async fn upkeep() {
 
 /// One finished request; `route` is its route template (or `<unmatched>`).
 pub fn request(route: &str, method: &Method, status: u16, elapsed: Duration) {
-    handle();
     let method = method_label(method);
     metrics::counter!(REQUESTS, "route" => route.to_owned(), "method" => method, "status" => status.to_string())
         .increment(1);
