@@ -5,25 +5,10 @@
 use std::fs;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
-use serde::Serialize;
+use serde_json::json;
 
 use super::verifier::now;
 use crate::config::{AuthConfig, ConfigError};
-
-/// The claims of a minted token; `iss` and `aud` only when configured.
-#[derive(Serialize)]
-struct MintedClaims<'a> {
-    sub: &'a str,
-    scope: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    iss: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aud: Option<&'a str>,
-    iat: i64,
-    exp: i64,
-}
 
 /// Mints an HS256 token with the configured secret (the `token` command). A negative `ttl_seconds`
 /// gives a token that has already expired.
@@ -92,15 +77,23 @@ fn mint_with(
     spec: &TokenSpec<'_>,
 ) -> Result<String, ConfigError> {
     let now = now() as i64;
-    let claims = MintedClaims {
-        sub: spec.sub,
-        scope: spec.scope,
-        client_id: spec.client_id,
-        iss: auth.issuer.as_deref(),
-        aud: auth.audience.as_deref(),
-        iat: now,
-        exp: now.saturating_add(spec.ttl_seconds),
-    };
+    let mut claims = json!({
+        "sub": spec.sub,
+        "scope": spec.scope,
+        "iat": now,
+        "exp": now.saturating_add(spec.ttl_seconds),
+    });
+    // `client_id`, `iss` and `aud` only when there is one.
+    let optional = [
+        ("client_id", spec.client_id),
+        ("iss", auth.issuer.as_deref()),
+        ("aud", auth.audience.as_deref()),
+    ];
+    for (claim, value) in optional {
+        if let Some(value) = value {
+            claims[claim] = value.into();
+        }
+    }
     jsonwebtoken::encode(&Header::new(algorithm), &claims, key).map_err(|e| ConfigError::Invalid {
         key: "token".into(),
         reason: e.to_string(),

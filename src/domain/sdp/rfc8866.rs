@@ -11,10 +11,46 @@ fn grammar(line: usize, reason: impl Into<String>) -> SdpError {
     }
 }
 
-/// The session-level line types in RFC 8866 §5's order: no line comes before the one above it.
-const SESSION_ORDER: &str = "vosiuepcbtrzka";
-/// The media-level line types in RFC 8866 §5's order.
-const MEDIA_ORDER: &str = "micbka";
+/// One level of an SDP body (session or media): its line types in RFC 8866 §5's order, and how
+/// its refusals read.
+struct Level {
+    order: &'static str,
+    unknown: &'static str,
+    misplaced: &'static str,
+}
+
+const SESSION: Level = Level {
+    order: "vosiuepcbtrzka",
+    unknown: "is not a session-level line type",
+    misplaced: "is out of order at session level",
+};
+const MEDIA: Level = Level {
+    order: "micbka",
+    unknown: "is not allowed in a media section",
+    misplaced: "is out of order in the media section",
+};
+
+impl Level {
+    /// Moves `pos` to the place of line `n`'s type `kind` in the order; no line may go back to an
+    /// earlier place unless `may_go_back`.
+    fn advance(
+        &self,
+        n: usize,
+        kind: char,
+        pos: &mut usize,
+        may_go_back: bool,
+    ) -> Result<(), SdpError> {
+        let next = self
+            .order
+            .find(kind)
+            .ok_or_else(|| grammar(n, format!("{kind}= {}", self.unknown)))?;
+        if next < *pos && !may_go_back {
+            return Err(grammar(n, format!("{kind}= {}", self.misplaced)));
+        }
+        *pos = next;
+        Ok(())
+    }
+}
 
 /// A media section seen so far: its m= line, the formats it lists, whether it has its own c= line.
 struct Media {
@@ -75,16 +111,7 @@ pub(super) fn check(raw: &str) -> Result<(), SdpError> {
             continue;
         }
         if let Some(current) = media.last_mut() {
-            let pos = MEDIA_ORDER
-                .find(kind)
-                .ok_or_else(|| grammar(n, format!("{kind}= is not allowed in a media section")))?;
-            if pos < media_pos {
-                return Err(grammar(
-                    n,
-                    format!("{kind}= is out of order in the media section"),
-                ));
-            }
-            media_pos = pos;
+            MEDIA.advance(n, kind, &mut media_pos, false)?;
             match kind {
                 'c' => {
                     check_connection(n, value)?;
@@ -94,18 +121,12 @@ pub(super) fn check(raw: &str) -> Result<(), SdpError> {
                 _ => {}
             }
         } else {
-            let pos = SESSION_ORDER
-                .find(kind)
-                .ok_or_else(|| grammar(n, format!("{kind}= is not a session-level line type")))?;
-            // t= and r= may repeat as a group; everything else must keep the RFC order.
-            let repeat_time = kind == 't' && session_pos == SESSION_ORDER.find('r').unwrap_or(0);
-            if pos < session_pos && !repeat_time || matches!(kind, 'v' | 'o' | 's') {
-                return Err(grammar(
-                    n,
-                    format!("{kind}= is out of order at session level"),
-                ));
+            if matches!(kind, 'v' | 'o' | 's') {
+                return Err(grammar(n, format!("{kind}= {}", SESSION.misplaced)));
             }
-            session_pos = pos;
+            // t= and r= may repeat as a group.
+            let repeat_time = kind == 't' && SESSION.order.find('r') == Some(session_pos);
+            SESSION.advance(n, kind, &mut session_pos, repeat_time)?;
             match kind {
                 'c' => {
                     check_connection(n, value)?;
