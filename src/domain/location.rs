@@ -1,5 +1,6 @@
 //! `locationDetails`: a party's device location, with CAMARA's shapes and the ranges they allow.
 
+use super::fields::{Present, PresentObject};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -111,12 +112,12 @@ pub struct UncheckedLocation {
     shape: Shape,
     #[serde(deserialize_with = "super::fields::required_object")]
     coordinates: UncheckedCoordinates,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    method: Option<Method>,
-    #[serde(default, deserialize_with = "super::fields::present_object")]
-    confidence: Option<Confidence>,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    timestamp: Option<String>,
+    #[serde(default)]
+    method: Present<Method>,
+    #[serde(default)]
+    confidence: PresentObject<Confidence>,
+    #[serde(default)]
+    timestamp: Present<String>,
 }
 
 /// CAMARA's location `shape`.
@@ -132,26 +133,26 @@ enum Shape {
 struct UncheckedCoordinates {
     latitude: Number,
     longitude: Number,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    radius: Option<Number>,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    z_axis: Option<Number>,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    semi_major_axis: Option<Number>,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    semi_minor_axis: Option<Number>,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    vertical_axis: Option<Number>,
-    #[serde(default, deserialize_with = "super::fields::present")]
-    orientation: Option<Number>,
+    #[serde(default)]
+    radius: Present<Number>,
+    #[serde(default)]
+    z_axis: Present<Number>,
+    #[serde(default)]
+    semi_major_axis: Present<Number>,
+    #[serde(default)]
+    semi_minor_axis: Present<Number>,
+    #[serde(default)]
+    vertical_axis: Present<Number>,
+    #[serde(default)]
+    orientation: Present<Number>,
 }
 
 impl UncheckedLocation {
     /// The location, if its shape's coordinates are all there and every value is in range.
     pub fn check(self) -> Result<Location, LocationError> {
         let c = self.coordinates;
-        let required = |value: Option<Number>, field| {
-            value.ok_or(LocationError::Invalid {
+        let required = |value: Present<Number>, field| {
+            value.into_option().ok_or(LocationError::Invalid {
                 field,
                 reason: "is required",
             })
@@ -172,7 +173,12 @@ impl UncheckedLocation {
                 orientation: required(c.orientation, "coordinates.orientation")?,
             },
         };
-        Location::new(coordinates, self.method, self.confidence, self.timestamp)
+        Location::new(
+            coordinates,
+            self.method.into_option(),
+            self.confidence.into_option(),
+            self.timestamp.into_option(),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ pub mod status;
 
 pub use access::{ANONYMOUS, AccessError, Actor, PartyRule};
 pub use address::Address;
-pub use fields::{present, present_object};
+pub use fields::{Present, PresentObject};
 pub use location::{Location, LocationError, UncheckedLocation};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
 pub use session::{CallType, Direction, Role, Session, SessionId, StatusChange};

@@ -13,7 +13,7 @@ use crate::domain::{
     ANONYMOUS, Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId,
     SessionStatus, UncheckedLocation,
 };
-use crate::domain::{present, present_object};
+use crate::domain::{Present, PresentObject};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
@@ -21,29 +21,20 @@ use crate::http::middleware::RequestLog;
 use crate::store::StoreError;
 
 /// CAMARA's `MediaSessionCreate`. Unknown fields are ignored.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", expecting = "an object")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", expecting = "an object")]
 pub struct CreateBody {
-    #[serde(default, deserialize_with = "present")]
-    originator_address: Option<Address>,
-    #[serde(default, deserialize_with = "present")]
-    originator_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    receiver_address: Option<Address>,
-    #[serde(default, deserialize_with = "present")]
-    receiver_name: Option<String>,
-    #[serde(default, deserialize_with = "present_object")]
-    offer: Option<SdpText>,
-    #[serde(default, deserialize_with = "present")]
-    call_type: Option<CallType>,
-    #[serde(default, deserialize_with = "present_object")]
-    location_details: Option<UncheckedLocation>,
+    originator_address: Present<Address>,
+    originator_name: Present<String>,
+    receiver_address: Present<Address>,
+    receiver_name: Present<String>,
+    offer: PresentObject<SdpText>,
+    call_type: Present<CallType>,
+    location_details: PresentObject<UncheckedLocation>,
     /// Refused when sent: the network sets a session's status.
-    #[serde(default, deserialize_with = "present")]
-    status: Option<IgnoredAny>,
+    status: Present<IgnoredAny>,
     /// Refused when sent: only the receiver answers.
-    #[serde(default, deserialize_with = "present")]
-    answer: Option<IgnoredAny>,
+    answer: Present<IgnoredAny>,
 }
 
 /// A parsed, valid new session.
@@ -80,9 +71,11 @@ impl CreateBody {
         }
         let originator = self
             .originator_address
+            .into_option()
             .ok_or_else(|| ApiError::invalid("originatorAddress is required."))?;
         let receiver = self
             .receiver_address
+            .into_option()
             .ok_or_else(|| ApiError::invalid("receiverAddress is required."))?;
         if receiver.as_str() == ANONYMOUS {
             return Err(ApiError::invalid(format!(
@@ -91,6 +84,7 @@ impl CreateBody {
         }
         let offer = self
             .offer
+            .into_option()
             .ok_or_else(|| ApiError::invalid("offer is required: the originator's SDP offer."))?
             .check("offer", policy)?;
         Ok(NewSession {

@@ -23,8 +23,8 @@ use super::extract::field_error;
 use super::{AppState, Route, router_of};
 use crate::auth::Caller;
 use crate::domain::{
-    Address, CallType, Location, Sdp, SdpPolicy, Session, SessionId, SessionStatus,
-    UncheckedLocation,
+    Address, CallType, Location, Present, PresentObject, Sdp, SdpPolicy, Session, SessionId,
+    SessionStatus, UncheckedLocation,
 };
 use crate::store::{StoreError, Versioned};
 
@@ -143,8 +143,8 @@ impl SdpText {
 }
 
 /// A name (`originatorName`, `receiverName`) of at most 256 characters.
-pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    match value {
+pub fn name(field: &str, value: Present<String>) -> Result<Option<String>, ApiError> {
+    match value.into_option() {
         Some(name) if name.chars().count() > 256 => Err(ApiError::invalid(format!(
             "{field} must be at most 256 characters."
         ))),
@@ -156,9 +156,10 @@ pub fn name(field: &str, value: Option<String>) -> Result<Option<String>, ApiErr
 /// a malformed one INVALID_ARGUMENT; `path` names it.
 pub fn location(
     path: &str,
-    value: Option<UncheckedLocation>,
+    value: PresentObject<UncheckedLocation>,
 ) -> Result<Option<Location>, ApiError> {
     value
+        .into_option()
         .map(UncheckedLocation::check)
         .transpose()
         .map_err(|e| ApiError::from_location(path, e))

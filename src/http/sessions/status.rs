@@ -10,7 +10,7 @@ use super::{SdpText, SessionResponse, etag, location, name, update_visible};
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
-use crate::domain::{present, present_object};
+use crate::domain::{Present, PresentObject};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
@@ -19,39 +19,22 @@ use crate::http::middleware::RequestLog;
 /// A PUT body: CAMARA's flat `MediaSessionStatusChange`, or the seed's envelope
 /// `{"receiverSessionStatus": {...}}` (also spelled `ReceiverSessionStatus`) carrying the same
 /// fields. Unknown fields are ignored.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", expecting = "an object")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", expecting = "an object")]
 pub struct StatusBody {
-    #[serde(default, deserialize_with = "present")]
-    status: Option<SessionStatus>,
-    #[serde(default, deserialize_with = "present_object")]
-    offer: Option<SdpText>,
-    #[serde(default, deserialize_with = "present_object")]
-    answer: Option<SdpText>,
-    #[serde(default, deserialize_with = "present_object")]
-    location_details: Option<UncheckedLocation>,
-    #[serde(default, deserialize_with = "present")]
-    originator_address: Option<Address>,
-    #[serde(default, deserialize_with = "present")]
-    originator_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    receiver_address: Option<Address>,
-    #[serde(default, deserialize_with = "present")]
-    receiver_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
-    media_session_id: Option<String>,
-    #[serde(
-        rename = "receiverSessionStatus",
-        default,
-        deserialize_with = "present_object"
-    )]
-    envelope: Option<Box<StatusBody>>,
-    #[serde(
-        rename = "ReceiverSessionStatus",
-        default,
-        deserialize_with = "present_object"
-    )]
-    envelope_capitalised: Option<Box<StatusBody>>,
+    status: Present<SessionStatus>,
+    offer: PresentObject<SdpText>,
+    answer: PresentObject<SdpText>,
+    location_details: PresentObject<UncheckedLocation>,
+    originator_address: Present<Address>,
+    originator_name: Present<String>,
+    receiver_address: Present<Address>,
+    receiver_name: Present<String>,
+    media_session_id: Present<String>,
+    #[serde(rename = "receiverSessionStatus")]
+    envelope: PresentObject<Box<StatusBody>>,
+    #[serde(rename = "ReceiverSessionStatus")]
+    envelope_capitalised: PresentObject<Box<StatusBody>>,
 }
 
 /// Which body shape the client used; the response mirrors it.
@@ -65,12 +48,18 @@ enum Shape {
     EnvelopeCapitalised,
 }
 
-/// The parties a body may name; they must be the session's own.
-#[derive(Debug, Default)]
+/// The parties a body may name; they must be the session's own. The envelope's answer echoes
+/// the ones that were sent.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Parties {
-    originator: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    originator_address: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     originator_name: Option<String>,
-    receiver: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver_address: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     receiver_name: Option<String>,
 }
 
@@ -89,7 +78,10 @@ pub struct StatusUpdate {
 impl StatusBody {
     /// The update the body asks for, every field checked; a refusal names the field by its path.
     pub fn check(self, policy: SdpPolicy) -> Result<StatusUpdate, ApiError> {
-        let (shape, fields, prefix) = match (self.envelope, self.envelope_capitalised) {
+        let (shape, fields, prefix) = match (
+            self.envelope.into_option(),
+            self.envelope_capitalised.into_option(),
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
                     "Send either receiverSessionStatus or ReceiverSessionStatus, not both.",
@@ -110,8 +102,8 @@ impl StatusBody {
             (None, None) => (
                 Shape::Flat,
                 Self {
-                    envelope: None,
-                    envelope_capitalised: None,
+                    envelope: Present::default(),
+                    envelope_capitalised: Present::default(),
                     ..self
                 },
                 "",
@@ -130,7 +122,7 @@ impl StatusBody {
                 ),
             ));
         }
-        let sdp = |sdp: &Option<SdpText>, field: &str| {
+        let sdp = |sdp: &PresentObject<SdpText>, field: &str| {
             sdp.as_ref()
                 .map(|s| s.check(&path(field), policy))
                 .transpose()
@@ -142,18 +134,18 @@ impl StatusBody {
             location: location(&path("locationDetails"), fields.location_details)?,
         };
         let parties = Parties {
-            originator: fields.originator_address,
+            originator_address: fields.originator_address.into_option(),
             originator_name: name(&path("originatorName"), fields.originator_name)?,
-            receiver: fields.receiver_address,
+            receiver_address: fields.receiver_address.into_option(),
             receiver_name: name(&path("receiverName"), fields.receiver_name)?,
         };
         Ok(StatusUpdate {
-            sent_offer: fields.offer,
-            sent_answer: fields.answer,
+            sent_offer: fields.offer.into_option(),
+            sent_answer: fields.answer.into_option(),
             shape,
             change,
             parties,
-            media_session_id: fields.media_session_id,
+            media_session_id: fields.media_session_id.into_option(),
         })
     }
 }
@@ -190,8 +182,8 @@ pub async fn put_status(
         let parties = &update.parties;
         caller.actor().check_parties(
             session,
-            parties.originator.as_ref(),
-            parties.receiver.as_ref(),
+            parties.originator_address.as_ref(),
+            parties.receiver_address.as_ref(),
         )?;
         Ok(session.apply(&update.change)?)
     })
@@ -229,30 +221,20 @@ struct EchoFields<'a> {
     answer: Option<&'a SdpText>,
     #[serde(skip_serializing_if = "Option::is_none")]
     offer: Option<&'a SdpText>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    originator_address: Option<&'a Address>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    originator_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    receiver_address: Option<&'a Address>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    receiver_name: Option<&'a str>,
+    #[serde(flatten)]
+    parties: &'a Parties,
     #[serde(skip_serializing_if = "Option::is_none")]
     location_details: Option<&'a Location>,
 }
 
 impl<'a> Echo<'a> {
     fn new(update: &'a StatusUpdate, session: &'a Session) -> Self {
-        let (change, parties) = (&update.change, &update.parties);
         let fields = EchoFields {
             status: session.status,
             answer: update.sent_answer.as_ref(),
             offer: update.sent_offer.as_ref(),
-            originator_address: parties.originator.as_ref(),
-            originator_name: parties.originator_name.as_deref(),
-            receiver_address: parties.receiver.as_ref(),
-            receiver_name: parties.receiver_name.as_deref(),
-            location_details: change.location.as_ref(),
+            parties: &update.parties,
+            location_details: update.change.location.as_ref(),
         };
         match update.shape {
             Shape::EnvelopeCapitalised => Self::Capitalised(fields),
