@@ -11,6 +11,7 @@ use camara_webrtc::config::{Config, DEVELOPMENT_SECRET};
 
 use serde_json::json;
 
+use crate::client::ContractClient;
 use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_camara-webrtc");
@@ -278,7 +279,7 @@ async fn two_serve_processes_share_one_redis_configured_by_env() {
         assert!(run(&["healthcheck"], &env).0, "{listen}");
     }
     let token = mint_with_binary(RECEIVER, READ_WRITE);
-    let client = reqwest::Client::new();
+    let client = ContractClient::embedded();
     let put = client
         .put(format!(
             "http://{}/webrtc/sessions/{FIXTURE_ID}/status",
@@ -310,7 +311,7 @@ async fn serve_logs_requests_and_never_secrets() {
     let served = Served::start(&[("RUST_LOG", "trace")]);
     let address = served.address.clone();
     let token = mint_with_binary(RECEIVER, WRITE);
-    let client = reqwest::Client::new();
+    let client = ContractClient::embedded();
     for step in [
         "1-in-progress",
         "2-ringing",
@@ -477,7 +478,7 @@ async fn text_logs_keep_one_event_per_line() {
         &[],
     );
     assert!(ok);
-    let response = reqwest::Client::new()
+    let response = ContractClient::embedded()
         .put(format!(
             "http://{}/webrtc/sessions/{FIXTURE_ID}/status",
             served.address

@@ -1,7 +1,8 @@
 //! The client of every test app: every response the suite receives through `TestApp::client` is
 //! read whole and checked before the test sees it — the x-correlator must be echoed, and the
-//! response must [`conforms`] to the OpenAPI document. Responses a test reads another way (a plain
-//! `reqwest::Client` against the binary, a raw socket) are not checked.
+//! response must [`conforms`] to the OpenAPI document. Tests of the binary use one too
+//! ([`ContractClient::embedded`]), and a body sent in pieces goes through it as a
+//! [`pieces`] body, so no response the suite reads escapes the check.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use reqwest::{IntoUrl, RequestBuilder, ResponseBuilderExt};
 use serde::Serialize;
+
+use http_body_util::channel::Channel;
+pub use http_body_util::channel::Sender;
 
 use crate::contract::conforms;
 
@@ -24,6 +28,11 @@ pub struct ContractClient {
 }
 
 impl ContractClient {
+    /// A client for an app on the embedded default config (the binary's `serve`).
+    pub fn embedded() -> Self {
+        Self::new(&camara_webrtc::config::Config::embedded().server.base_paths)
+    }
+
     pub fn new(base_paths: &[String]) -> Self {
         Self {
             client: reqwest::Client::new(),
@@ -145,4 +154,11 @@ fn check(
             String::from_utf8_lossy(body)
         );
     }
+}
+
+/// A request body sent in pieces as the test pushes them (chunked transfer encoding); it ends
+/// when the sender is dropped. Up to `capacity` pieces wait unsent.
+pub fn pieces(capacity: usize) -> (Sender<Bytes>, reqwest::Body) {
+    let (sender, body) = Channel::new(capacity);
+    (sender, reqwest::Body::wrap(body))
 }

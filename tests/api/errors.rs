@@ -3,6 +3,7 @@
 use camara_webrtc::config::Config;
 use serde_json::json;
 
+use crate::client::pieces;
 use crate::helpers::*;
 
 const NOT_FOUND: &str = "The specified resource is not found.";
@@ -253,53 +254,32 @@ async fn body_over_the_limit_is_413() {
 /// it passes the limit. One within the limit, sent in pieces, is joined and read.
 #[tokio::test]
 async fn chunked_bodies_are_joined_and_held_to_the_limit() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_app().await;
     let token = app.receiver_token();
-    let host = app.address.trim_start_matches("http://").to_owned();
-    let send = async |pieces: Vec<Vec<u8>>| {
-        let mut request = format!(
-            "PUT /webrtc/sessions/{FIXTURE_ID}/status HTTP/1.1\r\nHost: {host}\r\n\
-             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        )
-        .into_bytes();
-        for piece in pieces {
-            request.extend(format!("{:x}\r\n", piece.len()).bytes());
-            request.extend(piece);
-            request.extend(b"\r\n");
+    let send = async |chunks: Vec<Vec<u8>>| {
+        let (mut sender, body) = pieces(chunks.len());
+        for piece in chunks {
+            sender.send_data(piece.into()).await.unwrap();
         }
-        request.extend(b"0\r\n\r\n");
-        let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
-        stream.write_all(&request).await.unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.unwrap();
-        String::from_utf8(response).unwrap()
+        drop(sender);
+        app.client
+            .put(app.status_url("/webrtc", FIXTURE_ID))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     };
-    let pieces = [&br#"{"sta"#[..], br#"tus":"Ring"#, br#"ing"}"#];
-    let joined = send(pieces.iter().map(|p| p.to_vec()).collect()).await;
-    assert!(joined.starts_with("HTTP/1.1 200 OK\r\n"), "{joined}");
-    assert!(joined.contains(r#""status":"Ringing""#), "{joined}");
+    let parts = [&br#"{"sta"#[..], br#"tus":"Ring"#, br#"ing"}"#];
+    let joined = send(parts.iter().map(|p| p.to_vec()).collect()).await;
+    assert_eq!(json_ok(joined).await["status"], "Ringing");
 
     let limit = Config::embedded().server.max_body_bytes;
     let mut over = vec![b' '; limit + 1];
     over[0] = b'{';
     let refused = send(over.chunks(4096).map(<[u8]>::to_vec).collect()).await;
-    assert!(
-        refused.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
-        "{refused}"
-    );
-    assert!(refused.contains("\r\nx-correlator: "), "{refused}");
-    assert!(
-        refused.contains("\r\ncontent-type: application/json\r\n"),
-        "{refused}"
-    );
-    assert!(
-        refused.ends_with(&format!(
-            r#"{{"status":413,"code":"CONTENT_TOO_LARGE","message":"{TOO_LARGE}"}}"#
-        )),
-        "{refused}"
-    );
+    assert_error(refused, 413, "CONTENT_TOO_LARGE", TOO_LARGE).await;
 }
 
 #[tokio::test]

@@ -3,6 +3,9 @@
 
 use reqwest::StatusCode;
 
+use axum::body::Bytes;
+
+use crate::client::{ContractClient, Sender, pieces};
 use crate::helpers::*;
 
 async fn metrics(app: &TestApp) -> String {
@@ -110,43 +113,40 @@ async fn ended_sessions_leave_the_sessions_gauge() {
     }
 }
 
-/// A PUT whose body arrives in two parts over a raw connection: between them the request is in
-/// flight (the handler is waiting for the rest of its body).
+/// A PUT whose body arrives in two parts: between them the request is in flight (the handler is
+/// waiting for the rest of its body).
 struct SlowPut {
-    stream: tokio::net::TcpStream,
-    rest: &'static [u8],
+    rest: Sender<Bytes>,
+    response: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
 }
 
 const SLOW_BODY: &[u8] = br#"{"status":"Ringing"}"#;
 
 impl SlowPut {
     async fn start(address: &str, token: &str) -> Self {
-        use tokio::io::AsyncWriteExt;
-        let host = address.trim_start_matches("http://");
-        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-        let head = format!(
-            "PUT /webrtc/sessions/{FIXTURE_ID}/status HTTP/1.1\r\nHost: {host}\r\n\
-             Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n",
-            SLOW_BODY.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(&SLOW_BODY[..5]).await.unwrap();
+        let (mut rest, body) = pieces(1);
+        rest.send_data(Bytes::from_static(&SLOW_BODY[..5]))
+            .await
+            .unwrap();
+        let request = ContractClient::embedded()
+            .put(format!("{address}/webrtc/sessions/{FIXTURE_ID}/status"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
+        let response = tokio::spawn(request.send());
         // Let the server read the head and start the request.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        Self {
-            stream,
-            rest: &SLOW_BODY[5..],
-        }
+        Self { rest, response }
     }
 
-    /// Sends the rest of the body and returns the whole response as text.
-    async fn finish(mut self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        self.stream.write_all(self.rest).await.unwrap();
-        let mut response = Vec::new();
-        self.stream.read_to_end(&mut response).await.unwrap();
-        String::from_utf8(response).unwrap()
+    /// Sends the rest of the body; the response, checked against the contract.
+    async fn finish(mut self) -> reqwest::Response {
+        self.rest
+            .send_data(Bytes::from_static(&SLOW_BODY[5..]))
+            .await
+            .unwrap();
+        drop(self.rest);
+        self.response.await.unwrap().unwrap()
     }
 }
 
@@ -171,8 +171,7 @@ async fn beyond_the_concurrency_limit_requests_are_shed_with_503_but_health_answ
     // A path that is no route is answered for what it is, not shed.
     let unknown = app.get("/nowhere").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    let finished = slow.finish().await;
-    assert!(finished.starts_with("HTTP/1.1 200 OK\r\n"), "{finished}");
+    assert_eq!(json_ok(slow.finish().await).await["status"], "Ringing");
     json_ok(app.get_session(FIXTURE_ID, &token).await).await;
 }
 
@@ -226,7 +225,7 @@ async fn shutdown_stops_accepting_and_finishes_the_request_in_flight() {
     trigger.send(()).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // No new connection is served any more...
-    let refused = reqwest::Client::new()
+    let refused = ContractClient::embedded()
         .get(format!("{address}/health/live"))
         .timeout(std::time::Duration::from_secs(2))
         .send()
@@ -236,9 +235,7 @@ async fn shutdown_stops_accepting_and_finishes_the_request_in_flight() {
         "a new request after shutdown: {refused:?}"
     );
     // ...but the one in flight completes, and the server then exits cleanly.
-    let finished = slow.finish().await;
-    assert!(finished.starts_with("HTTP/1.1 200 OK\r\n"), "{finished}");
-    assert!(finished.contains(r#""status":"Ringing""#), "{finished}");
+    assert_eq!(json_ok(slow.finish().await).await["status"], "Ringing");
     tokio::time::timeout(std::time::Duration::from_secs(10), server)
         .await
         .expect("the server exits after its last request")
