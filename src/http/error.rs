@@ -217,7 +217,7 @@ impl ApiError {
 
     /// A refused `locationDetails` at `path`: a value outside its range is OUT_OF_RANGE, a
     /// malformed one INVALID_ARGUMENT.
-    pub fn from_location(path: &str, err: LocationError) -> Self {
+    pub fn from_location(path: impl std::fmt::Display, err: LocationError) -> Self {
         let message = format!("{path}.{err}.");
         match err {
             LocationError::OutOfRange { .. } => Self::new(Code::OutOfRange, message),

@@ -8,6 +8,7 @@ mod status;
 
 pub use status::StatusBody;
 
+use std::fmt::{self, Display};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,15 +136,15 @@ pub struct SdpText {
 
 impl SdpText {
     /// The SDP, which must be a string that passes `policy`; a refusal names the field by `path`.
-    pub fn check(&self, path: &str, policy: SdpPolicy) -> Result<Sdp, ApiError> {
-        let path = format!("{path}.sdp");
-        let text = serde_json::from_str(self.sdp.get()).map_err(|e| field_error(&path, &e))?;
-        Sdp::parse(text, policy).map_err(|e| ApiError::invalid(format!("{path} {e}.")))
+    pub fn check(&self, path: impl Display, policy: SdpPolicy) -> Result<Sdp, ApiError> {
+        let text = serde_json::from_str(self.sdp.get())
+            .map_err(|e| field_error(&format!("{path}.sdp"), &e))?;
+        Sdp::parse(text, policy).map_err(|e| ApiError::invalid(format!("{path}.sdp {e}.")))
     }
 }
 
 /// A name (`originatorName`, `receiverName`) of at most 256 characters.
-pub fn name(field: &str, value: Present<String>) -> Result<Option<String>, ApiError> {
+pub fn name(field: impl Display, value: Present<String>) -> Result<Option<String>, ApiError> {
     match value.into_option() {
         Some(name) if name.chars().count() > 256 => Err(ApiError::invalid(format!(
             "{field} must be at most 256 characters."
@@ -155,7 +156,7 @@ pub fn name(field: &str, value: Present<String>) -> Result<Option<String>, ApiEr
 /// A `locationDetails` with CAMARA's ranges checked: a value outside its range is OUT_OF_RANGE,
 /// a malformed one INVALID_ARGUMENT; `path` names it.
 pub fn location(
-    path: &str,
+    path: impl Display,
     value: PresentObject<UncheckedLocation>,
 ) -> Result<Option<Location>, ApiError> {
     value
@@ -163,6 +164,20 @@ pub fn location(
         .map(UncheckedLocation::check)
         .transpose()
         .map_err(|e| ApiError::from_location(path, e))
+}
+
+/// A field's path in a body, `prefix` + `field` (`receiverSessionStatus.` + `offer`), written out
+/// only when a refusal names it.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldPath<'a> {
+    pub prefix: &'a str,
+    pub field: &'a str,
+}
+
+impl Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.prefix, self.field)
+    }
 }
 
 /// `{"sdp": "..."}`, CAMARA's `SessionDescription`.

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::{SdpText, SessionResponse, etag, location, name, update_visible};
+use super::{FieldPath, SdpText, SessionResponse, etag, location, name, update_visible};
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
@@ -109,7 +109,7 @@ impl StatusBody {
                 "",
             ),
         };
-        let path = |field: &str| format!("{prefix}{field}");
+        let path = |field: &'static str| FieldPath { prefix, field };
         let status = fields
             .status
             .ok_or_else(|| ApiError::invalid(format!("{} is required.", path("status"))))?;
@@ -122,22 +122,22 @@ impl StatusBody {
                 ),
             ));
         }
-        let sdp = |sdp: &PresentObject<SdpText>, field: &str| {
+        let sdp = |sdp: &PresentObject<SdpText>, field: &'static str| {
             sdp.as_ref()
-                .map(|s| s.check(&path(field), policy))
+                .map(|s| s.check(path(field), policy))
                 .transpose()
         };
         let change = StatusChange {
             status,
             offer: sdp(&fields.offer, "offer")?,
             answer: sdp(&fields.answer, "answer")?,
-            location: location(&path("locationDetails"), fields.location_details)?,
+            location: location(path("locationDetails"), fields.location_details)?,
         };
         let parties = Parties {
             originator_address: fields.originator_address.into_option(),
-            originator_name: name(&path("originatorName"), fields.originator_name)?,
+            originator_name: name(path("originatorName"), fields.originator_name)?,
             receiver_address: fields.receiver_address.into_option(),
-            receiver_name: name(&path("receiverName"), fields.receiver_name)?,
+            receiver_name: name(path("receiverName"), fields.receiver_name)?,
         };
         Ok(StatusUpdate {
             sent_offer: fields.offer.into_option(),
