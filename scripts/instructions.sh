@@ -4,6 +4,8 @@
 # It leaves out the kernel (sockets, wakeups), which is about 40% of a request's time here.
 #
 #   scripts/instructions.sh [put|live] [REQUESTS]     (default: put 2000)
+#   KEEP=out.callgrind scripts/instructions.sh put    also keeps the profile, for
+#                                                     callgrind_annotate --inclusive=yes out.callgrind
 #
 # The release binary runs under callgrind with the ES256 public key configured, as in
 # scripts/loadtest.sh. One keep-alive connection sends 50 warm-up requests (the token cache, the
@@ -74,3 +76,4 @@ sleep 1
 TOTAL=$(callgrind_annotate "$OUT"/callgrind.*.1 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
 printf 'route=%s requests=%s instructions=%s per_request=%s\n' \
   "$ROUTE" "$REQUESTS" "$TOTAL" "$((TOTAL / REQUESTS))"
+if [ -n "${KEEP:-}" ]; then cp "$OUT"/callgrind.*.1 "$KEEP"; fi
