@@ -28,10 +28,12 @@ pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> 
     telemetry::init(&config.log);
     if config.uses_development_key() {
         tracing::warn!(
-            "USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. Set auth.hs256_secret \
-             (CAMARA_WEBRTC__AUTH__HS256_SECRET) or auth.public_keys before exposing this service."
+            "USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. Configure a key source \
+             of your own (auth.jwks_url, auth.oidc_discovery, auth.public_keys, or auth.hs256_secret) \
+             before exposing this service."
         );
     }
+    tracing::info!(sources = ?config.auth.key_sources(), "token keys");
     runtime()?.block_on(async {
         let addr = config.listen_addr().map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -75,9 +77,19 @@ pub fn token(
     Ok(())
 }
 
-/// `check-config`: prints the effective configuration, secrets redacted, once it is valid.
+/// `check-config`: prints the effective configuration, secrets redacted, once it is valid and
+/// every key it names loads (PEM files read, the JWKS read once); the key sources in force go to
+/// standard error.
 pub fn check_config(file: Option<&Path>) -> Result<(), String> {
     let config = load(file, None).map_err(|e| e.to_string())?;
+    let verifier = auth::Verifier::from_config(&config.auth).map_err(|e| e.to_string())?;
+    runtime()?
+        .block_on(verifier.load_keys())
+        .map_err(|e| format!("auth: the JWKS cannot be read: {e}"))?;
+    eprintln!(
+        "token keys in force: {}",
+        config.auth.key_sources().join(", ")
+    );
     print!("{}", config.to_redacted_toml());
     Ok(())
 }

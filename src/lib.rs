@@ -40,10 +40,16 @@ pub enum StartError {
 /// (inserted only where absent, so a restart never overwrites live state).
 pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     config.validate()?;
-    let verifier = Verifier::from_config(&config.auth)?;
+    let verifier = Arc::new(Verifier::from_config(&config.auth)?);
+    // A JWKS that cannot be read yet does not stop the start: tokens only it could verify are
+    // refused (and /health/ready says so) until a read succeeds.
+    if let Err(e) = verifier.load_keys().await {
+        tracing::error!(error = %e, "JWKS not read: tokens only it could verify are refused until a read succeeds");
+    }
+    tokio::spawn(Verifier::keep_keys_fresh(Arc::downgrade(&verifier)));
     let store = open_store(&config)?;
     seed_fixtures(&store, config.fixture_sessions()?).await?;
-    Ok(AppState::new(Arc::new(config), store, Arc::new(verifier)))
+    Ok(AppState::new(Arc::new(config), store, verifier))
 }
 
 /// The configured session store. A Redis store connects lazily, so an unreachable Redis does not

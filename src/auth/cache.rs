@@ -54,6 +54,13 @@ impl TokenCache {
         entries.insert(token.into(), Entry { claims, exp });
     }
 
+    /// Forgets every token (the keys that verified them changed).
+    pub fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            entries.clear();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.as_ref().map_or(0, Cache::len)
     }

@@ -19,13 +19,10 @@ pub fn mint(
     client_id: Option<&str>,
     ttl_seconds: i64,
 ) -> Result<String, ConfigError> {
-    let secret = auth
-        .hs256_secret
-        .as_ref()
-        .ok_or_else(|| ConfigError::Invalid {
-            key: "auth.hs256_secret".into(),
-            reason: "minting a token needs the shared secret".into(),
-        })?;
+    let secret = auth.hs256_in_force().ok_or_else(|| ConfigError::Invalid {
+        key: "auth.hs256_secret".into(),
+        reason: "HS256 is off (the secret is unset or \"\", or it is the development key beside a key source of your own): mint with --private-key, or get a token from your identity provider".into(),
+    })?;
     let key = EncodingKey::from_secret(secret.expose().as_bytes());
     let spec = TokenSpec {
         sub,
@@ -126,7 +123,20 @@ mod tests {
         let mut auth = Config::embedded().auth;
         auth.hs256_secret = None;
         let err = mint(&auth, "app", "a", None, 60).unwrap_err();
-        assert!(err.to_string().starts_with("auth.hs256_secret: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("auth.hs256_secret: HS256 is off"),
+            "{err}"
+        );
+        // The development key is off beside a key source of the operator's own.
+        let mut beside = Config::embedded().auth;
+        beside.public_keys = vec!["key.pem".into()];
+        let err = mint(&beside, "app", "a", None, 60).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("auth.hs256_secret: HS256 is off"),
+            "{err}"
+        );
         let spec = TokenSpec {
             sub: "app",
             scope: "a",

@@ -1,11 +1,15 @@
 //! Bearer tokens: verification keys, claims → [`Caller`], and development-token minting.
 
 mod cache;
+mod claims;
 mod caller;
+mod keys;
 mod mint;
 mod verifier;
 
 pub use cache::TokenCache;
 pub use caller::{Caller, Scope};
+pub use keys::JwksError;
 pub use mint::{TokenSpec, mint, mint_with_private_key};
-pub use verifier::{AuthError, Claims, Verifier};
+pub use claims::{AuthError, Claims};
+pub use verifier::Verifier;

@@ -1,129 +1,27 @@
 //! Token verification with jsonwebtoken (aws-lc-rs backend). Each key is bound to one algorithm
 //! family, and a token is only ever checked against keys of its header's family: an HS256 token is
 //! never verified with a public key's bytes (algorithm confusion), and `alg: none` never parses.
+//! A token with a `crit` header is refused (RFC 7515 §4.1.11: no extension is understood here).
+//! The verified-token cache is emptied whenever the JWKS keys in force change or expire, so no
+//! cached token outlives the key that verified it.
 
-use std::fs;
-use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
-use serde::Deserialize;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 
 use super::cache::TokenCache;
+use super::claims::{AuthError, Claims};
+use super::keys::{Jwks, JwksError, Key, fixed_keys};
 use crate::config::{AuthConfig, ConfigError};
-use crate::domain::Address;
-
-/// Why a request is not authenticated. The text is safe to show the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    #[error("the Authorization header is missing")]
-    MissingHeader,
-    #[error("the Authorization header must use the Bearer scheme")]
-    NotBearer,
-    #[error("the access token is malformed")]
-    Malformed,
-    #[error("the access token's algorithm is not accepted")]
-    Algorithm,
-    #[error("the access token's signature is invalid")]
-    Signature,
-    #[error("the access token has expired")]
-    Expired,
-    #[error("the access token is not valid yet")]
-    NotYetValid,
-    #[error("the access token has no exp claim")]
-    MissingExp,
-    #[error("the access token's issuer is not accepted")]
-    Issuer,
-    #[error("the access token's audience is not accepted")]
-    Audience,
-}
-
-impl AuthError {
-    /// A short label for logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::MissingHeader => "missing_header",
-            Self::NotBearer => "not_bearer",
-            Self::Malformed => "malformed",
-            Self::Algorithm => "algorithm",
-            Self::Signature => "signature",
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::MissingExp => "missing_exp",
-            Self::Issuer => "issuer",
-            Self::Audience => "audience",
-        }
-    }
-}
-
-/// `scope` as a space-separated string (RFC 8693) or, as some servers send it, an array.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-enum ScopeClaim {
-    Text(String),
-    List(Vec<String>),
-}
-
-/// The claims the service reads; `exp`, `nbf`, `iss` and `aud` are checked by jsonwebtoken.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Claims {
-    pub sub: Option<String>,
-    pub client_id: Option<String>,
-    pub azp: Option<String>,
-    #[serde(default, deserialize_with = "scopes")]
-    pub scope: Vec<String>,
-    /// Checked by jsonwebtoken; kept to bound how long the verified token is cached.
-    #[serde(default)]
-    pub exp: Option<u64>,
-    /// `sub` as a subscriber's TEL URI, worked out once per verified token: the token cache
-    /// shares these claims between all the requests that carry the token.
-    #[serde(skip)]
-    pub(super) subscriber: OnceLock<Option<Address>>,
-}
-
-/// Claims are equal when the token's claims are: whether the subscriber was worked out yet is
-/// not part of them.
-impl PartialEq for Claims {
-    fn eq(&self, other: &Self) -> bool {
-        (&self.sub, &self.client_id, &self.azp, &self.scope, self.exp)
-            == (
-                &other.sub,
-                &other.client_id,
-                &other.azp,
-                &other.scope,
-                other.exp,
-            )
-    }
-}
-
-impl Eq for Claims {}
-
-impl Claims {
-    /// The subscriber a 3-legged token acts for: its `sub` as a TEL URI, if it is a phone number.
-    pub fn subscriber(&self) -> Option<&Address> {
-        self.subscriber
-            .get_or_init(|| self.sub.as_deref().and_then(Address::from_phone_number))
-            .as_ref()
-    }
-}
-
-fn scopes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match Option::<ScopeClaim>::deserialize(d)? {
-        None => Vec::new(),
-        Some(ScopeClaim::Text(text)) => text.split_whitespace().map(str::to_owned).collect(),
-        Some(ScopeClaim::List(list)) => list,
-    })
-}
-
-struct Key {
-    family: AlgorithmFamily,
-    key: DecodingKey,
-}
 
 /// Verifies bearer tokens against the configured keys, remembering verified ones until they expire.
 pub struct Verifier {
-    keys: Vec<Key>,
+    /// The HS256 secret in force and the PEM public keys.
+    fixed: Vec<Key>,
+    /// The JWKS source, when one is configured.
+    jwks: Option<Jwks>,
     /// One set of checks per algorithm family, built once.
     validations: Vec<(AlgorithmFamily, Validation)>,
     issuer: Option<String>,
@@ -177,48 +75,18 @@ pub(super) fn now() -> u64 {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
+            .field("fixed_keys", &self.fixed.len())
+            .field("jwks", &self.jwks.as_ref().map(Jwks::describe))
             .finish_non_exhaustive()
     }
 }
 
-fn load_pem(path: &std::path::Path, index: usize) -> Result<Key, ConfigError> {
-    let key_name = format!("auth.public_keys[{index}]");
-    let pem = fs::read(path).map_err(|e| ConfigError::Invalid {
-        key: key_name.clone(),
-        reason: format!("cannot read {}: {e}", path.display()),
-    })?;
-    let attempts = [
-        (AlgorithmFamily::Rsa, DecodingKey::from_rsa_pem(&pem)),
-        (AlgorithmFamily::Ec, DecodingKey::from_ec_pem(&pem)),
-        (AlgorithmFamily::Ed, DecodingKey::from_ed_pem(&pem)),
-    ];
-    attempts
-        .into_iter()
-        .find_map(|(family, key)| key.ok().map(|key| Key { family, key }))
-        .ok_or_else(|| ConfigError::Invalid {
-            key: key_name,
-            reason: format!(
-                "{} is not an RSA, EC or Ed25519 public key in PEM form",
-                path.display()
-            ),
-        })
-}
-
 impl Verifier {
+    /// The verifier `auth` configures. Its JWKS, if any, is not read yet: see [`Self::load_keys`].
     pub fn from_config(auth: &AuthConfig) -> Result<Self, ConfigError> {
-        let mut keys = Vec::new();
-        if let Some(secret) = &auth.hs256_secret {
-            keys.push(Key {
-                family: AlgorithmFamily::Hmac,
-                key: DecodingKey::from_secret(secret.expose().as_bytes()),
-            });
-        }
-        for (index, path) in auth.public_keys.iter().enumerate() {
-            keys.push(load_pem(path, index)?);
-        }
         Ok(Self {
-            keys,
+            fixed: fixed_keys(auth)?,
+            jwks: Jwks::from_config(auth)?,
             validations: FAMILIES
                 .iter()
                 .map(|(family, algorithms)| (*family, validation(auth, algorithms)))
@@ -226,6 +94,98 @@ impl Verifier {
             issuer: auth.issuer.clone(),
             cache: TokenCache::new(auth.token_cache_size),
         })
+    }
+
+    /// Reads the JWKS, if one is configured. Until a read succeeds, tokens that only a JWKS key
+    /// could verify are refused.
+    pub async fn load_keys(&self) -> Result<(), JwksError> {
+        if let Some(jwks) = &self.jwks
+            && jwks.read().await?
+        {
+            self.cache.clear();
+        }
+        Ok(())
+    }
+
+    /// Whether every configured key source is in force (a JWKS, if configured, was read and is
+    /// not past its max age).
+    pub fn keys_in_force(&self) -> bool {
+        self.jwks.as_ref().is_none_or(|jwks| jwks.keys().is_some())
+    }
+
+    /// Keeps the JWKS fresh while the verifier lives: reads it every `jwks_refresh_seconds`
+    /// (after a failed read, again after the cooldown, and at least a second later), and at the
+    /// moment the set in force passes its max age drops it and empties the token cache. Returns at
+    /// once when no JWKS is configured, and when the verifier is dropped.
+    pub async fn keep_keys_fresh(verifier: Weak<Self>) {
+        let retry = |jwks: &Jwks, ok: bool| {
+            if ok {
+                jwks.refresh
+            } else {
+                jwks.cooldown.max(Duration::from_secs(1))
+            }
+        };
+        let Some(first) = verifier
+            .upgrade()
+            .and_then(|v| Some(retry(v.jwks.as_ref()?, v.keys_in_force())))
+        else {
+            return;
+        };
+        let mut next_read = tokio::time::Instant::now() + first;
+        loop {
+            // Wake for the next read, or earlier when the set in force expires before it.
+            let Some((wake, read)) = verifier.upgrade().and_then(|v| {
+                let remaining = v.jwks.as_ref()?.remaining();
+                let until_read = next_read.saturating_duration_since(tokio::time::Instant::now());
+                Some(if !remaining.is_zero() && remaining < until_read {
+                    (remaining + Duration::from_millis(1), false)
+                } else {
+                    (until_read, true)
+                })
+            }) else {
+                return;
+            };
+            tokio::time::sleep(wake).await;
+            let Some(verifier) = verifier.upgrade() else {
+                return;
+            };
+            let Some(jwks) = &verifier.jwks else { return };
+            if jwks.expire() {
+                verifier.cache.clear();
+                tracing::error!(
+                    source = jwks.describe(),
+                    max_age_seconds = jwks.max_age.as_secs(),
+                    "the JWKS could not be read for its max age: tokens only it could verify are refused until a read succeeds"
+                );
+            }
+            if read {
+                let ok = verifier.read_jwks(jwks, false).await;
+                next_read = tokio::time::Instant::now() + retry(jwks, ok);
+            }
+        }
+    }
+
+    /// Reads `jwks` (`prompted`: for a token's unknown key, so only outside the cooldown), empties
+    /// the token cache when the keys changed, and logs the outcome; whether the read succeeded.
+    async fn read_jwks(&self, jwks: &Jwks, prompted: bool) -> bool {
+        let outcome = if prompted {
+            jwks.read_unless_cooling().await
+        } else {
+            jwks.read().await
+        };
+        match outcome {
+            Ok(changed) => {
+                if changed {
+                    self.cache.clear();
+                    tracing::info!(source = jwks.describe(), "JWKS keys changed");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS read failed; the last good set stays in force until its max age");
+                false
+            }
+        }
     }
 
     /// How many verified tokens are cached now.
@@ -242,6 +202,19 @@ impl Verifier {
             return Err(AuthError::NotBearer);
         }
         self.verify(token.trim())
+    }
+
+    /// [`Self::verify_header`], reading the JWKS again first when the token names a key not in the
+    /// set (or no set is in force), unless a read started within the cooldown.
+    pub async fn authenticate(&self, header: Option<&[u8]>) -> Result<Arc<Claims>, AuthError> {
+        match self.verify_header(header) {
+            Err(AuthError::UnknownKey | AuthError::KeysUnavailable) if self.jwks.is_some() => {
+                let jwks = self.jwks.as_ref().expect("checked above");
+                self.read_jwks(jwks, true).await;
+                self.verify_header(header)
+            }
+            outcome => outcome,
+        }
     }
 
     /// Verifies one compact JWT: from the cache when this exact token was verified before and has
@@ -264,12 +237,27 @@ impl Verifier {
             }
             _ => AuthError::Malformed,
         })?;
+        if header.crit.is_some() {
+            return Err(AuthError::Critical);
+        }
         let family = header.alg.family();
         let Some((_, validation)) = self.validations.iter().find(|(f, _)| *f == family) else {
             return Err(AuthError::Algorithm);
         };
+        let set = self.jwks.as_ref().and_then(Jwks::keys);
+        let jwks_keys = set.as_ref().map_or(&[][..], |set| &set.keys[..]);
+        let kid = header.kid.as_deref();
+        // A JWKS key is chosen by kid; a token without one tries every key of its family.
+        let named = jwks_keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.as_deref() == kid);
+        let candidates = self
+            .fixed
+            .iter()
+            .chain(named)
+            .filter(|k| k.fits(header.alg));
         let mut outcome = Err(AuthError::Algorithm);
-        for key in self.keys.iter().filter(|k| k.family == family) {
+        for key in candidates {
             outcome = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
                 .map(|data| data.claims)
                 .map_err(|e| match e.kind() {
@@ -297,6 +285,20 @@ impl Verifier {
                 break;
             }
         }
-        outcome
+        let no_key_fits = matches!(outcome, Err(AuthError::Signature | AuthError::Algorithm));
+        if !no_key_fits || self.jwks.is_none() {
+            return outcome;
+        }
+        // A JWKS is configured and no key verified the token: say whether a read could help.
+        match &set {
+            None => Err(AuthError::KeysUnavailable),
+            Some(set)
+                if kid
+                    .is_some_and(|kid| set.keys.iter().all(|k| k.kid.as_deref() != Some(kid))) =>
+            {
+                Err(AuthError::UnknownKey)
+            }
+            Some(_) => outcome,
+        }
     }
 }

@@ -114,11 +114,10 @@ impl Config {
             .expect("the embedded config is valid")
     }
 
-    /// Whether the development key of the embedded defaults is configured.
+    /// Whether the development key of the embedded defaults is in force.
     pub fn uses_development_key(&self) -> bool {
         self.auth
-            .hs256_secret
-            .as_ref()
+            .hs256_in_force()
             .is_some_and(|s| s.expose() == DEVELOPMENT_SECRET)
     }
 

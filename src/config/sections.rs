@@ -36,14 +36,24 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Shared secret for HS256/HS384/HS512 tokens (at least 32 bytes).
+    /// Shared secret for HS256/HS384/HS512 tokens (at least 32 bytes); `""` switches HS256 off.
+    /// The development key of the embedded defaults is in force only while no operator key
+    /// source is configured (see [`AuthConfig::hs256_in_force`]).
     pub hs256_secret: Option<Secret>,
     /// PEM files of public keys for RS*/PS*/ES256/ES384/EdDSA tokens.
     pub public_keys: Vec<PathBuf>,
-    /// JWKS endpoint (not supported by this version; rejected by validation).
+    /// JWKS endpoint, read at start-up and every `jwks_refresh_seconds`.
     pub jwks_url: Option<String>,
-    /// JWKS file (not supported by this version; rejected by validation).
+    /// JWKS file, read at start-up and every `jwks_refresh_seconds`.
     pub jwks_file: Option<PathBuf>,
+    /// Read the JWKS URL from `{issuer}/.well-known/openid-configuration`.
+    pub oidc_discovery: bool,
+    /// How often the JWKS is read again.
+    pub jwks_refresh_seconds: u64,
+    /// A token with an unknown `kid` reads the JWKS again only if no read started this recently.
+    pub jwks_cooldown_seconds: u64,
+    /// How long the last JWKS read stays in force while reads fail; then tokens fail closed.
+    pub jwks_max_age_seconds: u64,
     /// Required `iss` claim, when set.
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
@@ -54,6 +64,54 @@ pub struct AuthConfig {
     pub subscribers: Vec<String>,
     /// How many verified tokens to remember until their `exp`; 0 verifies every request in full.
     pub token_cache_size: usize,
+}
+
+impl AuthConfig {
+    /// Whether a key source of the operator's own is configured: PEM keys, a JWKS file or URL,
+    /// or OpenID discovery.
+    pub fn has_operator_keys(&self) -> bool {
+        !self.public_keys.is_empty()
+            || self.jwks_file.is_some()
+            || self.jwks_url.is_some()
+            || self.oidc_discovery
+    }
+
+    /// The HS256 secret tokens are verified with: none when it is `""`, and none when it is the
+    /// public development key while an operator key source is configured.
+    pub fn hs256_in_force(&self) -> Option<&Secret> {
+        let development_beside_own = |secret: &Secret| {
+            secret.expose() == super::DEVELOPMENT_SECRET && self.has_operator_keys()
+        };
+        self.hs256_secret
+            .as_ref()
+            .filter(|secret| !secret.expose().is_empty() && !development_beside_own(secret))
+    }
+
+    /// The key sources in force, in words, for `serve`'s start-up line and `check-config`.
+    pub fn key_sources(&self) -> Vec<String> {
+        let mut sources = Vec::new();
+        if let Some(secret) = self.hs256_in_force() {
+            sources.push(if secret.expose() == super::DEVELOPMENT_SECRET {
+                "hs256_secret (the public development key)".to_owned()
+            } else {
+                "hs256_secret".to_owned()
+            });
+        }
+        if !self.public_keys.is_empty() {
+            sources.push(format!("public_keys ({} PEM)", self.public_keys.len()));
+        }
+        if let Some(file) = &self.jwks_file {
+            sources.push(format!("jwks_file {}", file.display()));
+        }
+        if let Some(url) = &self.jwks_url {
+            sources.push(format!("jwks_url {url}"));
+        }
+        if self.oidc_discovery {
+            let issuer = self.issuer.as_deref().unwrap_or("");
+            sources.push(format!("oidc_discovery from {issuer}"));
+        }
+        sources
+    }
 }
 
 /// `[sdp]`: how strictly SDP offers and answers are checked.

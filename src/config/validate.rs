@@ -80,29 +80,54 @@ impl Config {
         if auth
             .hs256_secret
             .as_ref()
-            .is_some_and(|s| s.expose().len() < 32)
+            .is_some_and(|s| !s.expose().is_empty() && s.expose().len() < 32)
         {
             return Err(invalid(
                 "auth.hs256_secret",
-                "must be at least 32 bytes (RFC 7518 section 3.2)",
+                "must be at least 32 bytes (RFC 7518 section 3.2), or \"\" to switch HS256 off",
             ));
         }
-        if auth.jwks_url.is_some() {
+        let jwks_sources = [
+            ("auth.jwks_file", auth.jwks_file.is_some()),
+            ("auth.jwks_url", auth.jwks_url.is_some()),
+            ("auth.oidc_discovery", auth.oidc_discovery),
+        ];
+        let set: Vec<&str> = jwks_sources
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(key, _)| *key)
+            .collect();
+        if set.len() > 1 {
             return Err(invalid(
-                "auth.jwks_url",
-                "JWKS is not supported by this version; use auth.public_keys",
+                set[1],
+                format!("{} is set too: configure one JWKS source", set[0]),
             ));
         }
-        if auth.jwks_file.is_some() {
+        if let Some(url) = &auth.jwks_url {
+            http_url("auth.jwks_url", url)?;
+        }
+        if auth.oidc_discovery {
+            let issuer = auth.issuer.as_deref().ok_or_else(|| {
+                invalid(
+                    "auth.oidc_discovery",
+                    "needs auth.issuer: the discovery document is read from {issuer}/.well-known/openid-configuration",
+                )
+            })?;
+            http_url("auth.issuer", issuer)?;
+        }
+        if auth.jwks_refresh_seconds == 0 {
+            return Err(invalid("auth.jwks_refresh_seconds", "must be at least 1"));
+        }
+        if auth.jwks_max_age_seconds < auth.jwks_refresh_seconds {
             return Err(invalid(
-                "auth.jwks_file",
-                "JWKS is not supported by this version; use auth.public_keys",
+                "auth.jwks_max_age_seconds",
+                "must be at least auth.jwks_refresh_seconds: a set would expire before it is read again",
             ));
         }
-        if auth.hs256_secret.is_none() && auth.public_keys.is_empty() {
+        if auth.key_sources().is_empty() {
             return Err(invalid(
                 "auth",
-                "configure hs256_secret or public_keys: no token could be verified",
+                "no key configured: every token would be refused (set hs256_secret, public_keys, jwks_file, jwks_url or oidc_discovery)",
             ));
         }
         for (i, sub) in auth.subscribers.iter().enumerate() {
@@ -139,10 +164,97 @@ impl Config {
     }
 }
 
+/// `value` must be an absolute `http://` or `https://` URL with a host.
+fn http_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err(invalid(
+            key,
+            format!("{value:?} is not an http:// or https:// URL"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::Secret;
+    use super::super::{DEVELOPMENT_SECRET, Secret};
     use super::*;
+
+    /// The message `change` makes validation refuse the embedded config with.
+    fn refusal(change: impl FnOnce(&mut Config)) -> String {
+        let mut config = Config::embedded();
+        change(&mut config);
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn key_sources_are_checked() {
+        assert_eq!(
+            refusal(|c| c.auth.hs256_secret = Some(Secret::new(""))),
+            "auth: no key configured: every token would be refused (set hs256_secret, public_keys, jwks_file, jwks_url or oidc_discovery)"
+        );
+        assert_eq!(
+            refusal(|c| c.auth.hs256_secret = None),
+            refusal(|c| c.auth.hs256_secret = Some(Secret::new("")))
+        );
+        assert_eq!(
+            refusal(|c| {
+                c.auth.jwks_url = Some("https://idp.example.com/jwks".into());
+                c.auth.jwks_file = Some("jwks.json".into());
+            }),
+            "auth.jwks_url: auth.jwks_file is set too: configure one JWKS source"
+        );
+        assert_eq!(
+            refusal(|c| c.auth.jwks_url = Some("idp.example.com/jwks".into())),
+            "auth.jwks_url: \"idp.example.com/jwks\" is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            refusal(|c| c.auth.oidc_discovery = true),
+            "auth.oidc_discovery: needs auth.issuer: the discovery document is read from {issuer}/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            refusal(|c| {
+                c.auth.jwks_file = Some("jwks.json".into());
+                c.auth.jwks_max_age_seconds = 60;
+            }),
+            "auth.jwks_max_age_seconds: must be at least auth.jwks_refresh_seconds: a set would expire before it is read again"
+        );
+    }
+
+    #[test]
+    fn the_development_key_is_in_force_only_without_a_key_source_of_ones_own() {
+        let embedded = Config::embedded().auth;
+        assert_eq!(
+            embedded.hs256_in_force().map(Secret::expose),
+            Some(DEVELOPMENT_SECRET)
+        );
+        assert_eq!(
+            embedded.key_sources(),
+            ["hs256_secret (the public development key)"]
+        );
+        for source in ["public_keys", "jwks_file", "jwks_url", "oidc_discovery"] {
+            let mut auth = Config::embedded().auth;
+            match source {
+                "public_keys" => auth.public_keys = vec!["key.pem".into()],
+                "jwks_file" => auth.jwks_file = Some("jwks.json".into()),
+                "jwks_url" => auth.jwks_url = Some("https://idp.example.com/jwks".into()),
+                _ => {
+                    auth.oidc_discovery = true;
+                    auth.issuer = Some("https://idp.example.com".into());
+                }
+            }
+            assert_eq!(auth.hs256_in_force(), None, "{source}");
+            // A secret of the operator's own stays in force beside it.
+            auth.hs256_secret = Some(Secret::new("an operator's own secret, 32 bytes or more"));
+            assert!(auth.hs256_in_force().is_some(), "{source}");
+            assert_eq!(auth.key_sources().len(), 2, "{source}");
+        }
+        let mut auth = Config::embedded().auth;
+        auth.hs256_secret = Some(Secret::new(""));
+        auth.public_keys = vec!["key.pem".into()];
+        assert_eq!(auth.hs256_in_force(), None);
+        assert_eq!(auth.key_sources(), ["public_keys (1 PEM)"]);
+    }
 
     #[test]
     fn validation_names_the_key() {

@@ -71,7 +71,8 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
     ) -> Result<Self, Self::Rejection> {
         let claims = state
             .verifier
-            .verify_header(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
+            .authenticate(parts.headers.get(AUTHORIZATION).map(|v| v.as_bytes()))
+            .await
             .map_err(|err| {
                 tracing::info!(reason = err.reason(), "authentication failed");
                 crate::telemetry::metrics::auth_failure(err.reason());

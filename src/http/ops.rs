@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{AppState, Route, router_of};
 
 /// The operational routes, in the order of the OpenAPI document.
@@ -35,9 +35,15 @@ async fn live() -> Json<Health> {
     Json(Health { status: "UP" })
 }
 
-/// The store answers: the instance can take traffic.
+/// The store answers and every key source is in force: the instance can take traffic.
 async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.store.ping().await?;
+    if !state.verifier.keys_in_force() {
+        return Err(ApiError::new(
+            Code::Unavailable,
+            "Service Unavailable: the JWKS has not been read (or is past its max age), so tokens cannot be verified.",
+        ));
+    }
     Ok(Json(Health { status: "UP" }))
 }
 

@@ -1,6 +1,6 @@
 //! Bearer-token checks: every 401 reason, algorithms and keys, scopes, and the 3-legged rules.
 
-use camara_webrtc::config::Config;
+use camara_webrtc::config::{Config, Secret};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
@@ -223,8 +223,11 @@ async fn asymmetric_token_without_a_matching_key_is_refused() {
 
 #[tokio::test]
 async fn algorithm_confusion_is_refused() {
-    // An attacker signs HS256 with the server's *public* RSA key as the HMAC secret.
-    let app = spawn_with(with_public_keys()).await;
+    // An attacker signs HS256 with the server's *public* RSA key as the HMAC secret, where the
+    // operator keeps HS256 beside the public keys with a secret of their own.
+    let mut config = with_public_keys();
+    config.auth.hs256_secret = Some(Secret::new("an operator's own secret, 32 bytes or more"));
+    let app = spawn_with(config).await;
     let public_pem = std::fs::read(fixture_path("keys/rsa-public.pem")).unwrap();
     let forged = sign_hmac(Algorithm::HS256, &public_pem, &receiver_claims());
     assert_401(
@@ -233,16 +236,23 @@ async fn algorithm_confusion_is_refused() {
         "the access token's signature is invalid",
     )
     .await;
-    // With no HMAC secret configured at all, HS256 is not accepted.
-    let mut config = with_public_keys();
-    config.auth.hs256_secret = None;
-    let app = spawn_with(config).await;
-    assert_401(
-        &app,
-        Some(&format!("Bearer {forged}")),
-        "the access token's algorithm is not accepted",
-    )
-    .await;
+    // With no HMAC secret in force, HS256 is not accepted at all: none configured, "", or the
+    // development key beside the public keys.
+    for secret in [
+        None,
+        Some(""),
+        Some(camara_webrtc::config::DEVELOPMENT_SECRET),
+    ] {
+        let mut config = with_public_keys();
+        config.auth.hs256_secret = secret.map(Secret::new);
+        let app = spawn_with(config).await;
+        assert_401(
+            &app,
+            Some(&format!("Bearer {forged}")),
+            "the access token's algorithm is not accepted",
+        )
+        .await;
+    }
 }
 
 #[tokio::test]

@@ -141,6 +141,43 @@ fn check_config_names_the_bad_key() {
 }
 
 #[test]
+fn check_config_loads_every_key_and_says_which_are_in_force() {
+    let (ok, _, stderr) = run(&["check-config"], &[]);
+    assert!(ok);
+    assert_eq!(
+        stderr,
+        "token keys in force: hs256_secret (the public development key)\n"
+    );
+    for (key, value, refusal) in [
+        (
+            "CAMARA_WEBRTC__AUTH__PUBLIC_KEYS",
+            r#"["/nowhere/key.pem"]"#,
+            "auth.public_keys[0]: cannot read /nowhere/key.pem",
+        ),
+        (
+            "CAMARA_WEBRTC__AUTH__JWKS_FILE",
+            "/nowhere/jwks.json",
+            "auth: the JWKS cannot be read: reading /nowhere/jwks.json",
+        ),
+    ] {
+        let (ok, _, stderr) = run(&["check-config"], &[(key, value)]);
+        assert!(!ok);
+        assert_eq!(
+            stderr.trim(),
+            format!("camara-webrtc: {refusal}: No such file or directory (os error 2)")
+        );
+    }
+    let public = fixture_path("keys/ec256-public.pem");
+    let keys = format!("[{:?}]", public.to_str().unwrap());
+    let (ok, _, stderr) = run(
+        &["check-config"],
+        &[("CAMARA_WEBRTC__AUTH__PUBLIC_KEYS", keys.as_str())],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr, "token keys in force: public_keys (1 PEM)\n");
+}
+
+#[test]
 fn healthcheck_fails_when_nothing_listens() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -185,8 +185,13 @@ pub fn seed(name: &str) -> String {
 
 /// Signs arbitrary claims with a private key from `tests/fixtures/keys`.
 pub fn sign_with(alg: Algorithm, private_pem: &str, claims: &Value) -> String {
+    sign_with_header(&Header::new(alg), private_pem, claims)
+}
+
+/// The private key `private_pem` of `tests/fixtures/keys`, for `alg`.
+pub fn private_key(alg: Algorithm, private_pem: &str) -> EncodingKey {
     let pem = std::fs::read(fixture_path(&format!("keys/{private_pem}"))).unwrap();
-    let key = match alg {
+    match alg {
         Algorithm::RS256
         | Algorithm::RS384
         | Algorithm::RS512
@@ -197,8 +202,14 @@ pub fn sign_with(alg: Algorithm, private_pem: &str, claims: &Value) -> String {
         Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
         _ => Ok(EncodingKey::from_secret(&pem)),
     }
-    .unwrap();
-    jsonwebtoken::encode(&Header::new(alg), claims, &key).unwrap()
+    .unwrap()
+}
+
+/// Signs arbitrary claims under `header` (its `alg`, `kid`, `crit`...) with a private key from
+/// `tests/fixtures/keys`.
+pub fn sign_with_header(header: &Header, private_pem: &str, claims: &Value) -> String {
+    let key = private_key(header.alg, private_pem);
+    jsonwebtoken::encode(header, claims, &key).unwrap()
 }
 
 /// Signs arbitrary claims with an HMAC secret.

@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 mod errors;
 mod helpers;
+mod keys;
 mod lifecycle;
 mod openapi;
 mod operations;
