@@ -1,15 +1,15 @@
 //! Bearer tokens: verification keys, claims → [`Caller`], and development-token minting.
 
 mod cache;
-mod claims;
 mod caller;
+mod claims;
 mod keys;
 mod mint;
 mod verifier;
 
 pub use cache::TokenCache;
 pub use caller::{Caller, Scope};
+pub use claims::{AuthError, Claims};
 pub use keys::JwksError;
 pub use mint::{TokenSpec, mint, mint_with_private_key};
-pub use claims::{AuthError, Claims};
 pub use verifier::Verifier;

@@ -9,6 +9,10 @@ mod rfc8866;
 /// The most characters an `sdp` value may have (CAMARA's `maxLength`).
 pub const MAX_SDP_CHARS: usize = 65_536;
 
+/// The longest JSON string literal of a valid `sdp` value: every character written as an escaped
+/// surrogate pair (`\uD83D\uDE00`, 12 bytes), between two quotes.
+pub const MAX_SDP_JSON_BYTES: usize = MAX_SDP_CHARS * 12 + 2;
+
 /// How hard SDP is checked (`sdp.validation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -215,7 +215,7 @@ async fn json_content_types_with_parameters_and_suffixes_are_accepted() {
     }
 }
 
-/// `server.max_body_bytes` (128 KiB by default) is the limit, for PUT and POST alike: a body of
+/// `server.max_body_bytes` (2 MiB by default) is the limit, for PUT and POST alike: a body of
 /// exactly that size is read, one byte more is 413.
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
@@ -252,6 +252,43 @@ async fn body_over_the_limit_is_413() {
 
 /// A chunked body declares no length to refuse up front: it is counted as it arrives, 413 once
 /// it passes the limit. One within the limit, sent in pieces, is joined and read.
+/// The largest valid request fits the default limit: an offer and an answer of 65,536 characters
+/// each, every character in its longest JSON escaping (a surrogate pair, 12 bytes; `v=0` as
+/// `\u0076\u003d\u0030`), and both are stored as sent.
+#[tokio::test]
+async fn the_largest_valid_sdp_in_its_longest_escaping_fits_the_body_limit() {
+    use camara_webrtc::domain::sdp::{MAX_SDP_CHARS, MAX_SDP_JSON_BYTES};
+    let app = spawn_app().await;
+    let text = format!("v=0{}", "\u{1F600}".repeat(MAX_SDP_CHARS - 3));
+    let literal = format!(
+        "\"\\u0076\\u003d\\u0030{}\"",
+        "\\uD83D\\uDE00".repeat(MAX_SDP_CHARS - 3)
+    );
+    assert!(literal.len() <= MAX_SDP_JSON_BYTES);
+    let body = format!(
+        r#"{{"status":"Connected","offer":{{"sdp":{literal}}},"answer":{{"sdp":{literal}}}}}"#
+    );
+    assert!(body.len() > 2 * (MAX_SDP_JSON_BYTES - 100));
+    let session = json_ok(
+        app.put_status(FIXTURE_ID, &body, &app.receiver_token())
+            .await,
+    )
+    .await;
+    assert_eq!(session["status"], "Connected");
+    assert_eq!(session["offer"]["sdp"], text.as_str());
+    assert_eq!(session["answer"]["sdp"], text.as_str());
+    // One character more is refused as too long, not as too large.
+    let longer = body.replacen("\\u0076", "\\u0076\\uD83D\\uDE00", 1);
+    assert_error(
+        app.put_status(FIXTURE_ID, &longer, &app.receiver_token())
+            .await,
+        400,
+        "INVALID_ARGUMENT",
+        "offer.sdp must be at most 65536 characters (got 65537).",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn chunked_bodies_are_joined_and_held_to_the_limit() {
     let app = spawn_app().await;
