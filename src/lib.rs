@@ -23,7 +23,7 @@ pub use http::AppState;
 use crate::auth::Verifier;
 use crate::config::Backend;
 use crate::domain::Session;
-use crate::store::{MemoryStore, RedisStore, SessionStore, StoreError};
+use crate::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,18 +47,22 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         tracing::error!(error = %e, "JWKS not read: tokens only it could verify are refused until a read succeeds");
     }
     tokio::spawn(Verifier::keep_keys_fresh(Arc::downgrade(&verifier)));
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     seed_fixtures(&store, config.fixture_sessions()?).await?;
     Ok(AppState::new(Arc::new(config), store, verifier))
 }
 
 /// The configured session store. A Redis store connects lazily, so an unreachable Redis does not
 /// stop the service from starting (it answers 503 until Redis is back).
-fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
+async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
     let sessions = &config.sessions;
-    let ended_ttl = Duration::from_secs(sessions.ended_ttl_seconds);
+    let limits = Limits {
+        capacity: sessions.max_sessions,
+        per_owner: sessions.max_sessions_per_consumer,
+        ended_ttl: Duration::from_secs(sessions.ended_ttl_seconds),
+    };
     Ok(match config.store.backend {
-        Backend::Memory => Arc::new(MemoryStore::new(sessions.max_sessions, ended_ttl)),
+        Backend::Memory => Arc::new(MemoryStore::new(limits)),
         Backend::Redis => {
             let url = config
                 .store
@@ -66,16 +70,19 @@ fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
                 .as_ref()
                 .map(|u| u.expose())
                 .unwrap_or_default();
-            Arc::new(
-                RedisStore::new(
-                    url,
-                    &config.store.key_prefix,
-                    sessions.max_sessions,
-                    ended_ttl,
-                    Duration::from_millis(config.store.timeout_ms),
-                )
-                .map_err(StartError::Store)?,
+            let store = RedisStore::new(
+                url,
+                &config.store.key_prefix,
+                limits,
+                Duration::from_millis(config.store.timeout_ms),
             )
+            .map_err(StartError::Store)?;
+            // Counts of a store written before they were kept; with Redis unreachable now, the
+            // first metrics scrape builds them.
+            if let Err(e) = store.reconcile().await {
+                tracing::warn!(error = %e, "session counts not reconciled yet");
+            }
+            Arc::new(store)
         }
     })
 }

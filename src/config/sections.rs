@@ -128,6 +128,9 @@ pub struct SdpConfig {
 pub struct SessionsConfig {
     /// The most sessions the store holds at once.
     pub max_sessions: usize,
+    /// The most live (not ended) sessions one API consumer holds; beyond it its POST is 429
+    /// QUOTA_EXCEEDED. Fixture sessions have no consumer and do not count.
+    pub max_sessions_per_consumer: usize,
     /// How long an ended session is kept after DELETE, in seconds.
     pub ended_ttl_seconds: u64,
     /// Check `registrationId` on POST against `registrations`.

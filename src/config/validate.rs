@@ -30,6 +30,12 @@ impl Config {
         if self.sessions.max_sessions == 0 {
             return Err(invalid("sessions.max_sessions", "must be greater than 0"));
         }
+        if self.sessions.max_sessions_per_consumer == 0 {
+            return Err(invalid(
+                "sessions.max_sessions_per_consumer",
+                "must be greater than 0",
+            ));
+        }
         self.validate_store()?;
         if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
             return Err(invalid("log.level", e.to_string()));

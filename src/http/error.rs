@@ -300,6 +300,12 @@ impl From<StoreError> for ApiError {
                 Code::QuotaExceeded,
                 format!("Out of resource quota: the service holds its maximum of {max} sessions."),
             ),
+            StoreError::OwnerFull(max) => ApiError::new(
+                Code::QuotaExceeded,
+                format!(
+                    "Out of resource quota: this API consumer holds its maximum of {max} live sessions; end one to create another."
+                ),
+            ),
             StoreError::Unavailable(cause) => {
                 tracing::error!(cause = cause.as_str(), "session store unavailable");
                 ApiError::new(

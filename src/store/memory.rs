@@ -3,9 +3,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::{SessionStore, StoreError, StoreFuture, Versioned};
+use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId, SessionStatus};
 
 /// One stored session; `expires` is set once the session has ended.
@@ -33,6 +33,8 @@ struct Sessions {
     map: HashMap<SessionId, Slot, foldhash::fast::RandomState>,
     /// Ended sessions in the order they ended; with one TTL that is also their expiry order.
     ended: VecDeque<(Instant, SessionId)>,
+    /// Live sessions per owner (owners with none are left out).
+    owners: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
 }
 
 impl Sessions {
@@ -55,6 +57,17 @@ impl Sessions {
         true
     }
 
+    /// One live session of `session`'s owner fewer (it ended or was removed).
+    fn uncount(&mut self, session: &Session) {
+        let Some(owner) = &session.owner else { return };
+        if let Some(n) = self.owners.get_mut(owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.owners.remove(owner);
+            }
+        }
+    }
+
     /// Drops the ended sessions that are due; the clock is read only when there are some.
     fn purge_expired(&mut self) {
         if self.ended.is_empty() {
@@ -73,16 +86,14 @@ impl Sessions {
 #[derive(Debug)]
 pub struct MemoryStore {
     sessions: RwLock<Sessions>,
-    capacity: usize,
-    ended_ttl: Duration,
+    limits: Limits,
 }
 
 impl MemoryStore {
-    pub fn new(capacity: usize, ended_ttl: Duration) -> Self {
+    pub fn new(limits: Limits) -> Self {
         Self {
             sessions: RwLock::new(Sessions::default()),
-            capacity,
-            ended_ttl,
+            limits,
         }
     }
 
@@ -118,10 +129,17 @@ impl SessionStore for MemoryStore {
             if s.map.contains_key(&session.id) {
                 return Err(StoreError::AlreadyExists);
             }
-            while s.map.len() >= self.capacity {
+            while s.map.len() >= self.limits.capacity {
                 if !s.drop_oldest_ended(|_| true) {
-                    return Err(StoreError::Full(self.capacity));
+                    return Err(StoreError::Full(self.limits.capacity));
                 }
+            }
+            if let Some(owner) = session.owner.clone().filter(|_| !session.ended) {
+                let live = s.owners.entry(owner).or_default();
+                if *live >= self.limits.per_owner {
+                    return Err(StoreError::OwnerFull(self.limits.per_owner));
+                }
+                *live += 1;
             }
             let slot = Slot {
                 stored: Versioned {
@@ -147,24 +165,31 @@ impl SessionStore for MemoryStore {
                 }
                 Some(slot) => slot,
             };
-            if session.ended && slot.expires.is_none() {
-                let at = Instant::now() + self.ended_ttl;
-                slot.expires = Some(at);
-                s.ended.push_back((at, session.id.clone()));
+            // The session ends with this write: it expires after the TTL and leaves its owner's count.
+            let ends_at = (session.ended && slot.expires.is_none())
+                .then(|| Instant::now() + self.limits.ended_ttl);
+            if ends_at.is_some() {
+                slot.expires = ends_at;
             }
             slot.stored.version += 1;
-            slot.stored.session = session;
-            Ok(slot.stored.version)
+            let version = slot.stored.version;
+            let before = std::mem::replace(&mut slot.stored.session, session);
+            if let Some(at) = ends_at {
+                s.ended.push_back((at, before.id.clone()));
+                s.uncount(&before);
+            }
+            Ok(version)
         });
         Box::pin(ready(result))
     }
 
     fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned> {
         let result = self.write(|s| {
-            s.map
-                .remove(id)
-                .map(|slot| slot.stored)
-                .ok_or(StoreError::NotFound)
+            let slot = s.map.remove(id).ok_or(StoreError::NotFound)?;
+            if slot.expires.is_none() {
+                s.uncount(&slot.stored.session);
+            }
+            Ok(slot.stored)
         });
         Box::pin(ready(result))
     }

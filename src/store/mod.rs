@@ -7,6 +7,7 @@ mod redis;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
@@ -32,8 +33,22 @@ pub enum StoreError {
     VersionConflict { current: u64 },
     #[error("the store holds its maximum of {0} sessions")]
     Full(usize),
+    #[error("the session's owner has its maximum of {0} live sessions")]
+    OwnerFull(usize),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// What a store holds at most, and for how long it keeps an ended session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions held at once, ended ones included (`sessions.max_sessions`).
+    pub capacity: usize,
+    /// Live (not ended) sessions one owner may hold (`sessions.max_sessions_per_consumer`);
+    /// sessions without an owner (fixtures) are not counted.
+    pub per_owner: usize,
+    /// How long an ended session is kept (`sessions.ended_ttl_seconds`).
+    pub ended_ttl: Duration,
 }
 
 /// The boxed future every store method returns (the trait is used as `dyn SessionStore`).
@@ -44,6 +59,8 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 /// A session written with `ended = true` (DELETE) is kept, final status and all, for the store's
 /// `ended_ttl` and then dropped: from then on it is absent from `get`, `list` and every write. At
 /// capacity, an insert first drops the oldest ended session before it reports [`StoreError::Full`].
+/// An insert for an owner that already holds `per_owner` live sessions is
+/// [`StoreError::OwnerFull`]; a session stops counting for its owner when it ends or is removed.
 pub trait SessionStore: Send + Sync + 'static {
     /// The session and its version, if present.
     fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>>;
@@ -61,6 +78,7 @@ pub trait SessionStore: Send + Sync + 'static {
     fn list(&self) -> StoreFuture<'_, Vec<Versioned>>;
 
     /// How many sessions that have not ended are in each status (statuses with none left out).
+    /// Its cost does not grow with the number of sessions on a shared store (a metrics scrape).
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>>;
 
     /// Whether the store can serve requests now.

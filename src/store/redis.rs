@@ -1,9 +1,13 @@
 //! The shared store: sessions in one Redis, so several replicas behave exactly like one process.
 //!
 //! Keys (all under `store.key_prefix`):
-//! - `session:<id>`: a hash `{v: version, s: the session as JSON}`, one per session;
+//! - `session:<id>`: a hash `{v: version, s: the session as JSON, st: its status, o: its owner
+//!   ("" for none)}`, one per session;
 //! - `live`: a set of the ids of sessions that have not ended;
-//! - `ended`: a sorted set of ended ids, scored by when their key expires (ms since the epoch).
+//! - `ended`: a sorted set of ended ids, scored by when their key expires (ms since the epoch);
+//! - `counts`: a hash of live sessions per status, and `owners`: of live sessions per owner, kept
+//!   by the same scripts that write the sessions, so a metrics scrape and the per-owner quota read
+//!   one small hash, never the sessions; `counted` marks that both were built (see [`RECONCILE`]).
 //!
 //! Every write is one Lua script, so it is atomic across replicas: compare-and-swap checks the
 //! version and writes in one step, exactly like the memory store's lock. Ended sessions expire
@@ -16,11 +20,12 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
-use super::{SessionStore, StoreError, StoreFuture, Versioned};
+use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId, SessionStatus};
 
-/// Drops index entries of expired sessions; makes room by dropping the oldest ended session; then
-/// stores the new session at version 1. Returns 1, or -1 (id taken), or -2 (full).
+/// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
+/// refuses an owner at its quota; then stores the new session at version 1 and counts it.
+/// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -35,50 +40,95 @@ static INSERT: LazyLock<Script> = LazyLock::new(|| {
             redis.call('DEL', ARGV[4] .. oldest)
             redis.call('ZREM', KEYS[3], oldest)
         end
-        redis.call('HSET', KEYS[1], 'v', 1, 's', ARGV[2])
+        local owner = ARGV[5]
+        if owner ~= '' and tonumber(redis.call('HGET', KEYS[4], owner) or '0') >= tonumber(ARGV[6]) then
+            return -3
+        end
+        redis.call('HSET', KEYS[1], 'v', 1, 's', ARGV[2], 'st', ARGV[7], 'o', owner)
         redis.call('SADD', KEYS[2], ARGV[1])
+        redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
+        if owner ~= '' then redis.call('HINCRBY', KEYS[4], owner, 1) end
         return 1
         ",
     )
 });
 
-/// Writes the session if it is still at the expected version. A session that has just ended
-/// leaves `live` and expires after the TTL (at once for 0). Returns `{1, new version}`,
-/// `{0, 0}` (absent) or `{2, current version}` (conflict).
+/// Writes the session if it is still at the expected version and moves its count to its new
+/// status. A session that has just ended leaves `live`, its status count and its owner's count,
+/// and expires after the TTL (at once for 0). Returns `{1, new version}`, `{0, 0}` (absent) or
+/// `{2, current version}` (conflict).
 static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local v = redis.call('HGET', KEYS[1], 'v')
-        if not v then return {0, 0} end
-        v = tonumber(v)
+        local found = redis.call('HMGET', KEYS[1], 'v', 'st', 'o')
+        if not found[1] then return {0, 0} end
+        local v = tonumber(found[1])
         if v ~= tonumber(ARGV[2]) then return {2, v} end
-        redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[3])
-        if ARGV[4] == '1' and redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
-            local ttl = tonumber(ARGV[5])
-            if ttl <= 0 then
-                redis.call('DEL', KEYS[1])
-            else
-                local t = redis.call('TIME')
-                local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-                redis.call('PEXPIRE', KEYS[1], ttl)
-                redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+        local before, status = found[2], ARGV[6]
+        redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[3], 'st', status)
+        if ARGV[4] == '1' then
+            if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+                if before then redis.call('HINCRBY', KEYS[4], before, -1) end
+                if found[3] and found[3] ~= '' then redis.call('HINCRBY', KEYS[5], found[3], -1) end
+                local ttl = tonumber(ARGV[5])
+                if ttl <= 0 then
+                    redis.call('DEL', KEYS[1])
+                else
+                    local t = redis.call('TIME')
+                    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+                    redis.call('PEXPIRE', KEYS[1], ttl)
+                    redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+                end
             end
+        elseif before ~= status and redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+            if before then redis.call('HINCRBY', KEYS[4], before, -1) end
+            redis.call('HINCRBY', KEYS[4], status, 1)
         end
         return {1, v + 1}
         ",
     )
 });
 
-/// Deletes the session and its index entries, returning `{version, json}` (empty if absent).
+/// Deletes the session and its index entries (and its counts, if it was live), returning
+/// `{version, json}` (empty if absent).
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        local found = redis.call('HMGET', KEYS[1], 'v', 's')
+        local found = redis.call('HMGET', KEYS[1], 'v', 's', 'st', 'o')
         if not found[1] then return {} end
         redis.call('DEL', KEYS[1])
-        redis.call('SREM', KEYS[2], ARGV[1])
+        if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+            if found[3] then redis.call('HINCRBY', KEYS[4], found[3], -1) end
+            if found[4] and found[4] ~= '' then redis.call('HINCRBY', KEYS[5], found[4], -1) end
+        end
         redis.call('ZREM', KEYS[3], ARGV[1])
-        return found
+        return {found[1], found[2]}
+        ",
+    )
+});
+
+/// Builds `counts` and `owners` once per store, from the live sessions (a store written before
+/// they were kept); later calls do nothing. One pass over the live sessions, at start-up.
+static RECONCILE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('SET', KEYS[4], '1', 'NX') == false then return 0 end
+        redis.call('DEL', KEYS[2], KEYS[3])
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            local key = ARGV[1] .. id
+            local json = redis.call('HGET', key, 's')
+            if json then
+                local session = cjson.decode(json)
+                local owner = session.owner
+                if type(owner) ~= 'string' then owner = '' end
+                redis.call('HSET', key, 'st', session.status, 'o', owner)
+                redis.call('HINCRBY', KEYS[2], session.status, 1)
+                if owner ~= '' then redis.call('HINCRBY', KEYS[3], owner, 1) end
+            else
+                redis.call('SREM', KEYS[1], id)
+            end
+        end
+        return 1
         ",
     )
 });
@@ -87,8 +137,7 @@ static REMOVE: LazyLock<Script> = LazyLock::new(|| {
 pub struct RedisStore {
     connection: ConnectionManager,
     prefix: String,
-    capacity: usize,
-    ended_ttl: Duration,
+    limits: Limits,
     timeout: Duration,
 }
 
@@ -97,7 +146,7 @@ impl std::fmt::Debug for RedisStore {
         // The URL may carry a password: it is not printed.
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
-            .field("capacity", &self.capacity)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -108,8 +157,7 @@ impl RedisStore {
     pub fn new(
         url: &str,
         prefix: &str,
-        capacity: usize,
-        ended_ttl: Duration,
+        limits: Limits,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
@@ -126,8 +174,7 @@ impl RedisStore {
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
-            capacity,
-            ended_ttl,
+            limits,
             timeout,
         })
     }
@@ -142,6 +189,32 @@ impl RedisStore {
 
     fn ended_key(&self) -> String {
         format!("{}ended", self.prefix)
+    }
+
+    fn counts_key(&self) -> String {
+        format!("{}counts", self.prefix)
+    }
+
+    fn owners_key(&self) -> String {
+        format!("{}owners", self.prefix)
+    }
+
+    /// Builds the status and owner counts of a store written before they were kept (once per
+    /// store; a no-op afterwards). Run at start-up.
+    pub async fn reconcile(&self) -> Result<(), StoreError> {
+        let mut con = self.connection.clone();
+        let _: i64 = self
+            .run(
+                RECONCILE
+                    .key(self.live_key())
+                    .key(self.counts_key())
+                    .key(self.owners_key())
+                    .key(format!("{}counted", self.prefix))
+                    .arg(self.session_key(""))
+                    .invoke_async(&mut con),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Runs one Redis exchange, bounded by the timeout even if the connection hangs.
@@ -203,17 +276,23 @@ impl SessionStore for RedisStore {
                         .key(self.session_key(session.id.as_str()))
                         .key(self.live_key())
                         .key(self.ended_key())
+                        .key(self.owners_key())
+                        .key(self.counts_key())
                         .arg(session.id.as_str())
                         .arg(json)
-                        .arg(self.capacity)
+                        .arg(self.limits.capacity)
                         .arg(self.session_key(""))
+                        .arg(session.owner.as_deref().unwrap_or(""))
+                        .arg(self.limits.per_owner)
+                        .arg(session.status.as_str())
                         .invoke_async(&mut con),
                 )
                 .await?;
             match outcome {
                 1 => Ok(1),
                 -1 => Err(StoreError::AlreadyExists),
-                _ => Err(StoreError::Full(self.capacity)),
+                -3 => Err(StoreError::OwnerFull(self.limits.per_owner)),
+                _ => Err(StoreError::Full(self.limits.capacity)),
             }
         })
     }
@@ -221,7 +300,7 @@ impl SessionStore for RedisStore {
     fn compare_and_swap(&self, expected: u64, session: Arc<Session>) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let json = encode(&session)?;
-            let ttl_ms = u64::try_from(self.ended_ttl.as_millis()).unwrap_or(u64::MAX);
+            let ttl_ms = u64::try_from(self.limits.ended_ttl.as_millis()).unwrap_or(u64::MAX);
             let mut con = self.connection.clone();
             let (outcome, version): (i64, u64) = self
                 .run(
@@ -229,11 +308,14 @@ impl SessionStore for RedisStore {
                         .key(self.session_key(session.id.as_str()))
                         .key(self.live_key())
                         .key(self.ended_key())
+                        .key(self.counts_key())
+                        .key(self.owners_key())
                         .arg(session.id.as_str())
                         .arg(expected)
                         .arg(json)
                         .arg(if session.ended { "1" } else { "0" })
                         .arg(ttl_ms)
+                        .arg(session.status.as_str())
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -254,6 +336,8 @@ impl SessionStore for RedisStore {
                         .key(self.session_key(id.as_str()))
                         .key(self.live_key())
                         .key(self.ended_key())
+                        .key(self.counts_key())
+                        .key(self.owners_key())
                         .arg(id.as_str())
                         .invoke_async(&mut con),
                 )
@@ -301,11 +385,28 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// Reads every live session: a scan, meant for a metrics scrape, not for the request path.
+    /// One `HGETALL` of the counts the write scripts keep (after [`Self::reconcile`], a no-op
+    /// once the counts exist).
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {
         Box::pin(async move {
-            let sessions = self.list().await?;
-            Ok(super::count_live(sessions.iter().map(|v| &*v.session)))
+            self.reconcile().await?;
+            let mut con = self.connection.clone();
+            let counts: Vec<(String, i64)> = self
+                .run(
+                    redis::cmd("HGETALL")
+                        .arg(self.counts_key())
+                        .query_async(&mut con),
+                )
+                .await?;
+            let mut known: Vec<(SessionStatus, u64)> = counts
+                .into_iter()
+                .filter_map(|(status, n)| {
+                    let status = SessionStatus::try_from(status).ok()?;
+                    Some((status, u64::try_from(n).ok().filter(|n| *n > 0)?))
+                })
+                .collect();
+            known.sort_by_key(|(status, _)| SessionStatus::ALL.iter().position(|s| s == status));
+            Ok(known)
         })
     }
 

@@ -304,10 +304,9 @@ async fn emergency_calls_follow_the_config() {
     );
 }
 
-#[tokio::test]
-async fn the_session_quota_is_429_until_a_session_ends() {
-    let mut config = Config::embedded();
-    config.sessions.max_sessions = 3;
+/// With room for two of `APP`'s calls, the third is 429 `message`; another consumer's call is
+/// created (`others_get_in`) or refused alike; ending `APP`'s first call makes room again.
+async fn quota_is_429_until_a_session_ends(config: Config, message: &str, others_get_in: bool) {
     let app = spawn_with(config).await;
     let token = app.app_token(ORIGINATOR, APP);
     let first = id_of(&create_ok(&app, "/webrtc", &new_call()).await);
@@ -316,14 +315,44 @@ async fn the_session_quota_is_429_until_a_session_ends() {
         app.create("/webrtc", &new_call(), &token).await,
         429,
         "QUOTA_EXCEEDED",
-        "Out of resource quota: the service holds its maximum of 3 sessions.",
+        message,
     )
     .await;
+    let other = app.app_token(ORIGINATOR, "another-app");
+    let expected = if others_get_in { 201 } else { 429 };
+    assert_eq!(
+        app.create("/webrtc", &new_call(), &other).await.status(),
+        expected
+    );
     assert_eq!(
         app.delete("/webrtc", &first, &token).await.status(),
         StatusCode::NO_CONTENT
     );
     create_ok(&app, "/webrtc", &new_call()).await;
+}
+
+/// The store's capacity (the fixture is its third session) is shared by every consumer; one
+/// consumer at its own quota of live sessions does not stop the others.
+#[tokio::test]
+async fn quotas_are_429_until_a_session_ends() {
+    let mut store_full = Config::embedded();
+    store_full.sessions.max_sessions = 3;
+    let mut consumer_full = Config::embedded();
+    consumer_full.sessions.max_sessions_per_consumer = 2;
+    for (config, message, others_get_in) in [
+        (
+            store_full,
+            "Out of resource quota: the service holds its maximum of 3 sessions.",
+            false,
+        ),
+        (
+            consumer_full,
+            "Out of resource quota: this API consumer holds its maximum of 2 live sessions; end one to create another.",
+            true,
+        ),
+    ] {
+        quota_is_429_until_a_session_ends(config, message, others_get_in).await;
+    }
 }
 
 #[tokio::test]

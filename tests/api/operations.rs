@@ -19,7 +19,7 @@ async fn metrics(app: &TestApp) -> String {
 }
 
 /// The value of the sample line that starts with `series` (0 when absent).
-fn sample(text: &str, series: &str) -> f64 {
+pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series).map(str::trim))
         .map_or(0.0, |value| value.parse().unwrap())

@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
+use crate::operations::sample;
 use crate::redis_server::{RedisServer, unique_prefix};
 
 /// The embedded config on the Redis at `url`, under `prefix`.
@@ -214,4 +215,81 @@ async fn redis_stopped_and_restarted_mid_run_recovers_without_a_restart() {
     .await;
     let id = created["mediaSessionId"].as_str().unwrap();
     assert_eq!(json_ok(app.get_session(id, &alice).await).await, created);
+}
+
+/// A store written before the session counts were kept (sessions without their `st`/`o` fields,
+/// no `counts`, no `owners`): a replica starting on it builds both once, from the live sessions,
+/// and from then on `/metrics` reads the counts without reading a session, and the per-consumer
+/// quota counts the old sessions too.
+#[tokio::test]
+async fn counts_of_an_older_store_are_built_once_and_scrapes_read_only_them() {
+    let Some(redis) = RedisServer::start("counts_of_an_older_store_are_built_once") else {
+        return;
+    };
+    let prefix = unique_prefix("counts");
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let mut old = Config::embedded().fixture_sessions().unwrap().remove(0);
+    for (id, status) in [
+        ("old-1", "Ringing"),
+        ("old-2", "Ringing"),
+        ("old-3", "Hold"),
+    ] {
+        old.id = camara_webrtc::domain::SessionId::parse(id).unwrap();
+        old.status = status.to_owned().try_into().unwrap();
+        old.owner = Some("old-app".into());
+        let json = serde_json::to_string(&old).unwrap();
+        let _: () = redis::pipe()
+            .cmd("HSET")
+            .arg(format!("{prefix}session:{id}"))
+            .arg("v")
+            .arg(1)
+            .arg("s")
+            .arg(json)
+            .cmd("SADD")
+            .arg(format!("{prefix}live"))
+            .arg(id)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let mut config = on_redis(&redis.url, &prefix);
+    config.sessions.max_sessions_per_consumer = 3;
+    let app = spawn_with(config).await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    for (status, n) in [("Ringing", 2.0), ("Hold", 1.0), ("Initial", 1.0)] {
+        let series = format!("camara_webrtc_sessions{{status=\"{status}\"}}");
+        assert_eq!(sample(&text, &series), n, "{series}");
+    }
+    // A scrape reads the counts, not the sessions: a session's JSON made unreadable changes
+    // nothing in it.
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}session:old-1"))
+        .arg("s")
+        .arg("not json")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let again = app.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        sample(&again, r#"camara_webrtc_sessions{status="Ringing"}"#),
+        2.0
+    );
+    // old-app's three old sessions fill its quota.
+    assert_error(
+        app.create("/webrtc", &new_call_body(), &app.app_token(ORIGINATOR, "old-app"))
+            .await,
+        429,
+        "QUOTA_EXCEEDED",
+        "Out of resource quota: this API consumer holds its maximum of 3 live sessions; end one to create another.",
+    )
+    .await;
+}
+
+fn new_call_body() -> serde_json::Value {
+    json!({
+        "originatorAddress": ORIGINATOR,
+        "receiverAddress": RECEIVER,
+        "offer": { "sdp": CLEAN_SDP }
+    })
 }

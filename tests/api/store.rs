@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use camara_webrtc::config::Config;
 use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
-use camara_webrtc::store::{MemoryStore, RedisStore, SessionStore, StoreError};
+use camara_webrtc::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError};
 
 use crate::redis_server::{RedisServer, unique_prefix};
 
@@ -22,16 +22,95 @@ fn session(id: &str) -> Session {
 /// An hour: longer than any test runs.
 const KEEP: Duration = Duration::from_secs(3600);
 
-/// Runs every contract check against a fresh, empty store made by `make(capacity, ended_ttl)`
-/// (called once per check).
-pub async fn run_all<S: SessionStore>(make: impl Fn(usize, Duration) -> S) {
-    insert_get_remove(&make(8, KEEP)).await;
-    compare_and_swap_needs_the_current_version(&make(8, KEEP)).await;
-    capacity_is_enforced(&make(2, KEEP)).await;
-    ended_sessions_are_kept_for_their_ttl(&make(8, KEEP)).await;
-    ended_sessions_expire(&make(8, Duration::ZERO)).await;
-    ended_sessions_give_way_at_capacity(&make(2, KEEP)).await;
-    racing_compare_and_swap_loses_nothing(Arc::new(make(8, KEEP))).await;
+/// `capacity` sessions at most, as many per owner, ended ones kept for `ended_ttl`.
+fn limits(capacity: usize, ended_ttl: Duration) -> Limits {
+    Limits {
+        capacity,
+        per_owner: capacity,
+        ended_ttl,
+    }
+}
+
+/// Runs every contract check against a fresh, empty store made by `make(limits)` (called once
+/// per check).
+pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
+    insert_get_remove(&make(limits(8, KEEP))).await;
+    compare_and_swap_needs_the_current_version(&make(limits(8, KEEP))).await;
+    capacity_is_enforced(&make(limits(2, KEEP))).await;
+    ended_sessions_are_kept_for_their_ttl(&make(limits(8, KEEP))).await;
+    ended_sessions_expire(&make(limits(8, Duration::ZERO))).await;
+    ended_sessions_give_way_at_capacity(&make(limits(2, KEEP))).await;
+    racing_compare_and_swap_loses_nothing(Arc::new(make(limits(8, KEEP)))).await;
+    live_sessions_count_against_their_owner(&make(Limits {
+        per_owner: 2,
+        ..limits(16, KEEP)
+    }))
+    .await;
+    status_counts_follow_every_write(&make(limits(16, KEEP))).await;
+}
+
+fn owned(id: &str, owner: &str) -> Session {
+    Session {
+        owner: Some(owner.into()),
+        ..session(id)
+    }
+}
+
+/// An owner holds at most `per_owner` live sessions; ended and removed ones stop counting, other
+/// owners and sessions without one are not affected.
+async fn live_sessions_count_against_their_owner<S: SessionStore>(store: &S) {
+    store.insert(owned("o1", "busy")).await.unwrap();
+    store.insert(owned("o2", "busy")).await.unwrap();
+    assert_eq!(
+        store.insert(owned("o3", "busy")).await,
+        Err(StoreError::OwnerFull(2))
+    );
+    assert_eq!(store.insert(owned("q1", "quiet")).await, Ok(1));
+    assert_eq!(store.insert(session("nobody")).await, Ok(1));
+    let mut ended = owned("o1", "busy").end(Role::Receiver);
+    ended.receiver_name = Some("ended".into());
+    store.compare_and_swap(1, ended.into()).await.unwrap();
+    assert_eq!(store.insert(owned("o3", "busy")).await, Ok(1));
+    assert_eq!(
+        store.insert(owned("o4", "busy")).await,
+        Err(StoreError::OwnerFull(2))
+    );
+    store
+        .remove(&SessionId::parse("o2").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.insert(owned("o4", "busy")).await, Ok(1));
+}
+
+/// The live sessions per status, through insert, a status change, ending and removal.
+async fn status_counts_follow_every_write<S: SessionStore>(store: &S) {
+    assert_eq!(store.status_counts().await, Ok(vec![]));
+    for id in ["s1", "s2", "s3"] {
+        store.insert(session(id)).await.unwrap();
+    }
+    let mut ringing = session("s1");
+    ringing.status = SessionStatus::Ringing;
+    store.compare_and_swap(1, ringing.into()).await.unwrap();
+    store.compare_and_swap(1, ended("s2").into()).await.unwrap();
+    assert_eq!(
+        store.status_counts().await,
+        Ok(vec![
+            (SessionStatus::Initial, 1),
+            (SessionStatus::Ringing, 1)
+        ])
+    );
+    store
+        .remove(&SessionId::parse("s1").unwrap())
+        .await
+        .unwrap();
+    store
+        .remove(&SessionId::parse("s2").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.status_counts().await,
+        Ok(vec![(SessionStatus::Initial, 1)])
+    );
 }
 
 fn ended(id: &str) -> Session {
@@ -178,16 +257,9 @@ async fn memory_store_meets_the_contract() {
 }
 
 /// A Redis store with a fresh key prefix on `server`.
-fn redis_store(server: &RedisServer, capacity: usize, ended_ttl: Duration) -> RedisStore {
+fn redis_store(server: &RedisServer, limits: Limits) -> RedisStore {
     let prefix = unique_prefix("contract");
-    RedisStore::new(
-        &server.url,
-        &prefix,
-        capacity,
-        ended_ttl,
-        Duration::from_secs(2),
-    )
-    .unwrap()
+    RedisStore::new(&server.url, &prefix, limits, Duration::from_secs(2)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -195,7 +267,7 @@ async fn redis_store_meets_the_contract() {
     let Some(server) = RedisServer::start("redis_store_meets_the_contract") else {
         return;
     };
-    run_all(|capacity, ttl| redis_store(&server, capacity, ttl)).await;
+    run_all(|limits| redis_store(&server, limits)).await;
 }
 
 /// An ended session's key carries a Redis TTL of `ended_ttl`; a live one has none.
@@ -205,7 +277,13 @@ async fn redis_expires_ended_sessions_through_ttl() {
         return;
     };
     let prefix = unique_prefix("ttl");
-    let store = RedisStore::new(&server.url, &prefix, 8, KEEP, Duration::from_secs(2)).unwrap();
+    let store = RedisStore::new(
+        &server.url,
+        &prefix,
+        limits(8, KEEP),
+        Duration::from_secs(2),
+    )
+    .unwrap();
     store.insert(session("t")).await.unwrap();
     let client = redis::Client::open(server.url.as_str()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
