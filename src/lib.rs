@@ -48,6 +48,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     }
     tokio::spawn(Verifier::keep_keys_fresh(Arc::downgrade(&verifier)));
     let store = open_store(&config).await?;
+    tokio::spawn(store::end_idle_sessions(
+        Arc::downgrade(&store),
+        Duration::from_secs(config.sessions.idle_ttl_seconds),
+    ));
     seed_fixtures(&store, config.fixture_sessions()?).await?;
     Ok(AppState::new(Arc::new(config), store, verifier))
 }

@@ -133,6 +133,9 @@ pub struct SessionsConfig {
     pub max_sessions_per_consumer: usize,
     /// How long an ended session is kept after DELETE, in seconds.
     pub ended_ttl_seconds: u64,
+    /// A live session with no change for this long is ended by the network (`Terminated` once
+    /// answered, `Failed` before) and stays readable for `ended_ttl_seconds`.
+    pub idle_ttl_seconds: u64,
     /// Check `registrationId` on POST against `registrations`.
     pub check_registration: bool,
     /// The registrations the network knows (from CAMARA's registration API in a real network).

@@ -30,6 +30,12 @@ impl Config {
         if self.sessions.max_sessions == 0 {
             return Err(invalid("sessions.max_sessions", "must be greater than 0"));
         }
+        if self.sessions.idle_ttl_seconds == 0 {
+            return Err(invalid(
+                "sessions.idle_ttl_seconds",
+                "must be greater than 0",
+            ));
+        }
         if self.sessions.max_sessions_per_consumer == 0 {
             return Err(invalid(
                 "sessions.max_sessions_per_consumer",

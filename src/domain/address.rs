@@ -22,7 +22,7 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// A party's address, valid against CAMARA's `Address` pattern (at most 256 characters); shared
-/// like [`SessionId`]. Deserialized through [`Address::parse`], so a body cannot carry an invalid one.
+/// like [`SessionId`](super::SessionId). Deserialized through [`Address::parse`], so a body cannot carry an invalid one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "Arc<str>")]
 pub struct Address(Arc<str>);

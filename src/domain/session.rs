@@ -123,6 +123,9 @@ pub struct Session {
     /// status, for the events that come later) only until the store drops it.
     #[serde(default)]
     pub ended: bool,
+    /// Why the network ended the session, when it did (CAMARA's `reason`).
+    #[serde(default)]
+    pub reason: Option<Arc<str>>,
 }
 
 /// What a client's PUT asks to change, already parsed and valid.
@@ -174,6 +177,27 @@ impl Session {
     /// The session after `role` ends it (DELETE): before it was answered the originator cancels
     /// and the receiver declines; once answered either side terminates. A session the network
     /// already ended keeps its outcome.
+    /// Whether the call is over: ended by DELETE, or in a terminal status (ended by the network).
+    /// A store keeps a session that is over only for its `ended_ttl`, and no longer counts it live.
+    pub fn is_over(&self) -> bool {
+        self.ended || self.status.is_terminal()
+    }
+
+    /// The session ended by the network after `idle_seconds` without a change: `Terminated` once
+    /// answered, `Failed` before. It stays readable, with `reason`, until the store drops it.
+    pub fn end_idle(&self, idle_seconds: u64) -> Session {
+        let status = if self.status.is_established() {
+            SessionStatus::Terminated
+        } else {
+            SessionStatus::Failed
+        };
+        Session {
+            status,
+            reason: Some(format!("Ended by the network: no change for {idle_seconds} s").into()),
+            ..self.clone()
+        }
+    }
+
     pub fn end(&self, role: Role) -> Session {
         let status = if self.status.is_terminal() {
             self.status
@@ -211,6 +235,7 @@ impl Session {
             owner: None,
             direction: Direction::Outgoing,
             withheld_originator: None,
+            reason: None,
             ended: false,
         }
     }

@@ -3,16 +3,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId, SessionStatus};
 
-/// One stored session; `expires` is set once the session has ended.
+/// One stored session; `expires` is set once the session is over.
 #[derive(Debug)]
 struct Slot {
     stored: Versioned,
     expires: Option<Instant>,
+    /// When it was last written.
+    touched: Instant,
 }
 
 impl Slot {
@@ -134,7 +136,7 @@ impl SessionStore for MemoryStore {
                     return Err(StoreError::Full(self.limits.capacity));
                 }
             }
-            if let Some(owner) = session.owner.clone().filter(|_| !session.ended) {
+            if let Some(owner) = session.owner.clone().filter(|_| !session.is_over()) {
                 let live = s.owners.entry(owner).or_default();
                 if *live >= self.limits.per_owner {
                     return Err(StoreError::OwnerFull(self.limits.per_owner));
@@ -147,6 +149,7 @@ impl SessionStore for MemoryStore {
                     version: 1,
                 },
                 expires: None,
+                touched: Instant::now(),
             };
             s.map.insert(slot.stored.session.id.clone(), slot);
             Ok(1)
@@ -165,9 +168,12 @@ impl SessionStore for MemoryStore {
                 }
                 Some(slot) => slot,
             };
-            // The session ends with this write: it expires after the TTL and leaves its owner's count.
-            let ends_at = (session.ended && slot.expires.is_none())
-                .then(|| Instant::now() + self.limits.ended_ttl);
+            // The session is over with this write: it expires after the TTL and leaves its owner's
+            // count.
+            let now = Instant::now();
+            let ends_at =
+                (session.is_over() && slot.expires.is_none()).then(|| now + self.limits.ended_ttl);
+            slot.touched = now;
             if ends_at.is_some() {
                 slot.expires = ends_at;
             }
@@ -217,6 +223,29 @@ impl SessionStore for MemoryStore {
             )
         });
         Box::pin(ready(Ok(counts)))
+    }
+
+    fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>> {
+        let idle = self.read(|s| {
+            let Some(cutoff) = Instant::now().checked_sub(untouched_for) else {
+                return Vec::new();
+            };
+            let mut idle: Vec<&Slot> = s
+                .map
+                .values()
+                .filter(|slot| {
+                    slot.expires.is_none()
+                        && slot.touched <= cutoff
+                        && slot.stored.session.owner.is_some()
+                })
+                .collect();
+            idle.sort_by_key(|slot| slot.touched);
+            idle.into_iter()
+                .take(limit)
+                .map(|slot| slot.stored.clone())
+                .collect()
+        });
+        Box::pin(ready(Ok(idle)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

@@ -1,6 +1,7 @@
 //! Session storage behind one async trait, so a networked backend slots in without touching handlers.
 //! Every write is a compare-and-swap on the session's version: racing updates serialise, none is lost.
 
+mod idle;
 mod memory;
 mod redis;
 
@@ -9,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use idle::end_idle_sessions;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -56,8 +58,9 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 
 /// Where sessions live. Implementations never hold a lock across an await.
 ///
-/// A session written with `ended = true` (DELETE) is kept, final status and all, for the store's
-/// `ended_ttl` and then dropped: from then on it is absent from `get`, `list` and every write. At
+/// A session written over ([`Session::is_over`]: ended by DELETE, or in a terminal status) is
+/// kept, final status and all, for the store's `ended_ttl` and then dropped: from then on it is
+/// absent from `get`, `list` and every write. At
 /// capacity, an insert first drops the oldest ended session before it reports [`StoreError::Full`].
 /// An insert for an owner that already holds `per_owner` live sessions is
 /// [`StoreError::OwnerFull`]; a session stops counting for its owner when it ends or is removed.
@@ -81,14 +84,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Its cost does not grow with the number of sessions on a shared store (a metrics scrape).
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>>;
 
+    /// Up to `limit` sessions that are not over and were not written for `untouched_for` (their
+    /// insert or last compare-and-swap), oldest first. Sessions without an owner (fixtures, there
+    /// for CAMARA's scenarios and the README) are never idle.
+    fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>>;
+
     /// Whether the store can serve requests now.
     fn ping(&self) -> StoreFuture<'_, ()>;
 }
 
-/// Counts statuses of the sessions that have not ended.
+/// Counts statuses of the sessions that are not over.
 fn count_live<'a>(sessions: impl Iterator<Item = &'a Session>) -> Vec<(SessionStatus, u64)> {
     let mut counts = [0u64; SessionStatus::ALL.len()];
-    for session in sessions.filter(|s| !s.ended) {
+    for session in sessions.filter(|s| !s.is_over()) {
         if let Some(i) = SessionStatus::ALL.iter().position(|s| *s == session.status) {
             counts[i] += 1;
         }

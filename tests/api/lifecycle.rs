@@ -552,3 +552,52 @@ async fn a_call_from_creation_to_its_end() {
         assert_not_found(gone).await;
     }
 }
+
+/// A call with no change for `sessions.idle_ttl_seconds` is ended by the network without a
+/// request: `Failed` before it was answered, `Terminated` after, with a reason. It stays readable;
+/// a PUT is 409, a DELETE removes it. The fixture session (no owner) never goes idle.
+#[tokio::test]
+async fn an_idle_session_is_ended_by_the_network_and_stays_readable() {
+    let mut config = Config::embedded();
+    config.sessions.idle_ttl_seconds = 1;
+    let app = spawn_with(config).await;
+    let token = app.app_token(ORIGINATOR, APP);
+    let unanswered = id_of(&create_ok(&app, "/webrtc", &new_call()).await);
+    let answered = id_of(&create_ok(&app, "/webrtc", &new_call()).await);
+    let receiver = app.app_token(RECEIVER, APP);
+    json_ok(
+        app.put_status(&answered, r#"{"status":"Connected"}"#, &receiver)
+            .await,
+    )
+    .await;
+    for (id, status) in [(&unanswered, "Failed"), (&answered, "Terminated")] {
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                let read = json_ok(app.get_session(id, &token).await).await;
+                if read["status"] != "Initial" && read["status"] != "Connected" {
+                    return read;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .expect("the idle session ends by itself");
+        assert_eq!(ended["status"], status, "{id}");
+        assert_eq!(ended["reason"], "Ended by the network: no change for 1 s");
+    }
+    assert_error(
+        app.put_status(&unanswered, r#"{"status":"Ringing"}"#, &receiver)
+            .await,
+        409,
+        "INCOMPATIBLE_STATE",
+        "session status Failed cannot change to Ringing",
+    )
+    .await;
+    assert_eq!(
+        app.delete("/webrtc", &unanswered, &token).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_not_found(app.get_session(&unanswered, &token).await).await;
+    let fixture = json_ok(app.get_session(FIXTURE_ID, &app.receiver_token()).await).await;
+    assert_eq!(fixture["status"], "Initial");
+}

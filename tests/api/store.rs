@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use camara_webrtc::config::Config;
 use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
-use camara_webrtc::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError};
+use camara_webrtc::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError, Versioned};
 
 use crate::redis_server::{RedisServer, unique_prefix};
 
@@ -47,6 +47,78 @@ pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
     }))
     .await;
     status_counts_follow_every_write(&make(limits(16, KEEP))).await;
+    a_session_the_network_ends_is_over_but_readable(&make(limits(16, KEEP))).await;
+    over_sessions_expire(&make(limits(16, Duration::ZERO))).await;
+    idle_sessions_are_found_by_their_last_write(&make(limits(16, KEEP))).await;
+}
+
+/// `s` moved to a terminal status by the network (not DELETEd).
+fn network_ended(id: &str, owner: &str) -> Session {
+    let mut over = owned(id, owner);
+    over.status = SessionStatus::Busy;
+    over.reason = Some("486 Busy Here".into());
+    over
+}
+
+/// A session in a terminal status stays readable, and no longer counts as live.
+async fn a_session_the_network_ends_is_over_but_readable<S: SessionStore>(store: &S) {
+    store.insert(owned("n1", "app")).await.unwrap();
+    assert_eq!(
+        store
+            .compare_and_swap(1, network_ended("n1", "app").into())
+            .await,
+        Ok(2)
+    );
+    let kept = store.get(&SessionId::parse("n1").unwrap()).await.unwrap();
+    assert_eq!(
+        kept.map(|v| v.session.reason.clone()),
+        Some(Some("486 Busy Here".into()))
+    );
+    assert_eq!(store.status_counts().await, Ok(vec![]));
+    assert_eq!(store.idle(Duration::ZERO, 10).await, Ok(vec![]));
+}
+
+async fn over_sessions_expire<S: SessionStore>(store: &S) {
+    store.insert(owned("n2", "app")).await.unwrap();
+    store
+        .compare_and_swap(1, network_ended("n2", "app").into())
+        .await
+        .unwrap();
+    assert_eq!(store.get(&SessionId::parse("n2").unwrap()).await, Ok(None));
+}
+
+fn ids(found: &[Versioned]) -> Vec<&str> {
+    found.iter().map(|v| v.session.id.as_str()).collect()
+}
+
+/// Idle sessions are the live, owned ones by their last write, oldest first.
+async fn idle_sessions_are_found_by_their_last_write<S: SessionStore>(store: &S) {
+    store.insert(owned("i1", "app")).await.unwrap();
+    store.insert(owned("i2", "app")).await.unwrap();
+    store.insert(session("fixture-like")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut touched = owned("i1", "app");
+    touched.status = SessionStatus::Ringing;
+    store.compare_and_swap(1, touched.into()).await.unwrap();
+    assert_eq!(
+        ids(&store.idle(Duration::from_millis(200), 10).await.unwrap()),
+        ["i2"]
+    );
+    assert_eq!(
+        ids(&store.idle(Duration::ZERO, 10).await.unwrap()),
+        ["i2", "i1"]
+    );
+    assert_eq!(ids(&store.idle(Duration::ZERO, 1).await.unwrap()), ["i2"]);
+    store
+        .compare_and_swap(1, network_ended("i2", "app").into())
+        .await
+        .unwrap();
+    assert_eq!(ids(&store.idle(Duration::ZERO, 10).await.unwrap()), ["i1"]);
+    store
+        .remove(&SessionId::parse("i1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(store.idle(Duration::ZERO, 10).await, Ok(vec![]));
 }
 
 fn owned(id: &str, owner: &str) -> Session {

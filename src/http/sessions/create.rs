@@ -104,6 +104,7 @@ impl NewSession {
         Session {
             id,
             withheld_originator: caller.actor().withheld_originator(&self.originator),
+            reason: None,
             originator: self.originator,
             originator_name: self.originator_name.map(Into::into),
             receiver: self.receiver,

@@ -211,6 +211,8 @@ pub struct SessionResponse<'a> {
     call_type: CallType,
     #[serde(skip_serializing_if = "Option::is_none")]
     location_details: Option<&'a Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 impl<'a> From<&'a Session> for SessionResponse<'a> {
@@ -226,6 +228,7 @@ impl<'a> From<&'a Session> for SessionResponse<'a> {
             answer: SdpBody::of(s.answer.as_ref()),
             call_type: s.call_type,
             location_details: s.location.as_ref(),
+            reason: s.reason.as_deref(),
         }
     }
 }

@@ -5,133 +5,27 @@
 //!   ("" for none)}`, one per session;
 //! - `live`: a set of the ids of sessions that have not ended;
 //! - `ended`: a sorted set of ended ids, scored by when their key expires (ms since the epoch);
+//! - `touched`: a sorted set of the live ids, scored by when each was last written (ms);
 //! - `counts`: a hash of live sessions per status, and `owners`: of live sessions per owner, kept
 //!   by the same scripts that write the sessions, so a metrics scrape and the per-owner quota read
-//!   one small hash, never the sessions; `counted` marks that both were built (see [`RECONCILE`]).
+//!   one small hash, never the sessions; `counted` marks that both were built (see `scripts::RECONCILE`).
 //!
 //! Every write is one Lua script, so it is atomic across replicas: compare-and-swap checks the
 //! version and writes in one step, exactly like the memory store's lock. Ended sessions expire
 //! through Redis TTL. Commands are bounded by `store.timeout_ms`; an unreachable Redis is
 //! [`StoreError::Unavailable`] (503), and the connection manager reconnects once Redis is back.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script};
+use redis::{RedisError, Script, ScriptInvocation};
 
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
+
+mod scripts;
 use crate::domain::{Session, SessionId, SessionStatus};
-
-/// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
-/// refuses an owner at its quota; then stores the new session at version 1 and counts it.
-/// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
-static INSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-        if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-        local capacity = tonumber(ARGV[3])
-        while redis.call('SCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= capacity do
-            local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
-            if not oldest then return -2 end
-            redis.call('DEL', ARGV[4] .. oldest)
-            redis.call('ZREM', KEYS[3], oldest)
-        end
-        local owner = ARGV[5]
-        if owner ~= '' and tonumber(redis.call('HGET', KEYS[4], owner) or '0') >= tonumber(ARGV[6]) then
-            return -3
-        end
-        redis.call('HSET', KEYS[1], 'v', 1, 's', ARGV[2], 'st', ARGV[7], 'o', owner)
-        redis.call('SADD', KEYS[2], ARGV[1])
-        redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
-        if owner ~= '' then redis.call('HINCRBY', KEYS[4], owner, 1) end
-        return 1
-        ",
-    )
-});
-
-/// Writes the session if it is still at the expected version and moves its count to its new
-/// status. A session that has just ended leaves `live`, its status count and its owner's count,
-/// and expires after the TTL (at once for 0). Returns `{1, new version}`, `{0, 0}` (absent) or
-/// `{2, current version}` (conflict).
-static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local found = redis.call('HMGET', KEYS[1], 'v', 'st', 'o')
-        if not found[1] then return {0, 0} end
-        local v = tonumber(found[1])
-        if v ~= tonumber(ARGV[2]) then return {2, v} end
-        local before, status = found[2], ARGV[6]
-        redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[3], 'st', status)
-        if ARGV[4] == '1' then
-            if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
-                if before then redis.call('HINCRBY', KEYS[4], before, -1) end
-                if found[3] and found[3] ~= '' then redis.call('HINCRBY', KEYS[5], found[3], -1) end
-                local ttl = tonumber(ARGV[5])
-                if ttl <= 0 then
-                    redis.call('DEL', KEYS[1])
-                else
-                    local t = redis.call('TIME')
-                    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-                    redis.call('PEXPIRE', KEYS[1], ttl)
-                    redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
-                end
-            end
-        elseif before ~= status and redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-            if before then redis.call('HINCRBY', KEYS[4], before, -1) end
-            redis.call('HINCRBY', KEYS[4], status, 1)
-        end
-        return {1, v + 1}
-        ",
-    )
-});
-
-/// Deletes the session and its index entries (and its counts, if it was live), returning
-/// `{version, json}` (empty if absent).
-static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local found = redis.call('HMGET', KEYS[1], 'v', 's', 'st', 'o')
-        if not found[1] then return {} end
-        redis.call('DEL', KEYS[1])
-        if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
-            if found[3] then redis.call('HINCRBY', KEYS[4], found[3], -1) end
-            if found[4] and found[4] ~= '' then redis.call('HINCRBY', KEYS[5], found[4], -1) end
-        end
-        redis.call('ZREM', KEYS[3], ARGV[1])
-        return {found[1], found[2]}
-        ",
-    )
-});
-
-/// Builds `counts` and `owners` once per store, from the live sessions (a store written before
-/// they were kept); later calls do nothing. One pass over the live sessions, at start-up.
-static RECONCILE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        if redis.call('SET', KEYS[4], '1', 'NX') == false then return 0 end
-        redis.call('DEL', KEYS[2], KEYS[3])
-        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-            local key = ARGV[1] .. id
-            local json = redis.call('HGET', key, 's')
-            if json then
-                local session = cjson.decode(json)
-                local owner = session.owner
-                if type(owner) ~= 'string' then owner = '' end
-                redis.call('HSET', key, 'st', session.status, 'o', owner)
-                redis.call('HINCRBY', KEYS[2], session.status, 1)
-                if owner ~= '' then redis.call('HINCRBY', KEYS[3], owner, 1) end
-            else
-                redis.call('SREM', KEYS[1], id)
-            end
-        end
-        return 1
-        ",
-    )
-});
+use scripts::{COMPARE_AND_SWAP, IDLE, INSERT, RECONCILE, REMOVE};
 
 /// Sessions in Redis, shared by every replica that points at the same Redis and key prefix.
 pub struct RedisStore {
@@ -191,12 +85,51 @@ impl RedisStore {
         format!("{}ended", self.prefix)
     }
 
+    /// `script` with the six keys of the session scripts, for the session `id`.
+    fn session_keys<'s>(&self, script: &'s Script, id: &str) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(self.session_key(id))
+            .key(self.live_key())
+            .key(self.ended_key())
+            .key(self.counts_key())
+            .key(self.owners_key())
+            .key(self.touched_key());
+        invocation
+    }
+
     fn counts_key(&self) -> String {
         format!("{}counts", self.prefix)
     }
 
     fn owners_key(&self) -> String {
         format!("{}owners", self.prefix)
+    }
+
+    fn touched_key(&self) -> String {
+        format!("{}touched", self.prefix)
+    }
+
+    /// The sessions of `ids` that still exist, in that order (an id whose key has expired is
+    /// simply gone).
+    async fn read_all(&self, ids: &[String]) -> Result<Vec<Versioned>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET")
+                .arg(self.session_key(id))
+                .arg("v")
+                .arg("s");
+        }
+        let mut con = self.connection.clone();
+        let found: Vec<(Option<u64>, Option<String>)> =
+            self.run(pipe.query_async(&mut con)).await?;
+        found
+            .into_iter()
+            .filter_map(|(version, json)| Some(decode(version?, &json?)))
+            .collect()
     }
 
     /// Builds the status and owner counts of a store written before they were kept (once per
@@ -210,6 +143,7 @@ impl RedisStore {
                     .key(self.counts_key())
                     .key(self.owners_key())
                     .key(format!("{}counted", self.prefix))
+                    .key(self.touched_key())
                     .arg(self.session_key(""))
                     .invoke_async(&mut con),
             )
@@ -272,12 +206,7 @@ impl SessionStore for RedisStore {
             let mut con = self.connection.clone();
             let outcome: i64 = self
                 .run(
-                    INSERT
-                        .key(self.session_key(session.id.as_str()))
-                        .key(self.live_key())
-                        .key(self.ended_key())
-                        .key(self.owners_key())
-                        .key(self.counts_key())
+                    self.session_keys(&INSERT, session.id.as_str())
                         .arg(session.id.as_str())
                         .arg(json)
                         .arg(self.limits.capacity)
@@ -304,16 +233,11 @@ impl SessionStore for RedisStore {
             let mut con = self.connection.clone();
             let (outcome, version): (i64, u64) = self
                 .run(
-                    COMPARE_AND_SWAP
-                        .key(self.session_key(session.id.as_str()))
-                        .key(self.live_key())
-                        .key(self.ended_key())
-                        .key(self.counts_key())
-                        .key(self.owners_key())
+                    self.session_keys(&COMPARE_AND_SWAP, session.id.as_str())
                         .arg(session.id.as_str())
                         .arg(expected)
                         .arg(json)
-                        .arg(if session.ended { "1" } else { "0" })
+                        .arg(if session.is_over() { "1" } else { "0" })
                         .arg(ttl_ms)
                         .arg(session.status.as_str())
                         .invoke_async(&mut con),
@@ -332,12 +256,7 @@ impl SessionStore for RedisStore {
             let mut con = self.connection.clone();
             let found: Vec<String> = self
                 .run(
-                    REMOVE
-                        .key(self.session_key(id.as_str()))
-                        .key(self.live_key())
-                        .key(self.ended_key())
-                        .key(self.counts_key())
-                        .key(self.owners_key())
+                    self.session_keys(&REMOVE, id.as_str())
                         .arg(id.as_str())
                         .invoke_async(&mut con),
                 )
@@ -364,24 +283,8 @@ impl SessionStore for RedisStore {
                         .query_async(&mut con),
                 )
                 .await?;
-            let ids: Vec<&String> = live.iter().chain(&ended).collect();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.cmd("HMGET")
-                    .arg(self.session_key(id))
-                    .arg("v")
-                    .arg("s");
-            }
-            let found: Vec<(Option<u64>, Option<String>)> =
-                self.run(pipe.query_async(&mut con)).await?;
-            // An ended id whose key has expired is simply gone.
-            found
-                .into_iter()
-                .filter_map(|(version, json)| Some(decode(version?, &json?)))
-                .collect()
+            let ids: Vec<String> = live.into_iter().chain(ended).collect();
+            self.read_all(&ids).await
         })
     }
 
@@ -407,6 +310,21 @@ impl SessionStore for RedisStore {
                 .collect();
             known.sort_by_key(|(status, _)| SessionStatus::ALL.iter().position(|s| s == status));
             Ok(known)
+        })
+    }
+
+    fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let ids: Vec<String> = self
+                .run(
+                    IDLE.key(self.touched_key())
+                        .arg(u64::try_from(untouched_for.as_millis()).unwrap_or(u64::MAX))
+                        .arg(limit)
+                        .invoke_async(&mut con),
+                )
+                .await?;
+            self.read_all(&ids).await
         })
     }
 

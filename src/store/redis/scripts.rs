@@ -1,0 +1,140 @@
+//! The Lua scripts of the Redis store: each is one atomic step across replicas. The session
+//! scripts take the same six keys (`RedisStore::session_keys`): 1 the session, 2 `live`, 3 `ended`,
+//! 4 `counts`, 5 `owners`, 6 `touched`.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
+/// refuses an owner at its quota; then stores the new session at version 1 and counts it.
+/// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
+pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+        if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+        local capacity = tonumber(ARGV[3])
+        while redis.call('SCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= capacity do
+            local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+            if not oldest then return -2 end
+            redis.call('DEL', ARGV[4] .. oldest)
+            redis.call('ZREM', KEYS[3], oldest)
+        end
+        local owner = ARGV[5]
+        if owner ~= '' and tonumber(redis.call('HGET', KEYS[5], owner) or '0') >= tonumber(ARGV[6]) then
+            return -3
+        end
+        redis.call('HSET', KEYS[1], 'v', 1, 's', ARGV[2], 'st', ARGV[7], 'o', owner)
+        redis.call('SADD', KEYS[2], ARGV[1])
+        if owner ~= '' then redis.call('ZADD', KEYS[6], now, ARGV[1]) end
+        redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
+        if owner ~= '' then redis.call('HINCRBY', KEYS[5], owner, 1) end
+        return 1
+        ",
+    )
+});
+
+/// Writes the session if it is still at the expected version and moves its count to its new
+/// status. A session that is over with this write leaves `live`, `touched`, its status count and
+/// its owner's count, and expires after the TTL (at once for 0). Returns `{1, new version}`, `{0, 0}` (absent) or
+/// `{2, current version}` (conflict).
+pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local found = redis.call('HMGET', KEYS[1], 'v', 'st', 'o')
+        if not found[1] then return {0, 0} end
+        local v = tonumber(found[1])
+        if v ~= tonumber(ARGV[2]) then return {2, v} end
+        local before, status = found[2], ARGV[6]
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[3], 'st', status)
+        if ARGV[4] == '1' then
+            redis.call('ZREM', KEYS[6], ARGV[1])
+            if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+                if before then redis.call('HINCRBY', KEYS[4], before, -1) end
+                if found[3] and found[3] ~= '' then redis.call('HINCRBY', KEYS[5], found[3], -1) end
+                local ttl = tonumber(ARGV[5])
+                if ttl <= 0 then
+                    redis.call('DEL', KEYS[1])
+                else
+                    redis.call('PEXPIRE', KEYS[1], ttl)
+                    redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+                end
+            end
+        elseif redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+            if found[3] and found[3] ~= '' then redis.call('ZADD', KEYS[6], now, ARGV[1]) end
+            if before ~= status then
+                if before then redis.call('HINCRBY', KEYS[4], before, -1) end
+                redis.call('HINCRBY', KEYS[4], status, 1)
+            end
+        end
+        return {1, v + 1}
+        ",
+    )
+});
+
+/// Deletes the session and its index entries (and its counts, if it was live), returning
+/// `{version, json}` (empty if absent).
+pub(super) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local found = redis.call('HMGET', KEYS[1], 'v', 's', 'st', 'o')
+        if not found[1] then return {} end
+        redis.call('DEL', KEYS[1])
+        if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
+            if found[3] then redis.call('HINCRBY', KEYS[4], found[3], -1) end
+            if found[4] and found[4] ~= '' then redis.call('HINCRBY', KEYS[5], found[4], -1) end
+        end
+        redis.call('ZREM', KEYS[3], ARGV[1])
+        redis.call('ZREM', KEYS[6], ARGV[1])
+        return {found[1], found[2]}
+        ",
+    )
+});
+
+/// Builds `counts`, `owners` and `touched` once per store, from the live sessions (a store written
+/// before they were kept; an old session counts as written now); later calls do nothing. One pass
+/// over the live sessions, at start-up.
+pub(super) static RECONCILE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('SET', KEYS[4], '1', 'NX') == false then return 0 end
+        redis.call('DEL', KEYS[2], KEYS[3])
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+            local key = ARGV[1] .. id
+            local json = redis.call('HGET', key, 's')
+            if json then
+                local session = cjson.decode(json)
+                local owner = session.owner
+                if type(owner) ~= 'string' then owner = '' end
+                redis.call('HSET', key, 'st', session.status, 'o', owner)
+                redis.call('HINCRBY', KEYS[2], session.status, 1)
+                if owner ~= '' then
+                    redis.call('HINCRBY', KEYS[3], owner, 1)
+                    redis.call('ZADD', KEYS[5], 'NX', now, id)
+                end
+            else
+                redis.call('SREM', KEYS[1], id)
+            end
+        end
+        return 1
+        ",
+    )
+});
+
+/// Up to ARGV[2] live ids not written for ARGV[1] ms (by Redis's clock), oldest first.
+pub(super) static IDLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+        ",
+    )
+});
