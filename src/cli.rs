@@ -26,12 +26,8 @@ pub fn load(file: Option<&Path>, listen: Option<String>) -> Result<Config, Confi
 pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> {
     let config = load(file, listen).map_err(|e| e.to_string())?;
     telemetry::init(&config.log);
-    if config.uses_development_key() {
-        tracing::warn!(
-            "USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. Configure a key source \
-             of your own (auth.jwks_url, auth.oidc_discovery, auth.public_keys, or auth.hs256_secret) \
-             before exposing this service."
-        );
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
     }
     tracing::info!(sources = ?config.auth.key_sources(), "token keys");
     runtime()?.block_on(async {
@@ -78,8 +74,8 @@ pub fn token(
 }
 
 /// `check-config`: prints the effective configuration, secrets redacted, once it is valid and
-/// every key it names loads (PEM files read, the JWKS read once); the key sources in force go to
-/// standard error.
+/// every key it names loads (PEM files read, the JWKS read once); the key sources in force and
+/// the [`Config::warnings`] go to standard error.
 pub fn check_config(file: Option<&Path>) -> Result<(), String> {
     let config = load(file, None).map_err(|e| e.to_string())?;
     let verifier = auth::Verifier::from_config(&config.auth).map_err(|e| e.to_string())?;
@@ -90,6 +86,9 @@ pub fn check_config(file: Option<&Path>) -> Result<(), String> {
         "token keys in force: {}",
         config.auth.key_sources().join(", ")
     );
+    for warning in config.warnings() {
+        eprintln!("camara-webrtc: warning: {warning}");
+    }
     print!("{}", config.to_redacted_toml());
     Ok(())
 }

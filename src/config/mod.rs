@@ -2,9 +2,11 @@
 //! environment variables < command-line flags, then [`Config::validate`] with errors naming the key.
 //!
 //! This module owns [`Config`] and its loading, [`Secret`] and [`ConfigError`]; the sections are in
-//! `sections`, the checks in `validate`, the fixture sessions in `fixtures`.
+//! `sections`, the checks in `validate` (the CORS origins' in `origins`), the fixture sessions in
+//! `fixtures`.
 
 mod fixtures;
+mod origins;
 mod sections;
 mod validate;
 
@@ -121,6 +123,27 @@ impl Config {
             .is_some_and(|s| s.expose() == DEVELOPMENT_SECRET)
     }
 
+    /// What `serve` and `check-config` warn about: the development values of the embedded
+    /// defaults that let anybody in, while they are configured.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut warnings = Vec::new();
+        if self.uses_development_key() {
+            warnings.push(
+                "USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. Configure a key \
+                 source of your own (auth.jwks_url, auth.oidc_discovery, auth.public_keys, or \
+                 auth.hs256_secret) before exposing this service.",
+            );
+        }
+        if self.server.cors_allowed_origins == ["*"] {
+            warnings.push(
+                "CORS ALLOWS EVERY ORIGIN: any web page may call this API from a browser. List \
+                 your apps' origins in server.cors_allowed_origins (or [] for none) before \
+                 exposing this service.",
+            );
+        }
+        warnings
+    }
+
     /// The address to bind, parsed.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.server
@@ -162,6 +185,7 @@ mod tests {
             ["/webrtc", "/webrtc-call-handling/v0.3"]
         );
         assert_eq!(config.fixtures.sessions.len(), 1);
+        assert_eq!(config.server.cors_allowed_origins, ["*"]);
     }
 
     #[test]

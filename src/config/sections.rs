@@ -30,6 +30,9 @@ pub struct ServerConfig {
     pub rate_limit_burst: u32,
     /// After SIGTERM or SIGINT, how long in-flight requests may take to finish.
     pub shutdown_grace_seconds: u64,
+    /// Origins whose pages may call the API from a browser (CORS): exact origins
+    /// (`scheme://host[:port]`), `["*"]` for any, `[]` for none (CORS off).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// `[auth]`: the keys bearer tokens are verified with and the claims they must carry.

@@ -26,6 +26,7 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        self.validate_cors_origins()?;
         self.validate_auth()?;
         if self.sessions.max_sessions == 0 {
             return Err(invalid("sessions.max_sessions", "must be greater than 0"));

@@ -119,6 +119,35 @@ fn check_config_prints_the_effective_config_redacted() {
     );
 }
 
+/// Without the development values nothing is warned about; a list in an environment variable is
+/// written as a TOML value.
+#[test]
+fn check_config_warns_only_about_development_values() {
+    let (ok, stdout, stderr) = run(
+        &["check-config"],
+        &[
+            (
+                "CAMARA_WEBRTC__AUTH__HS256_SECRET",
+                "an-operator-secret-of-at-least-32-bytes",
+            ),
+            (
+                "CAMARA_WEBRTC__SERVER__CORS_ALLOWED_ORIGINS",
+                r#"["https://app.example.com", "http://127.0.0.1:5173"]"#,
+            ),
+        ],
+    );
+    assert!(ok);
+    assert_eq!(stderr, "token keys in force: hs256_secret\n");
+    let parsed: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        parsed["server"]["cors_allowed_origins"],
+        toml::Value::Array(vec![
+            "https://app.example.com".into(),
+            "http://127.0.0.1:5173".into()
+        ])
+    );
+}
+
 #[test]
 fn check_config_names_the_bad_key() {
     let dir = std::env::temp_dir().join(format!("camara-webrtc-test-{}", std::process::id()));
@@ -140,13 +169,24 @@ fn check_config_names_the_bad_key() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `check-config`'s warning while `server.cors_allowed_origins` is `["*"]`.
+const CORS_WARNING: &str = "camara-webrtc: warning: CORS ALLOWS EVERY ORIGIN: any web page may \
+    call this API from a browser. List your apps' origins in server.cors_allowed_origins (or [] \
+    for none) before exposing this service.\n";
+
+/// With the embedded defaults, the development key and CORS for any origin are warned about.
 #[test]
 fn check_config_loads_every_key_and_says_which_are_in_force() {
     let (ok, _, stderr) = run(&["check-config"], &[]);
     assert!(ok);
     assert_eq!(
         stderr,
-        "token keys in force: hs256_secret (the public development key)\n"
+        "token keys in force: hs256_secret (the public development key)\n\
+         camara-webrtc: warning: USING THE PUBLIC DEVELOPMENT KEY: anyone can mint valid tokens. \
+         Configure a key source of your own (auth.jwks_url, auth.oidc_discovery, \
+         auth.public_keys, or auth.hs256_secret) before exposing this service.\n"
+            .to_owned()
+            + CORS_WARNING
     );
     for (key, value, refusal) in [
         (
@@ -174,7 +214,10 @@ fn check_config_loads_every_key_and_says_which_are_in_force() {
         &[("CAMARA_WEBRTC__AUTH__PUBLIC_KEYS", keys.as_str())],
     );
     assert!(ok, "{stderr}");
-    assert_eq!(stderr, "token keys in force: public_keys (1 PEM)\n");
+    assert_eq!(
+        stderr,
+        "token keys in force: public_keys (1 PEM)\n".to_owned() + CORS_WARNING
+    );
 }
 
 #[test]
@@ -423,10 +466,9 @@ async fn serve_logs_requests_and_never_secrets() {
     ] {
         assert!(!all.contains(secret), "the logs contain {secret:?}");
     }
-    assert!(
-        all.contains("USING THE PUBLIC DEVELOPMENT KEY"),
-        "the development-key warning is logged"
-    );
+    for warning in Config::embedded().warnings() {
+        assert!(all.contains(warning), "the warning {warning:?} is logged");
+    }
     let events: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).expect("every line is JSON"))
