@@ -2,7 +2,8 @@
 //! operation must document the status, the body must match its schema (or be empty where none is
 //! documented), and any answer outside an operation (unknown route, wrong method) must be a CAMARA
 //! error. Every test app's client ([`crate::client::ContractClient`]) applies it to every response
-//! the suite receives through `TestApp::client`.
+//! the suite receives through `TestApp::client`, except the answer to a CORS preflight, which no
+//! operation describes and [`preflight_conforms`] checks instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -122,6 +123,20 @@ pub fn operation(base_paths: &[String], method: &Method, path: &str) -> Option<(
     })
 }
 
+/// Checks a 200 answer to a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`), which
+/// no operation of the document describes (CORS belongs to the transport): the CORS layer's
+/// answer, with `Access-Control-Allow-Methods` and an empty body. Which CORS headers it carries is
+/// the CORS tests' to assert.
+pub fn preflight_conforms(headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
+        return Err("200 without Access-Control-Allow-Methods".to_owned());
+    }
+    if !body.is_empty() {
+        return Err("a body".to_owned());
+    }
+    Ok(())
+}
+
 /// Checks one response against the document.
 pub fn conforms(
     base_paths: &[String],
@@ -237,6 +252,33 @@ fn the_contract_catches_what_the_document_does_not_allow() {
             "a body where #/paths/~1sessions~1{mediaSessionId}/delete/responses/204 documents none"
                 .into()
         )
+    );
+}
+
+#[test]
+fn a_preflight_answer_is_the_cors_layers() {
+    let mut headers = HeaderMap::new();
+    assert_eq!(
+        preflight_conforms(&headers, b""),
+        Err("200 without Access-Control-Allow-Methods".into())
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        "GET,POST".parse().unwrap(),
+    );
+    assert_eq!(preflight_conforms(&headers, b""), Ok(()));
+    assert_eq!(preflight_conforms(&headers, b"{}"), Err("a body".into()));
+    // An OPTIONS that is no preflight is held to the document: only a CAMARA error may answer.
+    assert_eq!(
+        conforms(
+            &["/webrtc".to_owned()],
+            &Method::OPTIONS,
+            "/webrtc/sessions",
+            StatusCode::OK,
+            &headers,
+            b""
+        ),
+        Err("200 OK outside any documented operation".into())
     );
 }
 
