@@ -2,6 +2,7 @@
 //! base path, plus the operational routes) and the middleware stack. Handlers live in their API's
 //! module.
 
+mod cors;
 mod error;
 mod extract;
 mod middleware;
@@ -24,6 +25,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
+use tower::util::option_layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -218,20 +220,25 @@ pub fn router(state: AppState) -> Router {
 
 /// The middleware every route and the fallback run in, outermost first:
 /// 1. `Authorization` is marked sensitive before anything could print it.
-/// 2. [`middleware::edge`] refuses an invalid `x-correlator` (400, not echoed), rewrites every
+/// 2. CORS, when `server.cors_allowed_origins` is not empty ([`cors`]): a preflight is answered
+///    here, before everything below — no correlator, log line or metrics, no authentication, rate
+///    limit or load shedding, no 405 for a route without `OPTIONS`. Every other response gets the
+///    CORS headers on its way out, whichever layer below made it (`edge`'s 400 for a bad
+///    `x-correlator`, a 401, a shed 503, a 504), so a browser app can read its errors too.
+/// 3. [`middleware::edge`] refuses an invalid `x-correlator` (400, not echoed), rewrites every
 ///    error the framework or a layer below answers in plain text (405, 504, ...) into CAMARA
 ///    JSON — so it sits outside everything that can make one — and writes the request's metrics
 ///    and log line, with the status and the correlator the client gets.
-/// 3. A request without `x-correlator` gets a UUID; the value is echoed on the response, errors
+/// 4. A request without `x-correlator` gets a UUID; the value is echoed on the response, errors
 ///    included (a 401, a timeout, a panic).
-/// 4. The request's span (method, route, correlator), for what a handler logs.
-/// 5. The timeout (504). tower's, which polls the request before its timer, so a request answered
+/// 5. The request's span (method, route, correlator), for what a handler logs.
+/// 6. The timeout (504). tower's, which polls the request before its timer, so a request answered
 ///    at once never arms one.
-/// 6. Panics become CAMARA 500s, inside the timeout so a panicking handler is answered at once.
+/// 7. Panics become CAMARA 500s, inside the timeout so a panicking handler is answered at once.
 fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
     let timeout = Duration::from_millis(state.config.server.request_timeout_ms);
-    // In the ServiceBuilder the first layer is the outermost (3 to 6 above); each later
-    // `Router::layer` call wraps everything before it (2, then 1).
+    // In the ServiceBuilder the first layer is the outermost (4 to 7 above); each later
+    // `Router::layer` call wraps everything before it (3, then 2, then 1).
     app.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(
@@ -253,6 +260,9 @@ fn with_stack(app: Router<AppState>, state: &AppState) -> Router<AppState> {
             .layer(CatchPanicLayer::custom(middleware::panic_response)),
     )
     .layer(axum::middleware::from_fn(middleware::edge))
+    .layer(option_layer(cors::layer(
+        &state.config.server.cors_allowed_origins,
+    )))
     .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION]))
 }
 

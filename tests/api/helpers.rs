@@ -259,6 +259,17 @@ pub async fn assert_not_found(response: Response) {
     .await;
 }
 
+/// Asserts CAMARA's 405 for a method the route does not serve.
+pub async fn assert_method_not_allowed(response: Response) {
+    assert_error(
+        response,
+        405,
+        "METHOD_NOT_ALLOWED",
+        "The requested method is not allowed/supported on the target resource.",
+    )
+    .await;
+}
+
 /// The version an answer's `ETag: "<n>"` carries.
 pub fn etag_version(response: &Response) -> Option<u64> {
     let etag = response.headers().get("etag")?.to_str().ok()?;

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod concurrency;
 mod contract;
+mod cors;
 mod errors;
 mod helpers;
 mod keys;

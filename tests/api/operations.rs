@@ -115,7 +115,7 @@ async fn ended_sessions_leave_the_sessions_gauge() {
 
 /// A PUT whose body arrives in two parts: between them the request is in flight (the handler is
 /// waiting for the rest of its body).
-struct SlowPut {
+pub struct SlowPut {
     rest: Sender<Bytes>,
     response: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
 }
@@ -123,7 +123,7 @@ struct SlowPut {
 const SLOW_BODY: &[u8] = br#"{"status":"Ringing"}"#;
 
 impl SlowPut {
-    async fn start(address: &str, token: &str) -> Self {
+    pub async fn start(address: &str, token: &str) -> Self {
         let (mut rest, body) = pieces(1);
         rest.send_data(Bytes::from_static(&SLOW_BODY[..5]))
             .await
@@ -140,7 +140,7 @@ impl SlowPut {
     }
 
     /// Sends the rest of the body; the response, checked against the contract.
-    async fn finish(mut self) -> reqwest::Response {
+    pub async fn finish(mut self) -> reqwest::Response {
         self.rest
             .send_data(Bytes::from_static(&SLOW_BODY[5..]))
             .await

@@ -1,0 +1,113 @@
+//! CORS for browser apps, per `server.cors_allowed_origins`: tower-http's [`CorsLayer`] with the
+//! API's methods and headers, given every request except an `OPTIONS` that is not a preflight.
+//!
+//! tower-http answers every `OPTIONS` itself as a preflight, by design (tower-http#497). A CORS
+//! preflight is an `OPTIONS` carrying `Access-Control-Request-Method` (Fetch standard); any other
+//! `OPTIONS` passes by the layer to the router, which answers it 405 like any method a route does
+//! not serve.
+
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::header::{
+    ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ETAG, LOCATION, RETRY_AFTER,
+};
+use axum::http::{HeaderName, HeaderValue, Method};
+use tower::util::Either;
+use tower::util::future::EitherResponseFuture;
+use tower::{Layer, Service};
+use tower_http::cors::{self, AllowOrigin, Cors, CorsLayer};
+
+use super::X_CORRELATOR;
+
+/// How long a browser may reuse a preflight's answer: two hours, the longest Chromium honours
+/// (Firefox's limit is a day). The answer changes only with the configuration, and a removed
+/// origin loses access at once anyway: its actual responses no longer carry its origin.
+pub const MAX_AGE: Duration = Duration::from_secs(7200);
+
+/// The layer for `origins` (`server.cors_allowed_origins`, validated): `["*"]` allows any origin,
+/// a list exactly its origins; `None` for an empty list, which turns CORS off.
+///
+/// Preflights allow the API's methods and the request headers it reads; actual responses expose
+/// the headers a client reads besides the safelisted ones. No `Access-Control-Allow-Credentials`:
+/// the API takes a bearer token in `Authorization`, never a cookie. tower-http's default `Vary:
+/// origin, access-control-request-method, access-control-request-headers` goes on every response,
+/// since with a list the `Access-Control-Allow-Origin` a response carries depends on `Origin`.
+pub fn layer(origins: &[String]) -> Option<BrowserCors> {
+    let allow_origin = match origins {
+        [] => return None,
+        [any] if any == "*" => AllowOrigin::any(),
+        // Validation admits only ASCII origins, each a valid header value.
+        _ => AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        ),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            X_CORRELATOR.clone(),
+            HeaderName::from_static("registrationid"),
+        ])
+        .expose_headers([X_CORRELATOR.clone(), ETAG, LOCATION, RETRY_AFTER])
+        .max_age(MAX_AGE);
+    Some(BrowserCors(cors))
+}
+
+/// A [`CorsLayer`] that answers as a preflight only what the Fetch standard calls one (`OPTIONS`
+/// with `Access-Control-Request-Method`); see the module's documentation.
+#[derive(Clone)]
+pub struct BrowserCors(CorsLayer);
+
+impl<S: Clone> Layer<S> for BrowserCors {
+    type Service = BrowserCorsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BrowserCorsService {
+            cors: self.0.layer(inner.clone()),
+            inner,
+        }
+    }
+}
+
+/// The service of [`BrowserCors`]: `cors` for every request but an `OPTIONS` without
+/// `Access-Control-Request-Method`, which goes to `inner` untouched.
+#[derive(Clone)]
+pub struct BrowserCorsService<S> {
+    cors: Cors<S>,
+    inner: S,
+}
+
+impl<S, B> Service<Request> for BrowserCorsService<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>>,
+    B: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = EitherResponseFuture<cors::ResponseFuture<S::Future>, S::Future>;
+
+    /// Both ways are made ready; the request decides which one it takes.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.cors.poll_ready(cx))?;
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let not_preflight = request.method() == Method::OPTIONS
+            && !request
+                .headers()
+                .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        let mut way: Either<&mut Cors<S>, &mut S> = if not_preflight {
+            Either::Right(&mut self.inner)
+        } else {
+            Either::Left(&mut self.cors)
+        };
+        way.call(request)
+    }
+}
