@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod browser;
 mod camara;
 mod cli;
 mod client;

@@ -1,0 +1,216 @@
+//! A real browser calls the API from another origin: headless Chromium loads a page from a small
+//! server of the test's own (`tests/fixtures/browser/cors.html`), whose script drives a call
+//! through the app with `fetch` and posts what it could read back to its own origin. Chromium
+//! enforces CORS itself, so this proves the preflights, the allowed origin and the exposed
+//! headers are what a browser needs. Chromium must be installed (`.ci/run` installs it); without
+//! it the test fails.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::helpers::*;
+
+/// A hang guard only: the page posts its results as soon as its calls are answered.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+/// The `chromium` on PATH (Debian's package installs `/usr/bin/chromium`).
+fn chromium() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("chromium"))
+                .find(|path| path.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium is not installed, and this test needs a real browser: install it with \
+                 `apt-get install chromium` (Debian), or run .ci/run, which does"
+            )
+        })
+}
+
+/// Headless Chromium showing one URL, with a fresh profile; stopped and its profile removed
+/// when dropped, also when the test fails.
+struct Browser {
+    child: Child,
+    profile: PathBuf,
+}
+
+impl Browser {
+    /// Opens `http://{page}/`; the profile's name is unique to this process and page.
+    fn open(chromium: &Path, page: SocketAddr) -> Self {
+        let profile = std::env::temp_dir().join(format!(
+            "camara-webrtc-chromium-{}-{}",
+            std::process::id(),
+            page.port()
+        ));
+        std::fs::create_dir_all(&profile).unwrap();
+        let log = std::fs::File::create(profile.join("chromium.log")).unwrap();
+        let child = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("http://{page}/"))
+            // Chromium's temporary files (its singleton socket) go with the profile.
+            .env("TMPDIR", &profile)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("chromium starts");
+        Self { child, profile }
+    }
+
+    /// What Chromium wrote to stderr, for a failure's message.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.profile.join("chromium.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    /// SIGTERM, which lets Chromium end its helper processes too; SIGKILL if it is still running
+    /// after ten seconds.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// The page's own origin: `GET /` answers `page`, `POST /results` hands the JSON posted to
+/// the returned receiver.
+async fn serve_page(listener: TcpListener, page: String) -> mpsc::Receiver<Value> {
+    let (results, received) = mpsc::channel::<Value>(1);
+    let app = Router::new()
+        .route("/", get(move || async move { Html(page) }))
+        .route(
+            "/results",
+            post(
+                |State(results): State<mpsc::Sender<Value>>,
+                 axum::Json(posted): axum::Json<Value>| async move {
+                    let _ = results.send(posted).await;
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(results);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    received
+}
+
+/// The session the page reads, in `status`, with the SDPs it sent.
+fn session(id: &str, status: &str, answer: Option<&str>) -> Value {
+    let mut session = json!({
+        "mediaSessionId": id,
+        "originatorAddress": ORIGINATOR,
+        "receiverAddress": RECEIVER,
+        "status": status,
+        "offer": { "sdp": CLEAN_SDP },
+        "callType": "REGULAR"
+    });
+    if let Some(answer) = answer {
+        session["answer"] = json!({ "sdp": answer });
+    }
+    session
+}
+
+/// What the page read of one answer.
+fn read(
+    status: u16,
+    correlator: &str,
+    etag: Option<u64>,
+    location: Option<&str>,
+    body: Value,
+) -> Value {
+    json!({
+        "status": status,
+        "correlator": correlator,
+        "etag": etag.map(|version| format!("\"{version}\"")),
+        "location": location,
+        "body": body,
+    })
+}
+
+#[tokio::test]
+async fn a_page_on_another_origin_drives_a_call_with_fetch() {
+    let chromium = chromium();
+    let page_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_address = page_listener.local_addr().unwrap();
+    let page_origin = format!("http://{page_address}");
+    let mut config = camara_webrtc::config::Config::embedded();
+    config.server.cors_allowed_origins = vec![page_origin];
+    let app = spawn_with(config).await;
+    let config = json!({
+        "api": app.address,
+        "caller": app.app_token(ORIGINATOR, "browser-app"),
+        "receiver": app.app_token(RECEIVER, "browser-app"),
+        "create": {
+            "originatorAddress": ORIGINATOR,
+            "receiverAddress": RECEIVER,
+            "offer": { "sdp": CLEAN_SDP }
+        },
+        "answerSdp": CLEAN_SDP,
+    });
+    let page = std::fs::read_to_string(fixture_path("browser/cors.html"))
+        .unwrap()
+        .replace("{{CONFIG}}", &config.to_string());
+    let mut results = serve_page(page_listener, page).await;
+
+    let browser = Browser::open(&chromium, page_address);
+    let results = match tokio::time::timeout(HANG_GUARD, results.recv()).await {
+        Ok(Some(results)) => results,
+        _ => panic!(
+            "the page posted no results; Chromium's log:\n{}",
+            browser.log()
+        ),
+    };
+    drop(browser);
+
+    let id = results["created"]["body"]["mediaSessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session was created: {results:#}"));
+    let location = format!("/webrtc/sessions/{id}");
+    assert_eq!(
+        results,
+        json!({
+            "created": read(201, "create", Some(1), Some(&location), session(id, "Initial", None)),
+            "ringing": read(200, "ringing", Some(2), None, session(id, "Ringing", None)),
+            "connected": read(200, "connected", Some(3), None, session(id, "Connected", Some(CLEAN_SDP))),
+            "read": read(200, "read", Some(3), None, session(id, "Connected", Some(CLEAN_SDP))),
+            "unauthenticated": read(401, "unauthenticated", None, None, json!({
+                "status": 401,
+                "code": "UNAUTHENTICATED",
+                "message": "Request not authenticated: the Authorization header is missing. A new authentication is required."
+            })),
+            "hangUp": read(204, "hang-up", None, None, Value::Null),
+            "notAllowedHeader": "TypeError",
+        })
+    );
+}
