@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+mod server;
 pub mod store;
 pub mod telemetry;
 
@@ -163,29 +164,18 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections and lets in-flight
-    /// requests finish for at most `server.shutdown_grace_seconds`.
+    /// Serves until `shutdown` resolves, then stops accepting connections, closes those with no
+    /// request in flight, and lets in-flight requests finish for at most
+    /// `server.shutdown_grace_seconds` (see `server` for every guarantee of the accept loop).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let grace = Duration::from_secs(self.state.config.server.shutdown_grace_seconds);
+        let limits = server::Limits::new(&self.state.config.server);
         let app = http::router(self.state);
-        let signalled = Arc::new(tokio::sync::Notify::new());
-        let notify = Arc::clone(&signalled);
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            notify.notify_one();
-        });
         tokio::select! {
             () = telemetry::metrics::upkeep() => {}
-            served = server => served?,
-            () = async {
-                signalled.notified().await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests outlived the grace period; stopping anyway");
-            }
+            () = server::serve(self.listener, app, limits, shutdown) => {}
         }
         Ok(())
     }

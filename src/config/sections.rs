@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Secret;
 use crate::domain::{Direction, SdpPolicy, SessionStatus};
 
-/// `[server]`: the listener, the API's base paths and the limits on requests.
+/// `[server]`: the listener, the API's base paths and the limits on connections and requests.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -33,6 +33,15 @@ pub struct ServerConfig {
     /// Origins whose pages may call the API from a browser (CORS): exact origins
     /// (`scheme://host[:port]`), `["*"]` for any, `[]` for none (CORS off).
     pub cors_allowed_origins: Vec<String>,
+    /// Connections open at once; further ones wait in the kernel's accept backlog until one closes.
+    pub max_connections: usize,
+    /// How long a connection may take to deliver a request's head (request line and headers):
+    /// counted from the connection's start for its first request, and from the first byte of
+    /// each later HTTP/1 request. Past it the connection is closed without an answer.
+    pub header_read_timeout_ms: u64,
+    /// How long a keep-alive connection (HTTP/1 or HTTP/2) may stay open with no request in
+    /// flight before it is closed.
+    pub idle_timeout_ms: u64,
 }
 
 /// `[auth]`: the keys bearer tokens are verified with and the claims they must carry.

@@ -6,6 +6,12 @@ use std::collections::HashSet;
 use super::{Backend, Config, ConfigError, invalid};
 use crate::domain::Address;
 
+/// The most connections `server.max_connections` may allow: far beyond any file-descriptor limit,
+/// and within what one semaphore holds.
+const MAX_CONNECTIONS: usize = 1 << 24;
+/// The longest connection timeout accepted: a day.
+const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
+
 impl Config {
     /// Checks every key; the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -27,6 +33,7 @@ impl Config {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
         self.validate_cors_origins()?;
+        self.validate_connections()?;
         self.validate_auth()?;
         if self.sessions.max_sessions == 0 {
             return Err(invalid("sessions.max_sessions", "must be greater than 0"));
@@ -82,6 +89,33 @@ impl Config {
                 return Err(invalid(
                     "server.base_paths",
                     format!("{path:?} is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection limits: a positive count within what a semaphore can hold, and timeouts
+    /// between 1 ms and a day (a longer one is a mistake in units, not a timeout).
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        if server.max_connections == 0 || server.max_connections > MAX_CONNECTIONS {
+            return Err(invalid(
+                "server.max_connections",
+                format!("must be between 1 and {MAX_CONNECTIONS}"),
+            ));
+        }
+        for (key, ms) in [
+            (
+                "server.header_read_timeout_ms",
+                server.header_read_timeout_ms,
+            ),
+            ("server.idle_timeout_ms", server.idle_timeout_ms),
+        ] {
+            if ms == 0 || ms > MAX_TIMEOUT_MS {
+                return Err(invalid(
+                    key,
+                    format!("must be between 1 and {MAX_TIMEOUT_MS} (a day, in milliseconds)"),
                 ));
             }
         }
@@ -288,6 +322,40 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("auth.hs256_secret: ")
+        );
+    }
+
+    #[test]
+    fn connection_limits_must_be_positive_and_sensible() {
+        let refusal = |edit: fn(&mut Config)| {
+            let mut config = Config::embedded();
+            edit(&mut config);
+            config.validate().unwrap_err().to_string()
+        };
+        assert_eq!(
+            refusal(|c| c.server.max_connections = 0),
+            "server.max_connections: must be between 1 and 16777216"
+        );
+        assert_eq!(
+            refusal(|c| c.server.max_connections = usize::MAX),
+            "server.max_connections: must be between 1 and 16777216"
+        );
+        assert_eq!(
+            refusal(|c| c.server.header_read_timeout_ms = 0),
+            "server.header_read_timeout_ms: must be between 1 and 86400000 (a day, in milliseconds)"
+        );
+        assert_eq!(
+            refusal(|c| c.server.idle_timeout_ms = 86_400_001),
+            "server.idle_timeout_ms: must be between 1 and 86400000 (a day, in milliseconds)"
+        );
+        let config = Config::embedded();
+        assert_eq!(
+            (
+                config.server.max_connections,
+                config.server.header_read_timeout_ms,
+                config.server.idle_timeout_ms
+            ),
+            (10000, 10000, 60000)
         );
     }
 
