@@ -10,7 +10,6 @@ use serde_json::json;
 
 use crate::client::pieces;
 use crate::helpers::*;
-use crate::operations::SlowPut;
 
 /// A listed origin, and one that is not.
 const APP: &str = "https://app.example.com";

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use axum::body::Bytes;
 use camara_webrtc::auth::mint;
 use camara_webrtc::config::Config;
 use camara_webrtc::domain::{Session, SessionId, SessionStatus};
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::client::ContractClient;
+use crate::client::{ContractClient, Sender, pieces};
 
 /// CAMARA's fixture session (embedded default config).
 pub const FIXTURE_ID: &str = "0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF";
@@ -161,6 +162,65 @@ impl TestApp {
     pub async fn insert(&self, session: Session) {
         self.state.store.insert(session).await.unwrap();
     }
+}
+
+/// A PUT whose body arrives in two parts: between them the request is in flight (the handler is
+/// waiting for the rest of its body).
+pub struct SlowPut {
+    rest: Sender<Bytes>,
+    response: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+}
+
+const SLOW_BODY: &[u8] = br#"{"status":"Ringing"}"#;
+
+impl SlowPut {
+    pub async fn start(address: &str, token: &str) -> Self {
+        Self::start_with(&ContractClient::embedded(), address, token).await
+    }
+
+    /// The same, sent by `client` (e.g. one speaking HTTP/2).
+    pub async fn start_with(client: &ContractClient, address: &str, token: &str) -> Self {
+        let (mut rest, body) = pieces(1);
+        rest.send_data(Bytes::from_static(&SLOW_BODY[..5]))
+            .await
+            .unwrap();
+        let request = client
+            .put(format!("{address}/webrtc/sessions/{FIXTURE_ID}/status"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
+        let response = tokio::spawn(request.send());
+        // Let the server read the head and start the request.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Self { rest, response }
+    }
+
+    /// Sends the rest of the body; the response, checked against the contract.
+    pub async fn finish(mut self) -> reqwest::Response {
+        self.rest
+            .send_data(Bytes::from_static(&SLOW_BODY[5..]))
+            .await
+            .unwrap();
+        drop(self.rest);
+        self.response.await.unwrap().unwrap()
+    }
+}
+
+/// `run` with a shutdown trigger, on an ephemeral port: (address, trigger, the server's task).
+pub async fn run_until_triggered(
+    config: camara_webrtc::Config,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), camara_webrtc::StartError>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (trigger, triggered) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(camara_webrtc::run(config, listener, async {
+        let _ = triggered.await;
+    }));
+    (address, trigger, server)
 }
 
 /// A session like the fixture, under `id`, in `status`, owned by `owner`.

@@ -3,9 +3,7 @@
 
 use reqwest::StatusCode;
 
-use axum::body::Bytes;
-
-use crate::client::{ContractClient, Sender, pieces};
+use crate::client::ContractClient;
 use crate::helpers::*;
 
 async fn metrics(app: &TestApp) -> String {
@@ -113,43 +111,6 @@ async fn ended_sessions_leave_the_sessions_gauge() {
     }
 }
 
-/// A PUT whose body arrives in two parts: between them the request is in flight (the handler is
-/// waiting for the rest of its body).
-pub struct SlowPut {
-    rest: Sender<Bytes>,
-    response: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
-}
-
-const SLOW_BODY: &[u8] = br#"{"status":"Ringing"}"#;
-
-impl SlowPut {
-    pub async fn start(address: &str, token: &str) -> Self {
-        let (mut rest, body) = pieces(1);
-        rest.send_data(Bytes::from_static(&SLOW_BODY[..5]))
-            .await
-            .unwrap();
-        let request = ContractClient::embedded()
-            .put(format!("{address}/webrtc/sessions/{FIXTURE_ID}/status"))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body);
-        let response = tokio::spawn(request.send());
-        // Let the server read the head and start the request.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        Self { rest, response }
-    }
-
-    /// Sends the rest of the body; the response, checked against the contract.
-    pub async fn finish(mut self) -> reqwest::Response {
-        self.rest
-            .send_data(Bytes::from_static(&SLOW_BODY[5..]))
-            .await
-            .unwrap();
-        drop(self.rest);
-        self.response.await.unwrap().unwrap()
-    }
-}
-
 #[tokio::test]
 async fn beyond_the_concurrency_limit_requests_are_shed_with_503_but_health_answers() {
     let mut config = camara_webrtc::Config::embedded();
@@ -197,23 +158,6 @@ async fn the_per_consumer_rate_limit_is_429_with_retry_after() {
     // Another consumer has its own budget.
     let other = app.app_token(RECEIVER, "quiet-app");
     json_ok(app.get_session(FIXTURE_ID, &other).await).await;
-}
-
-/// `run` with a shutdown trigger, on an ephemeral port: (address, trigger, the server's task).
-async fn run_until_triggered(
-    config: camara_webrtc::Config,
-) -> (
-    String,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), camara_webrtc::StartError>>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let (trigger, triggered) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(camara_webrtc::run(config, listener, async {
-        let _ = triggered.await;
-    }));
-    (address, trigger, server)
 }
 
 #[tokio::test]
