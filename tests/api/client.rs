@@ -3,7 +3,8 @@
 //! response must [`conforms`] to the OpenAPI document; the one exception, a CORS preflight
 //! answered 200, must be a CORS layer's answer ([`preflight_conforms`]). Tests of the binary use one too
 //! ([`ContractClient::embedded`]), and a body sent in pieces goes through it as a
-//! [`pieces`] body, so no response the suite reads escapes the check.
+//! [`pieces`] body, and a test that speaks HTTP with a client of its own passes what it read to
+//! [`check`], so no response the suite reads escapes the check.
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,8 +37,22 @@ impl ContractClient {
     }
 
     pub fn new(base_paths: &[String]) -> Self {
+        Self::with(reqwest::Client::new(), base_paths)
+    }
+
+    /// A client that speaks HTTP/2 from its first byte (h2c with prior knowledge), for an app
+    /// serving the API under `base_paths`.
+    pub fn h2c(base_paths: &[String]) -> Self {
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .expect("an HTTP/2 client");
+        Self::with(client, base_paths)
+    }
+
+    fn with(client: reqwest::Client, base_paths: &[String]) -> Self {
         Self {
-            client: reqwest::Client::new(),
+            client,
             base_paths: base_paths.into(),
         }
     }
@@ -148,10 +163,11 @@ fn is_preflight(method: &Method, headers: &axum::http::HeaderMap) -> bool {
     method == Method::OPTIONS && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// Checks one response a test app gave to `method path`: it echoes the `x-correlator` sent (an
+/// Checks one response a test app gave to `method path` (also for tests that read responses
+/// with a client of their own): it echoes the `x-correlator` sent (an
 /// invalid one is refused with 400 and not echoed; without one the app makes one up) and it
 /// [`conforms`] to the document. A violation panics, failing the test with the message printed.
-fn check(
+pub fn check(
     base_paths: &[String],
     method: &Method,
     path: &str,

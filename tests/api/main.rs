@@ -7,6 +7,7 @@ mod camara;
 mod cli;
 mod client;
 mod concurrency;
+mod connections;
 mod contract;
 mod cors;
 mod errors;
