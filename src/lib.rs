@@ -145,13 +145,38 @@ async fn insert_absent(store: &dyn SessionStore, sessions: &[Session]) -> Result
 pub struct Application {
     state: AppState,
     listener: TcpListener,
+    /// The listener of `server.metrics_listen`, when `/metrics` has one of its own.
+    metrics: Option<TcpListener>,
 }
 
 impl Application {
-    /// Validates `config`, opens the store, loads the fixtures and takes `listener`.
+    /// Validates `config`, opens the store, loads the fixtures, takes `listener` and binds
+    /// `server.metrics_listen` when it is set.
     pub async fn build(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        let metrics = match config.server.metrics_listen.as_str() {
+            "" => None,
+            address => {
+                Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|e| ConfigError::Invalid {
+                            key: "server.metrics_listen".into(),
+                            reason: format!("cannot listen on {address}: {e}"),
+                        })?,
+                )
+            }
+        };
         let state = build_state(config).await?;
-        Ok(Self { state, listener })
+        Ok(Self {
+            state,
+            listener,
+            metrics,
+        })
+    }
+
+    /// The address `/metrics` is served on when `server.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address the service answers on (the real port when bound to port 0).
@@ -172,10 +197,32 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let limits = server::Limits::new(&self.state.config.server);
+        // One shutdown signal for both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let metrics = self.metrics.map(|listener| {
+            let app = http::metrics_router(self.state.clone());
+            server::serve(listener, app, limits, until_stopped(stopped.clone()))
+        });
         let app = http::router(self.state);
+        let main = server::serve(self.listener, app, limits, until_stopped(stopped));
+        let served = async {
+            match metrics {
+                Some(metrics) => {
+                    tokio::join!(main, metrics);
+                }
+                None => main.await,
+            }
+        };
         tokio::select! {
             () = telemetry::metrics::upkeep() => {}
-            () = server::serve(self.listener, app, limits, shutdown) => {}
+            () = served => {}
         }
         Ok(())
     }

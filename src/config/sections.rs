@@ -42,6 +42,9 @@ pub struct ServerConfig {
     /// How long a keep-alive connection (HTTP/1 or HTTP/2) may stay open with no request in
     /// flight before it is closed.
     pub idle_timeout_ms: u64,
+    /// Where `/metrics` is served: `""` on the main listener; a `host:port` of its own (e.g.
+    /// `127.0.0.1:9090`) takes it off the public port, where it then answers 404.
+    pub metrics_listen: String,
 }
 
 /// `[auth]`: the keys bearer tokens are verified with and the claims they must carry.

@@ -34,6 +34,19 @@ impl Config {
         }
         self.validate_cors_origins()?;
         self.validate_connections()?;
+        let metrics = &self.server.metrics_listen;
+        if !metrics.is_empty()
+            && metrics
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+        {
+            return Err(invalid(
+                "server.metrics_listen",
+                format!(
+                    "{metrics:?} is not host:port (or \"\" to serve /metrics on server.listen)"
+                ),
+            ));
+        }
         self.validate_auth()?;
         if self.sessions.max_sessions == 0 {
             return Err(invalid("sessions.max_sessions", "must be greater than 0"));

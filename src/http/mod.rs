@@ -160,8 +160,8 @@ impl Route {
 
 /// A router of `routes` under `prefix` (a base path, or "" at the root); routes sharing a path
 /// merge their methods. Full paths rather than `nest`, so no request pays for rewriting its URI.
-fn router_of(prefix: &str, routes: &[Route]) -> Router<AppState> {
-    routes.iter().fold(Router::new(), |router, route| {
+fn router_of<'a>(prefix: &str, routes: impl IntoIterator<Item = &'a Route>) -> Router<AppState> {
+    routes.into_iter().fold(Router::new(), |router, route| {
         router.route(&format!("{prefix}{}", route.path), (route.handler)())
     })
 }
@@ -214,8 +214,15 @@ pub fn router(state: AppState) -> Router {
         .iter()
         .fold(Router::new(), |api, base| api.merge(sessions::router(base)))
         .route_layer(shed);
-    let app = ops::router().merge(api);
+    let app = ops::router(server.metrics_listen.is_empty()).merge(api);
     with_stack(app.fallback(fallback), &state).with_state(state)
+}
+
+/// The service of the `server.metrics_listen` listener: `/metrics`, in the same stack (an
+/// `x-correlator`, CAMARA errors, the request line), every other path 404.
+pub fn metrics_router(state: AppState) -> Router {
+    let app = ops::metrics_router().fallback(fallback);
+    with_stack(app, &state).with_state(state)
 }
 
 /// The middleware every route and the fallback run in, outermost first:

@@ -20,8 +20,20 @@ pub static ROUTES: [Route; 4] = [
     Route::new(Method::GET, "/openapi.yaml", || get(openapi)),
 ];
 
-pub fn router() -> Router<AppState> {
-    router_of("", &ROUTES)
+/// The operational routes on the main listener: all of them, or all but `/metrics` when
+/// `server.metrics_listen` gives it a listener of its own.
+pub fn router(metrics_here: bool) -> Router<AppState> {
+    router_of(
+        "",
+        ROUTES
+            .iter()
+            .filter(|route| metrics_here || route.path != "/metrics"),
+    )
+}
+
+/// `/metrics` alone, for the listener of `server.metrics_listen`.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// `{"status": "UP"}`.

@@ -33,6 +33,8 @@ pub const CLEAN_SDP: &str = "v=0\r\no=- 4576312012535546667 4 IN IP4 127.0.0.1\r
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
+    /// `http://<server.metrics_listen>` with its real port, when `/metrics` has its own listener.
+    pub metrics_address: Option<String>,
     /// Checks every response against the OpenAPI document (see `contract`).
     pub client: ContractClient,
     pub config: Config,
@@ -57,6 +59,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
         .await
         .expect("the test config starts");
     let address = format!("http://{}", app.local_addr().unwrap());
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let state = app.state().clone();
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -68,6 +71,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     });
     TestApp {
         address,
+        metrics_address,
         client: ContractClient::new(&state.config.server.base_paths),
         config: Config::clone(&state.config),
         state,

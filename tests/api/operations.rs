@@ -202,3 +202,34 @@ async fn a_request_outliving_the_grace_period_does_not_hold_shutdown() {
         .unwrap()
         .unwrap();
 }
+
+/// With `server.metrics_listen`, `/metrics` is served there only: the public port answers 404,
+/// and the metrics port serves nothing else.
+#[tokio::test]
+async fn metrics_listen_takes_metrics_off_the_public_port() {
+    let mut config = camara_webrtc::Config::embedded();
+    config.server.metrics_listen = "127.0.0.1:0".into();
+    let app = spawn_with(config).await;
+    let no_route = "The specified resource is not found: no such route.";
+    assert_error(app.get("/metrics").await, 404, "NOT_FOUND", no_route).await;
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    let scrape = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), StatusCode::OK);
+    let text = scrape.text().await.unwrap();
+    assert_eq!(
+        sample(&text, r#"camara_webrtc_sessions{status="Initial"}"#),
+        1.0
+    );
+    let elsewhere = app
+        .client
+        .get(format!("{metrics}/webrtc/sessions/{FIXTURE_ID}"))
+        .send();
+    assert_error(elsewhere.await.unwrap(), 404, "NOT_FOUND", no_route).await;
+    // The public port still serves everything else.
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+}
