@@ -123,7 +123,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     }
 }
 
-/// The `registrationId` header of `POST /sessions`: required, at most 256 characters.
+/// The `registrationId` header of `POST /sessions`: required, 1 to 256 visible ASCII characters
+/// (`!` to `~`, 0x21–0x7E); a space, a tab, a control character or any non-ASCII byte is refused.
 pub struct RegistrationId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for RegistrationId {
@@ -137,7 +138,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RegistrationId {
         let value = value
             .to_str()
             .ok()
-            .filter(|v| !v.is_empty() && v.len() <= MAX_ID_LEN)
+            .filter(|v| {
+                (1..=MAX_ID_LEN).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
+            })
             .ok_or_else(|| {
                 ApiError::invalid(
                     "The registrationId header must be 1 to 256 visible ASCII characters.",

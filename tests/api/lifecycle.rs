@@ -3,6 +3,7 @@
 use camara_webrtc::config::Config;
 use camara_webrtc::domain::SessionStatus;
 use reqwest::StatusCode;
+use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -173,14 +174,15 @@ async fn create_refuses_bodies_that_name_the_wrong_things() {
 async fn registration_id_is_required_and_checked_when_configured() {
     let app = spawn_app().await;
     let token = app.app_token(ORIGINATOR, APP);
-    let post = |registration: Option<&str>| {
+    let post = |registration: Option<&[u8]>| {
         let mut request = app
             .client
             .post(app.url("/webrtc/sessions"))
             .bearer_auth(&token)
             .json(&new_call());
         if let Some(registration) = registration {
-            request = request.header("registrationId", registration);
+            let value = HeaderValue::from_bytes(registration).unwrap();
+            request = request.header("registrationId", value);
         }
         request.send()
     };
@@ -191,7 +193,15 @@ async fn registration_id_is_required_and_checked_when_configured() {
         "The registrationId header is required.",
     )
     .await;
-    for bad in ["", &"r".repeat(257)] {
+    // Empty, too long, a space, a tab, and a non-ASCII byte (obs-text, which HTTP/1.1 carries).
+    let too_long = "r".repeat(257);
+    for bad in [
+        &b""[..],
+        too_long.as_bytes(),
+        b"my phone",
+        b"my\tphone",
+        b"caf\xe9",
+    ] {
         assert_error(
             post(Some(bad)).await.unwrap(),
             400,
@@ -200,11 +210,13 @@ async fn registration_id_is_required_and_checked_when_configured() {
         )
         .await;
     }
-    // Off by default: any registrationId will do.
-    assert_eq!(
-        post(Some("anything")).await.unwrap().status(),
-        StatusCode::CREATED
-    );
+    // Off by default: any registrationId will do, from `!` to `~` and 256 characters long.
+    for good in [&b"anything"[..], b"!~", "r".repeat(256).as_bytes()] {
+        assert_eq!(
+            post(Some(good)).await.unwrap().status(),
+            StatusCode::CREATED
+        );
+    }
 
     let mut config = Config::embedded();
     config.sessions.check_registration = true;
@@ -227,6 +239,46 @@ async fn registration_id_is_required_and_checked_when_configured() {
     )
     .await;
     assert_eq!(post("reg-1").await.unwrap().status(), StatusCode::CREATED);
+}
+
+/// A control character (other than a tab) cannot even be sent with reqwest; sent raw, hyper's
+/// parser refuses the request (400, empty body) before the service sees it, so no session is made.
+#[tokio::test]
+async fn a_control_character_in_registration_id_is_refused_by_the_http_stack() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let body = new_call().to_string();
+    for control in [&b"my\x01phone"[..], b"my\x7fphone"] {
+        let head = format!(
+            "POST /webrtc/sessions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            app.app_token(ORIGINATOR, APP),
+            body.len()
+        );
+        let request = [
+            head.as_bytes(),
+            b"registrationId: ",
+            control,
+            b"\r\n\r\n",
+            body.as_bytes(),
+        ]
+        .concat();
+        let address = app.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{response}"
+        );
+    }
+    assert_eq!(
+        app.state.store.list().await.unwrap().len(),
+        1,
+        "only the fixture"
+    );
 }
 
 #[tokio::test]
