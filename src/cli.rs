@@ -25,7 +25,7 @@ pub fn load(file: Option<&Path>, listen: Option<String>) -> Result<Config, Confi
 /// `serve`: logs as configured, binds `server.listen` and serves until SIGINT or SIGTERM.
 pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> {
     let config = load(file, listen).map_err(|e| e.to_string())?;
-    telemetry::init(&config.log);
+    telemetry::init(&config.log)?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
@@ -73,11 +73,13 @@ pub fn token(
     Ok(())
 }
 
-/// `check-config`: prints the effective configuration, secrets redacted, once it is valid and
-/// every key it names loads (PEM files read, the JWKS read once); the key sources in force and
-/// the [`Config::warnings`] go to standard error.
+/// `check-config`: prints the effective configuration, secrets redacted, once it is valid (the
+/// log filter `serve` would use included) and every key it names loads (PEM files read, the JWKS
+/// read once); the key sources in force and the [`Config::warnings`] go to standard error.
 pub fn check_config(file: Option<&Path>) -> Result<(), String> {
     let config = load(file, None).map_err(|e| e.to_string())?;
+    // The filter `serve` would use: RUST_LOG, when set, wins over log.level.
+    telemetry::filter(&config.log)?;
     let verifier = auth::Verifier::from_config(&config.auth).map_err(|e| e.to_string())?;
     runtime()?
         .block_on(verifier.load_keys())

@@ -64,9 +64,7 @@ impl Config {
             ));
         }
         self.validate_store()?;
-        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
-            return Err(invalid("log.level", e.to_string()));
-        }
+        crate::telemetry::parse_filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         self.fixture_sessions()?;
         Ok(())
     }

@@ -19,8 +19,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_camara-webrtc");
 fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let output = Command::new(BIN)
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -167,6 +167,45 @@ fn check_config_names_the_bad_key() {
     assert!(!ok);
     assert!(stderr.to_lowercase().contains("sdp.validation"), "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A log filter with a typo (`inf`) would silence every line: `check-config` refuses it in
+/// `log.level` and in `RUST_LOG`, and `serve` does not start with it.
+#[test]
+fn a_log_filter_that_names_no_level_is_refused() {
+    let needs =
+        "names no level: write a level (off, error, warn, info, debug, trace) or target=level";
+    let file = std::env::temp_dir().join(format!("camara-webrtc-log-{}.toml", std::process::id()));
+    std::fs::write(&file, "[log]\nlevel = \"inf\"\n").unwrap();
+    let (ok, stdout, stderr) = run(&["check-config", "--config", file.to_str().unwrap()], &[]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(!ok && stdout.is_empty());
+    assert_eq!(
+        stderr,
+        format!("camara-webrtc: log.level: directive \"inf\" {needs}\n")
+    );
+    let (ok, _, stderr) = run(
+        &["check-config"],
+        &[("CAMARA_WEBRTC__LOG__LEVEL", "info,hyper=wrn")],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.starts_with(
+            "camara-webrtc: log.level: \"info,hyper=wrn\" is not a log filter: error parsing level filter"
+        ),
+        "{stderr}"
+    );
+    for command in [&["check-config"][..], &["serve", "--listen", "127.0.0.1:0"]] {
+        let (ok, stdout, stderr) = run(command, &[("RUST_LOG", "warning")]);
+        assert!(!ok && stdout.is_empty(), "{command:?}");
+        assert_eq!(
+            stderr,
+            format!("camara-webrtc: RUST_LOG: directive \"warning\" {needs}\n")
+        );
+    }
+    // A target with its level is a valid RUST_LOG.
+    let (ok, _, _) = run(&["check-config"], &[("RUST_LOG", "camara_webrtc=debug")]);
+    assert!(ok);
 }
 
 /// `check-config`'s warning while `server.cors_allowed_origins` is `["*"]`.
