@@ -152,7 +152,8 @@ impl Config {
             .map_err(|_| invalid("server.listen", "must be host:port, e.g. 0.0.0.0:8080"))
     }
 
-    /// The effective configuration as TOML, secrets redacted.
+    /// The effective configuration as TOML, secrets redacted and SDP bodies shown as their
+    /// length (`"[SDP: 951 bytes, redacted]"`): for reading, not for loading back.
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self)
             .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))

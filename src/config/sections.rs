@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::Secret;
 use crate::domain::{Direction, SdpPolicy, SessionStatus};
@@ -208,13 +208,21 @@ pub struct FixtureSession {
     pub receiver_name: Option<String>,
     /// The status the session starts in.
     pub status: SessionStatus,
-    /// The originator's SDP offer (CAMARA's session response requires one).
+    /// The originator's SDP offer (CAMARA's session response requires one). Printed by
+    /// `check-config` as its length only (see [`redacted_sdp`]).
+    #[serde(serialize_with = "redacted_sdp")]
     pub offer_sdp: String,
     /// The side the session's owner acts for: `outgoing` (the originator; when omitted) or
     /// `incoming` (the receiver).
     // The one serde default: a list entry has no embedded layer beneath it to supply a key.
     #[serde(default)]
     pub direction: Direction,
+}
+
+/// An SDP body as the effective configuration is printed: `"[SDP: 951 bytes, redacted]"`, never
+/// its text, which carries SRTP keys (`a=crypto`) and ICE passwords (`a=ice-pwd`).
+fn redacted_sdp<S: Serializer>(sdp: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("[SDP: {} bytes, redacted]", sdp.len()))
 }
 
 /// How log lines are written.

@@ -117,6 +117,21 @@ fn check_config_prints_the_effective_config_redacted() {
         parsed["fixtures"]["sessions"][0]["media_session_id"].as_str(),
         Some(FIXTURE_ID)
     );
+    // The fixture's SDP is shown as its length: its SRTP key and ICE password stay unprinted.
+    let offer = &Config::embedded().fixtures.sessions[0].offer_sdp;
+    assert_eq!(
+        parsed["fixtures"]["sessions"][0]["offer_sdp"].as_str(),
+        Some(format!("[SDP: {} bytes, redacted]", offer.len()).as_str())
+    );
+    for secret in [
+        "inline:",
+        "Xm3YciqVIWFNSwy19e9MvfZ2YOdAZil7oT",
+        "ice-pwd",
+        "D4sF5Pv9vx9ggaqxBlHbAFMx",
+    ] {
+        assert!(offer.contains(secret), "the fixture carries {secret:?}");
+        assert!(!stdout.contains(secret), "check-config printed {secret:?}");
+    }
 }
 
 /// Without the development values nothing is warned about; a list in an environment variable is
