@@ -3,9 +3,10 @@
 //!
 //! This module owns [`Config`] and its loading, [`Secret`] and [`ConfigError`]; the sections are in
 //! `sections`, the checks in `validate` (the CORS origins' in `origins`), the fixture sessions in
-//! `fixtures`.
+//! `fixtures`, the wording of load errors in `load_error`.
 
 mod fixtures;
+mod load_error;
 mod origins;
 mod sections;
 mod validate;
@@ -80,8 +81,10 @@ impl Serialize for Secret {
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The sources cannot be read into a [`Config`]; the message names the key and the kind
+    /// of error, never the value.
     #[error("{0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     #[error("{key}: {reason}")]
     Invalid { key: String, reason: String },
 }
@@ -105,7 +108,9 @@ impl Config {
 
     /// Extracts and validates the configuration from `figment`.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(load_error::describe(&e)))?;
         config.validate()?;
         Ok(config)
     }

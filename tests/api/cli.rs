@@ -184,6 +184,53 @@ fn check_config_names_the_bad_key() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A config that cannot be loaded is reported by key (or line) and kind of error, never by its
+/// value: figment's own message would quote the secret's line or the value found.
+#[test]
+fn a_config_load_error_never_repeats_a_value() {
+    let dir = std::env::temp_dir().join(format!("camara-webrtc-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz";
+    for (name, toml, refusal) in [
+        (
+            "unterminated.toml",
+            format!("[auth]\nhs256_secret = \"{secret}\n"),
+            "{file}: not valid TOML: line 2, column 61",
+        ),
+        (
+            "bare.toml",
+            format!("[auth]\nhs256_secret = {secret}\n"),
+            "{file}: not valid TOML: line 2, column 16",
+        ),
+        (
+            "wrong-type.toml",
+            format!(
+                "[store]\nbackend = \"redis\"\nredis_url = [\"redis://:{secret}@redis:6379/0\"]\n"
+            ),
+            "store.redis_url: wrong type: found an array, expected a string (in {file})",
+        ),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, toml).unwrap();
+        let (ok, stdout, stderr) = run(&["check-config", "--config", file.to_str().unwrap()], &[]);
+        assert!(!ok && stdout.is_empty(), "{name}");
+        let refusal = refusal.replace("{file}", file.to_str().unwrap());
+        assert_eq!(stderr, format!("camara-webrtc: {refusal}\n"));
+        assert!(!stderr.contains("s3cr3t"), "{stderr}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+    let (ok, _, stderr) = run(
+        &["check-config"],
+        &[("CAMARA_WEBRTC__STORE__TIMEOUT_MS", secret)],
+    );
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        "camara-webrtc: store.timeout_ms: wrong type: found a string, expected u64 \
+         (in environment variable CAMARA_WEBRTC__STORE__TIMEOUT_MS)\n"
+    );
+}
+
 /// A log filter with a typo (`inf`) would silence every line: `check-config` refuses it in
 /// `log.level` and in `RUST_LOG`, and `serve` does not start with it.
 #[test]
