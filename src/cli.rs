@@ -10,7 +10,7 @@ use camara_webrtc::auth::{self, TokenSpec};
 use camara_webrtc::config::{Config, ConfigError};
 use camara_webrtc::telemetry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The configuration of [`Config::figment`] (embedded defaults < `file` < environment), with
 /// `--listen` on top when given, validated.
@@ -31,10 +31,11 @@ pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> 
     }
     tracing::info!(sources = ?config.auth.key_sources(), "token keys");
     runtime()?.block_on(async {
-        let addr = config.listen_addr().map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind(addr)
+        // tokio resolves a host name and binds the first of its addresses that binds.
+        let listen = config.server.listen.as_str();
+        let listener = TcpListener::bind(listen)
             .await
-            .map_err(|e| format!("binding {addr}: {e}"))?;
+            .map_err(|e| format!("server.listen: cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(address = %local, base_paths = ?config.server.base_paths, store = ?config.store.backend, "listening");
         camara_webrtc::run(config, listener, shutdown_signal())
@@ -96,15 +97,20 @@ pub fn check_config(file: Option<&Path>) -> Result<(), String> {
 }
 
 /// `healthcheck`: GET `url` over plain HTTP/1.1 (no HTTP client crate for one request) and
-/// succeed on a 200 within 5 s. Without `url`, asks `/health/ready` on 127.0.0.1 at the port of
-/// the configured `server.listen`.
+/// succeed on a 200 within 5 s. Without `url`, asks `/health/ready` at the configured
+/// `server.listen`: its host (loopback for `0.0.0.0` and `[::]`) and port.
 pub fn healthcheck(url: Option<String>) -> Result<(), String> {
     let url = match url {
         Some(url) => url,
         None => {
             let config = load(None, None).map_err(|e| e.to_string())?;
-            let port = config.listen_addr().map_err(|e| e.to_string())?.port();
-            format!("http://127.0.0.1:{port}/health/ready")
+            let (host, port) = config.listen_host_port().map_err(|e| e.to_string())?;
+            let host = match host {
+                "0.0.0.0" => "127.0.0.1",
+                "[::]" => "[::1]",
+                host => host,
+            };
+            format!("http://{host}:{port}/health/ready")
         }
     };
     let rest = url

@@ -26,7 +26,7 @@ enum Command {
     Serve {
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Address to bind, overriding server.listen.
+        /// Address to bind (host:port; a host name is resolved), overriding server.listen.
         #[arg(long)]
         listen: Option<String>,
     },
@@ -61,7 +61,8 @@ enum Command {
     },
     /// Exit 0 when /health/ready answers 200 (for Docker's HEALTHCHECK).
     Healthcheck {
-        /// Defaults to http://127.0.0.1:<port of server.listen>/health/ready.
+        /// Defaults to http://<host>:<port>/health/ready of server.listen (127.0.0.1 for
+        /// 0.0.0.0, [::1] for [::]).
         #[arg(long)]
         url: Option<String>,
     },

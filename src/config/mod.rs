@@ -12,7 +12,7 @@ mod sections;
 mod validate;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::Ipv6Addr;
 use std::path::Path;
 
 use figment::Figment;
@@ -89,6 +89,25 @@ pub enum ConfigError {
     Invalid { key: String, reason: String },
 }
 
+/// A listen address split into (host, port), or `None` when it is not one: the host an IPv4
+/// address, a bracketed IPv6 address or a host name (letters, digits, `-`, `.`, `_`), the port
+/// 0 to 65535 in digits.
+fn host_port(value: &str) -> Option<(&str, u16)> {
+    let (host, port) = value.rsplit_once(':')?;
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        }
+    };
+    let digits = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+    let port = port.parse::<u16>().ok().filter(|_| digits && host_ok)?;
+    Some((host, port))
+}
+
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -149,12 +168,15 @@ impl Config {
         warnings
     }
 
-    /// The address to bind, parsed.
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server
-            .listen
-            .parse()
-            .map_err(|_| invalid("server.listen", "must be host:port, e.g. 0.0.0.0:8080"))
+    /// `server.listen` as (host, port), by [`host_port`]: `0.0.0.0:8080`, `[::]:8080` or
+    /// `localhost:8080`. The host is resolved only when `serve` binds.
+    pub fn listen_host_port(&self) -> Result<(&str, u16), ConfigError> {
+        host_port(&self.server.listen).ok_or_else(|| {
+            invalid(
+                "server.listen",
+                "must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:8080, [::]:8080 or localhost:8080",
+            )
+        })
     }
 
     /// The effective configuration as TOML, secrets redacted and SDP bodies shown as their
@@ -212,6 +234,52 @@ mod tests {
     fn a_files_unknown_key_is_refused_by_name() {
         let err = load_file("unknown-key", "[server]\nlisten_on = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("listen_on"), "{err}");
+    }
+
+    #[test]
+    fn listen_addresses_are_host_colon_port_with_a_host_name_allowed() {
+        for good in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "[::1]:0",
+            "localhost:8090",
+            "my-host.example_1:65535",
+        ] {
+            let mut config = Config::embedded();
+            config.server.listen = good.into();
+            config.server.metrics_listen = good.into();
+            assert!(config.validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "8080",
+            "localhost",
+            "localhost:",
+            ":8080",
+            "localhost:65536",
+            "localhost:+80",
+            "::1:8080",
+            "[not-v6]:8080",
+            "http://localhost:8080",
+            "local host:8080",
+        ] {
+            let refusal = |edit: &dyn Fn(&mut Config)| {
+                let mut config = Config::embedded();
+                edit(&mut config);
+                config.validate().unwrap_err().to_string()
+            };
+            assert_eq!(
+                refusal(&|c| c.server.listen = bad.into()),
+                "server.listen: must be host:port with a port from 0 to 65535, e.g. 0.0.0.0:8080, [::]:8080 or localhost:8080",
+                "{bad}"
+            );
+            // server.metrics_listen takes the same shapes.
+            assert_eq!(
+                refusal(&|c| c.server.metrics_listen = bad.into()),
+                format!(
+                    "server.metrics_listen: {bad:?} is not host:port (or \"\" to serve /metrics on server.listen)"
+                ),
+            );
+        }
     }
 
     #[test]

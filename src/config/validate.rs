@@ -15,7 +15,7 @@ const MAX_TIMEOUT_MS: u64 = 24 * 60 * 60 * 1000;
 impl Config {
     /// Checks every key; the error names the first offending one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        self.listen_host_port()?;
         self.validate_base_paths()?;
         if self.server.request_timeout_ms == 0 {
             return Err(invalid(
@@ -35,11 +35,7 @@ impl Config {
         self.validate_cors_origins()?;
         self.validate_connections()?;
         let metrics = &self.server.metrics_listen;
-        if !metrics.is_empty()
-            && metrics
-                .rsplit_once(':')
-                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
-        {
+        if !metrics.is_empty() && super::host_port(metrics).is_none() {
             return Err(invalid(
                 "server.metrics_listen",
                 format!(

@@ -352,8 +352,13 @@ impl Served {
     /// Starts `serve --listen 127.0.0.1:0` with `env` (JSON logs unless `env` says otherwise) and
     /// waits for its address.
     fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_on("127.0.0.1:0", env)
+    }
+
+    /// Starts `serve --listen <listen>` as [`Served::start`] does.
+    fn start_on(listen: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", listen])
             .env("CAMARA_WEBRTC__LOG__FORMAT", "json")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -427,6 +432,24 @@ impl Served {
         self.lines.extend(self.rx.iter());
         (status, self.lines)
     }
+}
+
+/// `--listen` takes a host name: `localhost:0` binds an address `localhost` resolves to (the
+/// port the kernel picked is in the `listening` line), and `healthcheck` without `--url` reaches
+/// the service through the same host name.
+#[test]
+fn serve_listens_on_a_host_name() {
+    let served = Served::start_on("localhost:0", &[]);
+    let port = served.address.rsplit(':').next().unwrap();
+    let listen = format!("localhost:{port}");
+    let (ok, _, stderr) = run(
+        &["healthcheck"],
+        &[("CAMARA_WEBRTC__SERVER__LISTEN", listen.as_str())],
+    );
+    assert!(ok, "healthcheck of {listen}: {stderr}");
+    let live = format!("http://{}/health/live", served.address);
+    assert!(run(&["healthcheck", "--url", &live], &[]).0, "{live}");
+    assert!(served.terminate("TERM").0.success());
 }
 
 fn mint_with_binary(sub: &str, scope: &str) -> String {
