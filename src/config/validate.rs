@@ -207,7 +207,7 @@ impl Config {
             redis::Client::open(url.expose()).map_err(|_| {
                 invalid(
                     "store.redis_url",
-                    "is not a Redis URL (redis://[:password@]host[:port][/db])",
+                    "is not a Redis URL (redis://[:password@]host[:port][/db], or rediss:// for TLS)",
                 )
             })?;
         }
@@ -381,8 +381,18 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("hunter2"));
-        config.store.redis_url = Some(Secret::new("redis://:hunter2@redis:6379/0"));
-        assert!(config.validate().is_ok());
+        assert_eq!(
+            err,
+            "store.redis_url: is not a Redis URL (redis://[:password@]host[:port][/db], or rediss:// for TLS)"
+        );
+        for url in [
+            "redis://:hunter2@redis:6379/0",
+            "rediss://:hunter2@redis.example.com:6380/0",
+            "rediss://default:hunter2@localhost/",
+        ] {
+            config.store.redis_url = Some(Secret::new(url));
+            assert!(config.validate().is_ok(), "{url}");
+        }
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }

@@ -508,6 +508,51 @@ async fn two_serve_processes_share_one_redis_configured_by_env() {
     }
 }
 
+/// `rediss://`: `serve` reaches a TLS-only Redis, verifying its certificate against the roots
+/// it is given (`SSL_CERT_FILE`, read by rustls-native-certs in place of the system's), and is
+/// ready; with roots that do not know the server's CA it is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_reaches_redis_over_tls_with_a_rediss_url() {
+    let test = "serve_reaches_redis_over_tls_with_a_rediss_url";
+    let Some(redis) = crate::redis_server::RedisServer::spawn_tls(test) else {
+        return;
+    };
+    let prefix = crate::redis_server::unique_prefix("tls");
+    let no_roots =
+        std::env::temp_dir().join(format!("camara-webrtc-no-roots-{}.pem", std::process::id()));
+    std::fs::write(&no_roots, "").unwrap();
+    let trusted = fixture_path("tls/ca.pem");
+    for (roots, ready) in [(trusted.as_path(), true), (no_roots.as_path(), false)] {
+        let env = [
+            ("CAMARA_WEBRTC__STORE__BACKEND", "redis"),
+            ("CAMARA_WEBRTC__STORE__REDIS_URL", redis.url.as_str()),
+            ("CAMARA_WEBRTC__STORE__KEY_PREFIX", prefix.as_str()),
+            ("SSL_CERT_FILE", roots.to_str().unwrap()),
+            ("SSL_CERT_DIR", ""),
+        ];
+        let served = Served::start(&env);
+        let ready_url = format!("http://{}/health/ready", served.address);
+        let (ok, _, stderr) = run(&["healthcheck", "--url", &ready_url], &[]);
+        assert_eq!(ok, ready, "roots {}: {stderr}", roots.display());
+        if ready {
+            // The fixture was written through TLS and reads back.
+            let token = mint_with_binary(RECEIVER, READ);
+            let read = ContractClient::embedded()
+                .get(format!(
+                    "http://{}/webrtc/sessions/{FIXTURE_ID}",
+                    served.address
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(json_ok(read).await["status"], "Initial");
+        }
+        assert!(served.terminate("TERM").0.success());
+    }
+    std::fs::remove_file(no_roots).unwrap();
+}
+
 /// `serve` at trace level in JSON while the seed's five examples run: the logs are JSON lines
 /// with the request span, and no secret appears anywhere in them.
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,6 @@
-//! A real `redis-server` for the tests: started on a random loopback port when it is on PATH, or
-//! the one at `REDIS_URL`. Without either, a test says so loudly and skips; `.ci/run` installs it.
+//! A real `redis-server` for the tests: started on a random loopback port when it is on PATH
+//! (plain, or TLS only with `spawn_tls`), or the one at `REDIS_URL`. Without either, a test says
+//! so loudly and skips; `.ci/run` installs it.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,6 +11,8 @@ use std::time::Duration;
 pub struct RedisServer {
     pub url: String,
     port: u16,
+    /// Serves TLS only (`--tls-port`), with `tests/fixtures/tls/server.pem`.
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -48,6 +51,7 @@ impl RedisServer {
             return Some(Self {
                 url,
                 port: 0,
+                tls: false,
                 child: None,
             });
         }
@@ -76,8 +80,26 @@ impl RedisServer {
         Some(Self {
             url: format!("redis://127.0.0.1:{port}/"),
             port,
+            tls: false,
             child: None,
         })
+    }
+
+    /// A fresh `redis-server` speaking TLS only, its certificate for `localhost` signed by
+    /// `tests/fixtures/tls/ca.pem`; its URL is `rediss://localhost:<port>/`. `None` (said
+    /// loudly) when redis-server is missing or built without TLS.
+    pub fn spawn_tls(test: &str) -> Option<Self> {
+        let mut server = Self::reserved(test)?;
+        server.url = format!("rediss://localhost:{}/", server.port);
+        server.tls = true;
+        if !server.start_tls() {
+            skip(
+                test,
+                "redis-server does not start with --tls-port (built without TLS?)",
+            );
+            return None;
+        }
+        Some(server)
     }
 
     /// Kills the server, as a crash would (its data is gone: no persistence).
@@ -88,9 +110,39 @@ impl RedisServer {
         }
     }
 
+    /// Starts the TLS server and waits until its port accepts connections; false if it exits.
+    fn start_tls(&mut self) -> bool {
+        let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+        let mut child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--tls-auth-clients", "no"])
+            .args(["--tls-cert-file", &format!("{tls}/server.pem")])
+            .args(["--tls-key-file", &format!("{tls}/server-key.pem")])
+            .args(["--tls-ca-cert-file", &format!("{tls}/ca.pem")])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return true;
+            }
+            if child.try_wait().is_ok_and(|status| status.is_some()) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
     /// Starts the server on its port (again) and waits until it answers.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is running");
+        assert!(!self.tls, "restart is for plain servers");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
