@@ -1,5 +1,6 @@
 //! The test harness: the real app on 127.0.0.1:0, a client, tokens, and whole-body assertions.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use axum::body::Bytes;
@@ -353,4 +354,20 @@ pub async fn json_with(response: Response, expected: StatusCode) -> Value {
     assert_eq!(status, expected, "{text}");
     assert_eq!(ct.unwrap(), "application/json");
     serde_json::from_str(&text).unwrap()
+}
+
+/// A test that cannot run here: without `{variable}=1` it says so loudly on stderr and the caller
+/// returns (the test passes, skipped); with it, the test fails with the same words. CI
+/// (`.ci/run`, the GitHub workflow) sets `REQUIRE_REDIS=1` and `REQUIRE_TOOLS=1`, so nothing it
+/// runs can pass by skipping.
+pub fn skip_unless_required(variable: &str, test: &str, why: &str, remedy: &str) {
+    if std::env::var(variable).is_ok_and(|v| v == "1") {
+        panic!("{test} cannot run: {why}, and {variable}=1 requires it. {remedy}");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!` of a passing test, which
+    // would hide the skip.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n!!! SKIPPED {test}: {why}. {remedy} (with {variable}=1 this fails) !!!\n"
+    );
 }

@@ -1,9 +1,10 @@
 //! A real `redis-server` for the tests: started on a random loopback port when it is on PATH
 //! (plain, or TLS only with `spawn_tls`), or the one at `REDIS_URL`. Without either, a test says
-//! so loudly and skips; `.ci/run` installs it.
+//! so loudly and skips, or fails under `REQUIRE_REDIS=1` (`.ci/run` sets it and installs
+//! redis-server).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,11 +17,29 @@ pub struct RedisServer {
     child: Option<Child>,
 }
 
+/// Skips `test` loudly, or fails it under `REQUIRE_REDIS=1`.
 fn skip(test: &str, why: &str) {
-    eprintln!(
-        "\n!!! SKIPPED {test}: {why}. Install redis-server (apt-get install redis-server) or set \
-         REDIS_URL; .ci/run installs it !!!\n"
+    crate::helpers::skip_unless_required(
+        "REQUIRE_REDIS",
+        test,
+        why,
+        "Install redis-server (apt-get install redis-server) or set REDIS_URL; .ci/run installs it",
     );
+}
+
+/// Whether something accepts connections at the host and port of `url` (never printed: it may
+/// carry a password).
+fn reachable(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let (Some(host), port) = (url.host_str(), url.port().unwrap_or(6379)) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port).to_socket_addrs().is_ok_and(|mut addresses| {
+        addresses.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+    })
 }
 
 fn free_port() -> u16 {
@@ -44,10 +63,15 @@ fn answers(port: u16) -> bool {
 }
 
 impl RedisServer {
-    /// The Redis for `test`: `REDIS_URL` if set, else a fresh `redis-server`; `None` (said loudly)
-    /// when there is neither.
+    /// The Redis for `test`: `REDIS_URL` if set, else a fresh `redis-server`; `None` (said loudly,
+    /// or a failure under `REQUIRE_REDIS=1`) when there is neither or nothing answers at
+    /// `REDIS_URL`.
     pub fn start(test: &str) -> Option<Self> {
         if let Ok(url) = std::env::var("REDIS_URL") {
+            if !reachable(&url) {
+                skip(test, "nothing accepts connections at REDIS_URL");
+                return None;
+            }
             return Some(Self {
                 url,
                 port: 0,
