@@ -7,6 +7,7 @@ mod camara;
 mod cli;
 mod client;
 mod concurrency;
+mod config_files;
 mod connections;
 mod contract;
 mod cors;
