@@ -1,5 +1,6 @@
-// A real OpenID Connect identity provider for the integration tests: oauth2-mock-server on
-// 127.0.0.1 (a port of its own choosing), with one RS256 signing key to start with.
+// A real OpenID Connect identity provider for the integration tests (and the README's
+// "Running it for real"): oauth2-mock-server on 127.0.0.1, port $PORT (default: one of its own
+// choosing), with one RS256 signing key to start with.
 //
 // It prints one JSON line when it is listening: {"issuer": "http://127.0.0.1:PORT"}.
 // Then it reads commands, one per line on standard input, and answers each with one JSON line:
@@ -30,7 +31,7 @@ server.service.on('beforeTokenSigning', (token, req) => {
   if (req.body && req.body.client_id) token.payload.client_id = req.body.client_id;
 });
 
-await server.start(0, '127.0.0.1');
+await server.start(Number(process.env.PORT ?? 0), '127.0.0.1');
 // The issuer (and so the discovery document's jwks_uri) names 127.0.0.1, not localhost.
 server.issuer.url = `http://127.0.0.1:${server.address().port}`;
 console.log(JSON.stringify({ issuer: server.issuer.url }));
