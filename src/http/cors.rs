@@ -1,17 +1,23 @@
 //! CORS for browser apps, per `server.cors_allowed_origins`: tower-http's [`CorsLayer`] with the
-//! API's methods and headers, given every request except an `OPTIONS` that is not a preflight.
+//! API's methods and headers, given every request that carries `Origin` except an `OPTIONS` that
+//! is not a preflight.
+//!
+//! A request without `Origin` is not a CORS request (a browser sends `Origin` on every
+//! cross-origin request, and a same-origin one needs no CORS headers); it goes to the router
+//! untouched, so curl, servers and gateways pay nothing for CORS.
 //!
 //! tower-http answers every `OPTIONS` itself as a preflight, by design (tower-http#497). A CORS
 //! preflight is an `OPTIONS` carrying `Access-Control-Request-Method` (Fetch standard); any other
 //! `OPTIONS` passes by the layer to the router, which answers it 405 like any method a route does
 //! not serve.
 
-use std::task::{Context, Poll, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::header::{
-    ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ETAG, LOCATION, RETRY_AFTER,
+    ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, CONTENT_TYPE, ETAG, LOCATION, ORIGIN, RETRY_AFTER,
 };
 use axum::http::{HeaderName, HeaderValue, Method};
 use tower::util::Either;
@@ -32,8 +38,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(7200);
 /// Preflights allow the API's methods and the request headers it reads; actual responses expose
 /// the headers a client reads besides the safelisted ones. No `Access-Control-Allow-Credentials`:
 /// the API takes a bearer token in `Authorization`, never a cookie. tower-http's default `Vary:
-/// origin, access-control-request-method, access-control-request-headers` goes on every response,
-/// since with a list the `Access-Control-Allow-Origin` a response carries depends on `Origin`.
+/// origin, access-control-request-method, access-control-request-headers` goes on every CORS
+/// response, since with a list the `Access-Control-Allow-Origin` a response carries depends on
+/// `Origin`.
 pub fn layer(origins: &[String]) -> Option<BrowserCors> {
     let allow_origin = match origins {
         [] => return None,
@@ -69,45 +76,47 @@ impl<S: Clone> Layer<S> for BrowserCors {
 
     fn layer(&self, inner: S) -> Self::Service {
         BrowserCorsService {
-            cors: self.0.layer(inner.clone()),
+            cors: Arc::new(self.0.clone()),
             inner,
         }
     }
 }
 
-/// The service of [`BrowserCors`]: `cors` for every request but an `OPTIONS` without
-/// `Access-Control-Request-Method`, which goes to `inner` untouched.
+/// The service of [`BrowserCors`]: the CORS layer around `inner` for a request with `Origin`,
+/// but an `OPTIONS` without `Access-Control-Request-Method`; `inner` untouched for every other.
+/// The layer is shared and put around `inner` only for a CORS request.
 #[derive(Clone)]
 pub struct BrowserCorsService<S> {
-    cors: Cors<S>,
+    cors: Arc<CorsLayer>,
     inner: S,
 }
 
 impl<S, B> Service<Request> for BrowserCorsService<S>
 where
-    S: Service<Request, Response = axum::http::Response<B>>,
+    S: Service<Request, Response = axum::http::Response<B>> + Clone,
     B: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = EitherResponseFuture<cors::ResponseFuture<S::Future>, S::Future>;
 
-    /// Both ways are made ready; the request decides which one it takes.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        ready!(self.cors.poll_ready(cx))?;
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let not_preflight = request.method() == Method::OPTIONS
-            && !request
-                .headers()
-                .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
-        let mut way: Either<&mut Cors<S>, &mut S> = if not_preflight {
-            Either::Right(&mut self.inner)
-        } else {
-            Either::Left(&mut self.cors)
-        };
+        let headers = request.headers();
+        let options_not_preflight = request.method() == Method::OPTIONS
+            && !headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        let mut way: Either<Cors<S>, &mut S> =
+            if headers.contains_key(ORIGIN) && !options_not_preflight {
+                // The service made ready goes into the layer; a clone stays for the next call.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                Either::Left(self.cors.layer(ready))
+            } else {
+                Either::Right(&mut self.inner)
+            };
         way.call(request)
     }
 }

@@ -229,8 +229,8 @@ pub fn metrics_router(state: AppState) -> Router {
 /// 1. `Authorization` is marked sensitive before anything could print it.
 /// 2. CORS, when `server.cors_allowed_origins` is not empty ([`cors`]): a preflight is answered
 ///    here, before everything below — no correlator, log line or metrics, no authentication, rate
-///    limit or load shedding, no 405 for a route without `OPTIONS`. Every other response gets the
-///    CORS headers on its way out, whichever layer below made it (`edge`'s 400 for a bad
+///    limit or load shedding, no 405 for a route without `OPTIONS`. Every other response to a
+///    request with `Origin` gets the CORS headers on its way out, whichever layer below made it (`edge`'s 400 for a bad
 ///    `x-correlator`, a 401, a shed 503, a 504), so a browser app can read its errors too.
 /// 3. [`middleware::edge`] refuses an invalid `x-correlator` (400, not echoed), rewrites every
 ///    error the framework or a layer below answers in plain text (405, 504, ...) into CAMARA

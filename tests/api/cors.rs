@@ -408,3 +408,25 @@ async fn an_empty_list_turns_cors_off() {
         &[JSON, ("etag", "\"1\""), ("x-correlator", "off")],
     );
 }
+
+/// A request without `Origin` is not a CORS request (curl, a server, a same-origin page): it
+/// gets no CORS header, whatever the configured origins.
+#[tokio::test]
+async fn a_request_without_origin_is_not_cors() {
+    for config in [allowing(&["*"]), listed()] {
+        let app = spawn_with(config).await;
+        let response = app
+            .client
+            .get(app.url(&format!("/webrtc/sessions/{FIXTURE_ID}")))
+            .header("x-correlator", "no-origin")
+            .bearer_auth(app.receiver_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_headers(
+            &response,
+            &[JSON, ("etag", "\"1\""), ("x-correlator", "no-origin")],
+        );
+    }
+}
