@@ -54,6 +54,13 @@ impl TokenCache {
         entries.insert(token.into(), Entry { claims, exp });
     }
 
+    /// Forgets `token`.
+    pub fn remove(&self, token: &str) {
+        if let Some(entries) = &self.entries {
+            entries.remove(token);
+        }
+    }
+
     /// Forgets every token (the keys that verified them changed).
     pub fn clear(&self) {
         if let Some(entries) = &self.entries {

@@ -5,6 +5,7 @@
 //! The verified-token cache is emptied whenever the JWKS keys in force change or expire, so no
 //! cached token outlives the key that verified it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +27,9 @@ pub struct Verifier {
     validations: Vec<(AlgorithmFamily, Validation)>,
     issuer: Option<String>,
     cache: TokenCache,
+    /// Bumped whenever the keys in force change or expire, before the cache is emptied: a
+    /// verification that saw the old keys never leaves an entry behind (see [`Self::verify`]).
+    generation: AtomicU64,
 }
 
 /// The algorithms each family accepts.
@@ -93,6 +97,7 @@ impl Verifier {
                 .collect(),
             issuer: auth.issuer.clone(),
             cache: TokenCache::new(auth.token_cache_size),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -102,7 +107,7 @@ impl Verifier {
         if let Some(jwks) = &self.jwks
             && jwks.read().await?
         {
-            self.cache.clear();
+            self.forget_tokens();
         }
         Ok(())
     }
@@ -151,7 +156,7 @@ impl Verifier {
             };
             let Some(jwks) = &verifier.jwks else { return };
             if jwks.expire() {
-                verifier.cache.clear();
+                verifier.forget_tokens();
                 tracing::error!(
                     source = jwks.describe(),
                     max_age_seconds = jwks.max_age.as_secs(),
@@ -176,7 +181,7 @@ impl Verifier {
         match outcome {
             Ok(changed) => {
                 if changed {
-                    self.cache.clear();
+                    self.forget_tokens();
                     tracing::info!(source = jwks.describe(), "JWKS keys changed");
                 }
                 true
@@ -224,9 +229,21 @@ impl Verifier {
         if let Some(claims) = self.cache.get(token, now) {
             return Ok(claims);
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let claims = Arc::new(self.verify_signature(token)?);
         self.cache.insert(token, Arc::clone(&claims), now);
+        // The keys changed while it was verified: the entry may rest on a key no longer in force.
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.cache.remove(token);
+        }
         Ok(claims)
+    }
+
+    /// Empties the token cache because the keys in force changed or expired; the generation goes
+    /// first, so a verification still running on the old keys drops its own entry.
+    fn forget_tokens(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.cache.clear();
     }
 
     /// Full verification: header, signature with the keys of the header's family, claims.
