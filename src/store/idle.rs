@@ -35,6 +35,9 @@ pub async fn end_idle_sessions(store: Weak<dyn SessionStore>, idle_ttl: Duration
 /// Ends the sessions idle for `idle_ttl` now (up to [`BATCH`]).
 async fn sweep(store: &Arc<dyn SessionStore>, idle_ttl: Duration) -> Result<(), StoreError> {
     for idle in store.idle(idle_ttl, BATCH).await? {
+        if idle.session.is_over() {
+            continue;
+        }
         let ended = Session::end_idle(&idle.session, idle_ttl.as_secs());
         let (id, from, to) = (ended.id.clone(), idle.session.status, ended.status);
         match store.compare_and_swap(idle.version, Arc::new(ended)).await {

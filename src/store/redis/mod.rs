@@ -316,15 +316,20 @@ impl SessionStore for RedisStore {
     fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>> {
         Box::pin(async move {
             let mut con = self.connection.clone();
-            let ids: Vec<String> = self
+            let found: Vec<String> = self
                 .run(
                     IDLE.key(self.touched_key())
+                        .key(self.live_key())
                         .arg(u64::try_from(untouched_for.as_millis()).unwrap_or(u64::MAX))
                         .arg(limit)
+                        .arg(self.session_key(""))
                         .invoke_async(&mut con),
                 )
                 .await?;
-            self.read_all(&ids).await
+            found
+                .chunks_exact(2)
+                .map(|pair| decode(pair[0].parse().unwrap_or(0), &pair[1]))
+                .collect()
         })
     }
 

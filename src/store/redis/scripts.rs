@@ -128,13 +128,28 @@ pub(super) static RECONCILE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Up to ARGV[2] live ids not written for ARGV[1] ms (by Redis's clock), oldest first.
+/// Up to ARGV[2] live sessions not written for ARGV[1] ms (by Redis's clock), oldest first, as
+/// `{version, json}` pairs read in the same step as the idle check, so a compare-and-swap on that
+/// version fails if the session was written since. Ids left in `touched` for a session that is
+/// gone or no longer live are dropped from it, so they cannot hold up later sweeps.
+/// KEYS: 1 `touched`, 2 `live`; ARGV[3] the session key prefix.
 pub(super) static IDLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+        local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
+        local found = {}
+        for _, id in ipairs(ids) do
+            local session = redis.call('HMGET', ARGV[3] .. id, 'v', 's')
+            if session[1] and redis.call('SISMEMBER', KEYS[2], id) == 1 then
+                table.insert(found, session[1])
+                table.insert(found, session[2])
+            else
+                redis.call('ZREM', KEYS[1], id)
+            end
+        end
+        return found
         ",
     )
 });
