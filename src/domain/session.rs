@@ -174,9 +174,6 @@ impl Session {
         }
     }
 
-    /// The session after `role` ends it (DELETE): before it was answered the originator cancels
-    /// and the receiver declines; once answered either side terminates. A session the network
-    /// already ended keeps its outcome.
     /// Whether the call is over: ended by DELETE, or in a terminal status (ended by the network).
     /// A store keeps a session that is over only for its `ended_ttl`, and no longer counts it live.
     pub fn is_over(&self) -> bool {
@@ -198,6 +195,9 @@ impl Session {
         }
     }
 
+    /// The session after `role` ends it (DELETE): before it was answered the originator cancels
+    /// and the receiver declines; once answered either side terminates. A session the network
+    /// already ended keeps its outcome.
     pub fn end(&self, role: Role) -> Session {
         let status = if self.status.is_terminal() {
             self.status
