@@ -131,17 +131,22 @@ impl SessionStore for MemoryStore {
             if s.map.contains_key(&session.id) {
                 return Err(StoreError::AlreadyExists);
             }
+            // The owner's quota first: a refused insert must not drop anyone's ended sessions.
+            let owner = session.owner.clone().filter(|_| !session.is_over());
+            if let Some(owner) = &owner
+                && s.owners
+                    .get(owner)
+                    .is_some_and(|live| *live >= self.limits.per_owner)
+            {
+                return Err(StoreError::OwnerFull(self.limits.per_owner));
+            }
             while s.map.len() >= self.limits.capacity {
                 if !s.drop_oldest_ended(|_| true) {
                     return Err(StoreError::Full(self.limits.capacity));
                 }
             }
-            if let Some(owner) = session.owner.clone().filter(|_| !session.is_over()) {
-                let live = s.owners.entry(owner).or_default();
-                if *live >= self.limits.per_owner {
-                    return Err(StoreError::OwnerFull(self.limits.per_owner));
-                }
-                *live += 1;
+            if let Some(owner) = owner {
+                *s.owners.entry(owner).or_default() += 1;
             }
             let slot = Slot {
                 stored: Versioned {

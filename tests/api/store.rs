@@ -50,6 +50,28 @@ pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
     a_session_the_network_ends_is_over_but_readable(&make(limits(16, KEEP))).await;
     over_sessions_expire(&make(limits(16, Duration::ZERO))).await;
     idle_sessions_are_found_by_their_last_write(&make(limits(16, KEEP))).await;
+    an_owner_at_its_quota_drops_no_ended_session(&make(Limits {
+        per_owner: 1,
+        ..limits(2, KEEP)
+    }))
+    .await;
+}
+
+/// An insert refused for its owner's quota leaves the store as it was: the ended session that a
+/// full store would drop to make room is still there.
+async fn an_owner_at_its_quota_drops_no_ended_session<S: SessionStore>(store: &S) {
+    store.insert(owned("q1", "busy")).await.unwrap();
+    store.insert(session("kept")).await.unwrap();
+    store
+        .compare_and_swap(1, ended("kept").into())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.insert(owned("q2", "busy")).await,
+        Err(StoreError::OwnerFull(1))
+    );
+    let kept = store.get(&SessionId::parse("kept").unwrap()).await.unwrap();
+    assert_eq!(kept.map(|v| v.version), Some(2));
 }
 
 /// `s` moved to a terminal status by the network (not DELETEd).

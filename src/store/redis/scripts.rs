@@ -16,16 +16,16 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
         if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+        local owner = ARGV[5]
+        if owner ~= '' and tonumber(redis.call('HGET', KEYS[5], owner) or '0') >= tonumber(ARGV[6]) then
+            return -3
+        end
         local capacity = tonumber(ARGV[3])
         while redis.call('SCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3]) >= capacity do
             local oldest = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
             if not oldest then return -2 end
             redis.call('DEL', ARGV[4] .. oldest)
             redis.call('ZREM', KEYS[3], oldest)
-        end
-        local owner = ARGV[5]
-        if owner ~= '' and tonumber(redis.call('HGET', KEYS[5], owner) or '0') >= tonumber(ARGV[6]) then
-            return -3
         end
         redis.call('HSET', KEYS[1], 'v', 1, 's', ARGV[2], 'st', ARGV[7], 'o', owner)
         redis.call('SADD', KEYS[2], ARGV[1])
