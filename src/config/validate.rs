@@ -17,18 +17,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_host_port()?;
         self.validate_base_paths()?;
-        if self.server.request_timeout_ms == 0 {
-            return Err(invalid(
-                "server.request_timeout_ms",
-                "must be greater than 0",
-            ));
-        }
-        if self.server.max_concurrent_requests == 0 {
-            return Err(invalid(
+        positive(&[
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            (
                 "server.max_concurrent_requests",
-                "must be greater than 0",
-            ));
-        }
+                self.server.max_concurrent_requests as u64,
+            ),
+        ])?;
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
@@ -44,21 +39,15 @@ impl Config {
             ));
         }
         self.validate_auth()?;
-        if self.sessions.max_sessions == 0 {
-            return Err(invalid("sessions.max_sessions", "must be greater than 0"));
-        }
-        if self.sessions.idle_ttl_seconds == 0 {
-            return Err(invalid(
-                "sessions.idle_ttl_seconds",
-                "must be greater than 0",
-            ));
-        }
-        if self.sessions.max_sessions_per_consumer == 0 {
-            return Err(invalid(
+        let sessions = &self.sessions;
+        positive(&[
+            ("sessions.max_sessions", sessions.max_sessions as u64),
+            ("sessions.idle_ttl_seconds", sessions.idle_ttl_seconds),
+            (
                 "sessions.max_sessions_per_consumer",
-                "must be greater than 0",
-            ));
-        }
+                sessions.max_sessions_per_consumer as u64,
+            ),
+        ])?;
         self.validate_store()?;
         crate::telemetry::parse_filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         self.fixture_sessions()?;
@@ -211,10 +200,16 @@ impl Config {
                 )
             })?;
         }
-        if self.store.timeout_ms == 0 {
-            return Err(invalid("store.timeout_ms", "must be greater than 0"));
-        }
+        positive(&[("store.timeout_ms", self.store.timeout_ms)])?;
         Ok(())
+    }
+}
+
+/// Every `(key, value)` must be greater than 0; the error names the first that is not.
+fn positive(keys: &[(&str, u64)]) -> Result<(), ConfigError> {
+    match keys.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => Err(invalid(*key, "must be greater than 0")),
+        None => Ok(()),
     }
 }
 
