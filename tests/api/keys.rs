@@ -128,10 +128,17 @@ impl Idp {
     }
 }
 
-impl Drop for Idp {
-    fn drop(&mut self) {
+impl Idp {
+    /// Stops the provider: its port refuses connections from now on.
+    fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -218,7 +225,9 @@ async fn without_its_identity_provider_the_service_fails_closed_after_the_max_ag
     let app = spawn_with(discovering(&idp, 1, 2)).await;
     let token = idp.sign("-", &claims(RECEIVER, "app"));
     json_ok(read_fixture(&app, &token).await).await;
-    idp.command("stop");
+    // The provider goes away (killed, so nothing waits on the service's kept-alive JWKS
+    // connection): the next reads of its JWKS fail.
+    idp.kill();
     until_refused(
         &app,
         &token,

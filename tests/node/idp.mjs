@@ -9,7 +9,6 @@
 //                                                             -> {"retired": "KID"}
 //   sign KID JSON   a token signed with key KID (or "-": the signing key), its payload the JSON
 //                   claims on top of iss/iat/exp/nbf          -> {"token": "..."}
-//   stop            the server stops answering (connections refused) -> {"stopped": true}
 // It exits when standard input closes.
 import { createInterface } from 'node:readline';
 import { OAuth2Server } from 'oauth2-mock-server';
@@ -53,9 +52,6 @@ for await (const line of createInterface({ input: process.stdin })) {
         scopesOrTransform: (_header, payload) => Object.assign(payload, claims),
       });
       answer({ token });
-    } else if (command === 'stop') {
-      await server.stop();
-      answer({ stopped: true });
     } else {
       answer({ error: `unknown command ${command}` });
     }
