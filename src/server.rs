@@ -35,6 +35,10 @@ use crate::config::ServerConfig;
 /// How long accepting pauses after an accept error other than a connection the peer gave up.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// File descriptors the process needs besides its connections: listeners, Redis, the JWKS
+/// client, the runtime's own, standard streams.
+const FILE_RESERVE: u64 = 64;
+
 /// The `[server]` keys the server itself applies.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -63,6 +67,7 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
+    warn_if_beyond_file_limit(limits.max_connections);
     let builder = Arc::new(builder());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopping) = watch::channel(());
@@ -98,6 +103,43 @@ pub async fn serve(
         );
         connections.shutdown().await;
     }
+}
+
+/// Warns when `max_connections` connections and [`FILE_RESERVE`] would not fit the process's
+/// open-file limit (Linux's `/proc/self/limits`; elsewhere nothing is said): beyond it, accepts
+/// fail with `EMFILE` before the limit the operator configured is reached.
+fn warn_if_beyond_file_limit(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return;
+    };
+    let Some(soft) = open_file_limit(&limits) else {
+        return;
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(FILE_RESERVE);
+    if needed > soft {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = soft,
+            reserve = FILE_RESERVE,
+            "server.max_connections does not fit the open-file limit: raise `ulimit -n` \
+             (Docker: --ulimit nofile=N) or lower server.max_connections"
+        );
+    }
+}
+
+/// The soft limit of the "Max open files" line of `/proc/self/limits` (`None` when unlimited
+/// or not found).
+fn open_file_limit(limits: &str) -> Option<u64> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// hyper-util's connection builder: HTTP/1.1, or HTTP/2 when the client opens with its preface.
@@ -153,4 +195,21 @@ fn is_connection_error(err: &std::io::Error) -> bool {
         err.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_file_limit_is_the_soft_one() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63451                63451                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(open_file_limit(limits), Some(1024));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(open_file_limit(unlimited), None);
+        assert_eq!(open_file_limit("Max processes 1 1 processes\n"), None);
+    }
 }

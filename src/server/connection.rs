@@ -9,7 +9,11 @@
 //! - *idle*: no request in flight and, on HTTP/1, no byte of a next request. Past
 //!   `Timeouts::idle` the connection is closed.
 //! - *busy*: a request is in flight, from the service's call until hyper has taken the last frame
-//!   of its response body. Not timed here: `server.request_timeout_ms` bounds the handler.
+//!   of its response body. The handler is not timed here (`server.request_timeout_ms` bounds
+//!   it), but once a response is ready the client must take it: while answered responses wait,
+//!   one must be taken every `Timeouts::idle`, or the connection is closed. A client that stops
+//!   reading (HTTP/1 with its socket full, HTTP/2 with a window of 0) so holds a connection, or a
+//!   shutdown, no longer than an idle one.
 //!
 //! When the server stops, a connection that is not busy is closed at once; a busy one is told to
 //! finish (HTTP/1: no keep-alive after this response; HTTP/2: GOAWAY) and is closed as soon as it
@@ -59,10 +63,11 @@ pub(super) async fn serve(
     });
     let requests = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let in_flight = InFlight::start(&requests, request.version());
+        let mut in_flight = InFlight::start(&requests, request.version());
         let response = router.clone().oneshot(request);
         async move {
             let response = response.await?;
+            in_flight.answered();
             // The body owns the guard: the request stays in flight until hyper drops it.
             Ok::<_, std::convert::Infallible>(response.map(|body| {
                 body.map_frame(move |frame| {
@@ -76,8 +81,8 @@ pub(super) async fn serve(
     let mut expiry = pin!(tokio::time::sleep_until(Instant::now()));
     let mut stop_requested = false;
     loop {
-        let deadline = activity.deadline(timeouts);
-        if stop_requested && deadline.is_some() {
+        let (busy, deadline) = activity.watch(timeouts);
+        if stop_requested && !busy {
             break;
         }
         if let Some(deadline) = deadline
@@ -95,7 +100,10 @@ pub(super) async fn serve(
             }
             () = activity.changed.notified() => {}
             () = expiry.as_mut(), if deadline.is_some() => {
-                tracing::debug!("closing a connection: no request head, or no request, in time");
+                tracing::debug!(
+                    busy,
+                    "closing a connection: no request head, request or taken response in time"
+                );
                 connection.as_mut().graceful_shutdown();
                 break;
             }
@@ -136,8 +144,14 @@ enum Phase {
     Head(Instant),
     /// No request in flight since then.
     Idle(Instant),
-    /// This many requests in flight (HTTP/2 streams, or one HTTP/1 request).
-    Busy(usize),
+    /// Requests in flight (HTTP/2 streams, or one HTTP/1 request), `answered` of them waiting
+    /// for the client to take their responses; `since` the first of those was answered or the
+    /// last answered one was taken.
+    Busy {
+        in_flight: usize,
+        answered: usize,
+        since: Instant,
+    },
 }
 
 impl Activity {
@@ -159,12 +173,14 @@ impl Activity {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// When the connection is to be closed, unless something happens first; `None` while busy.
-    fn deadline(&self, timeouts: Timeouts) -> Option<Instant> {
+    /// Whether a request is in flight, and when the connection is to be closed unless something
+    /// happens first (`None` while every request in flight is in its handler).
+    fn watch(&self, timeouts: Timeouts) -> (bool, Option<Instant>) {
         match self.state().phase {
-            Phase::Head(since) => Some(since + timeouts.header_read),
-            Phase::Idle(since) => Some(since + timeouts.idle),
-            Phase::Busy(_) => None,
+            Phase::Head(since) => (false, Some(since + timeouts.header_read)),
+            Phase::Idle(since) => (false, Some(since + timeouts.idle)),
+            Phase::Busy { answered: 0, .. } => (true, None),
+            Phase::Busy { since, .. } => (true, Some(since + timeouts.idle)),
         }
     }
 
@@ -183,30 +199,74 @@ impl Activity {
     }
 }
 
-/// One request in flight; dropping it ends the request.
-struct InFlight(Arc<Activity>);
+/// One request in flight; dropping it (with its response's body) ends the request.
+struct InFlight {
+    activity: Arc<Activity>,
+    answered: bool,
+}
 
 impl InFlight {
     fn start(activity: &Arc<Activity>, version: Version) -> Self {
         let mut state = activity.state();
         state.http2 |= version == Version::HTTP_2;
         state.phase = match state.phase {
-            Phase::Busy(n) => Phase::Busy(n + 1),
-            Phase::Head(_) | Phase::Idle(_) => Phase::Busy(1),
+            Phase::Busy {
+                in_flight,
+                answered,
+                since,
+            } => Phase::Busy {
+                in_flight: in_flight + 1,
+                answered,
+                since,
+            },
+            Phase::Head(_) | Phase::Idle(_) => Phase::Busy {
+                in_flight: 1,
+                answered: 0,
+                since: Instant::now(),
+            },
         };
         activity.awaiting_head.store(false, Ordering::Release);
         drop(state);
         activity.changed.notify_one();
-        Self(Arc::clone(activity))
+        Self {
+            activity: Arc::clone(activity),
+            answered: false,
+        }
+    }
+
+    /// The handler has returned: the response now waits for the client to take it.
+    fn answered(&mut self) {
+        self.answered = true;
+        let mut state = self.activity.state();
+        if let Phase::Busy {
+            answered, since, ..
+        } = &mut state.phase
+        {
+            if *answered == 0 {
+                *since = Instant::now();
+            }
+            *answered += 1;
+        }
+        drop(state);
+        self.activity.changed.notify_one();
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let activity = &self.0;
+        let activity = &self.activity;
         let mut state = activity.state();
         state.phase = match state.phase {
-            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            Phase::Busy {
+                in_flight,
+                answered,
+                since,
+            } if in_flight > 1 => Phase::Busy {
+                in_flight: in_flight - 1,
+                answered: answered - usize::from(self.answered),
+                // A response taken is the client's progress.
+                since: if self.answered { Instant::now() } else { since },
+            },
             _ => {
                 activity
                     .awaiting_head

@@ -357,8 +357,25 @@ impl Served {
 
     /// Starts `serve --listen <listen>` as [`Served::start`] does.
     fn start_on(listen: &str, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen])
+        let mut serve = Command::new(BIN);
+        serve.args(["serve", "--listen", listen]);
+        Self::spawn(serve, env)
+    }
+
+    /// Starts `serve --listen 127.0.0.1:0` as [`Served::start`] does, under an open-file limit
+    /// of `limit` (the shell's `ulimit -n`).
+    fn start_with_open_files(limit: u32, env: &[(&str, &str)]) -> Self {
+        let mut serve = Command::new("sh");
+        serve.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" serve --listen 127.0.0.1:0"),
+            BIN,
+        ]);
+        Self::spawn(serve, env)
+    }
+
+    fn spawn(mut serve: Command, env: &[(&str, &str)]) -> Self {
+        let mut child = serve
             .env("CAMARA_WEBRTC__LOG__FORMAT", "json")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -450,6 +467,41 @@ fn serve_listens_on_a_host_name() {
     let live = format!("http://{}/health/live", served.address);
     assert!(run(&["healthcheck", "--url", &live], &[]).0, "{live}");
     assert!(served.terminate("TERM").0.success());
+}
+
+/// `serve` says so when `server.max_connections` does not fit its open-file limit, and is silent
+/// when it does.
+#[test]
+fn serve_warns_when_max_connections_exceed_the_open_file_limit() {
+    let warning = "server.max_connections does not fit the open-file limit";
+    let served = Served::start_with_open_files(512, &[]);
+    let (status, lines) = served.terminate("TERM");
+    assert!(status.success());
+    let warned: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|line| line.contains(warning))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(warned.len(), 1, "{lines:#?}");
+    assert_eq!(warned[0]["level"], "WARN");
+    assert_eq!(
+        warned[0]["fields"]["message"],
+        format!(
+            "{warning}: raise `ulimit -n` (Docker: --ulimit nofile=N) or lower \
+             server.max_connections"
+        )
+    );
+    assert_eq!(warned[0]["fields"]["max_connections"], 10000);
+    assert_eq!(warned[0]["fields"]["open_file_limit"], 512);
+    assert_eq!(warned[0]["fields"]["reserve"], 64);
+    let fits =
+        Served::start_with_open_files(512, &[("CAMARA_WEBRTC__SERVER__MAX_CONNECTIONS", "448")]);
+    let (status, lines) = fits.terminate("TERM");
+    assert!(status.success());
+    assert!(
+        !lines.iter().any(|line| line.contains(warning)),
+        "{lines:#?}"
+    );
 }
 
 fn mint_with_binary(sub: &str, scope: &str) -> String {

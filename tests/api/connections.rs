@@ -258,6 +258,84 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     connection.closed_by_server().await;
 }
 
+/// An HTTP/2 connection whose client grants no flow-control window (SETTINGS_INITIAL_WINDOW_SIZE
+/// 0), with `GET /health/live` sent on it: the server can send the response's headers but never
+/// its body. Returns the response (its head only) and the connection's task.
+async fn stalled_http2(address: &str) -> (Response<hyper::body::Incoming>, ClientConnection) {
+    let io = TokioIo::new(TcpStream::connect(authority(address)).await.unwrap());
+    let (mut sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(0)
+        .handshake(io)
+        .await
+        .unwrap();
+    let closed = tokio::spawn(connection);
+    sender.ready().await.unwrap();
+    let response = tokio::time::timeout(
+        GUARD,
+        sender.send_request(live_request(address, Version::HTTP_2)),
+    )
+    .await
+    .expect("the response's head needs no window")
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let connection = ClientConnection {
+        sender: Sender::Http2(sender),
+        closed,
+    };
+    (response, connection)
+}
+
+/// Waits until the server has closed a connection whose response was never taken whole: its body
+/// fails, and the connection's task ends.
+async fn closed_mid_response(
+    response: Response<hyper::body::Incoming>,
+    connection: ClientConnection,
+) {
+    let body = tokio::time::timeout(GUARD, response.into_body().collect())
+        .await
+        .expect("the server closes the connection");
+    assert!(
+        body.is_err(),
+        "the body arrived although no window was granted"
+    );
+    tokio::time::timeout(GUARD, connection.closed)
+        .await
+        .expect("the connection's task ends")
+        .unwrap()
+        .ok();
+}
+
+/// Triggers the shutdown and waits for `run` to return, far sooner than its grace period.
+async fn stopped_before_the_grace_period(
+    trigger: tokio::sync::oneshot::Sender<()>,
+    server: JoinHandle<Result<(), camara_webrtc::StartError>>,
+) {
+    trigger.send(()).unwrap();
+    tokio::time::timeout(GUARD, server)
+        .await
+        .expect("run returns without waiting for the grace period")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_takes_no_response_is_closed_after_the_idle_timeout() {
+    let app = spawn_with(with_timeouts(200, 1_000)).await;
+    let (response, stalled) = stalled_http2(&app.address).await;
+    closed_mid_response(response, stalled).await;
+    assert_served(&app).await;
+}
+
+#[tokio::test]
+async fn a_client_that_takes_no_response_does_not_hold_shutdown() {
+    // The grace period (30 s) is far beyond the guard; the idle timeout is not.
+    let config = with_timeouts(200, 1_000);
+    let (address, trigger, server) = run_until_triggered(config).await;
+    let (response, stalled) = stalled_http2(&address).await;
+    stopped_before_the_grace_period(trigger, server).await;
+    closed_mid_response(response, stalled).await;
+}
+
 #[tokio::test]
 async fn beyond_max_connections_a_connection_waits_in_the_backlog_until_one_closes() {
     let mut config = camara_webrtc::Config::embedded();
@@ -344,12 +422,7 @@ async fn many_slow_header_connections_do_not_hold_shutdown() {
     }
     let mut idle = ClientConnection::open(&address, Version::HTTP_11).await;
     idle.live(&address).await;
-    trigger.send(()).unwrap();
-    tokio::time::timeout(GUARD, server)
-        .await
-        .expect("run returns without waiting for the grace period")
-        .unwrap()
-        .unwrap();
+    stopped_before_the_grace_period(trigger, server).await;
     for stream in &mut slow {
         closed_without_an_answer(stream).await;
     }
