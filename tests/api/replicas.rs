@@ -218,9 +218,10 @@ async fn redis_stopped_and_restarted_mid_run_recovers_without_a_restart() {
 }
 
 /// A store written before the session counts were kept (sessions without their `st`/`o` fields,
-/// no `counts`, no `owners`): a replica starting on it builds both once, from the live sessions,
-/// and from then on `/metrics` reads the counts without reading a session, and the per-consumer
-/// quota counts the old sessions too.
+/// no `counts`, no `owners`; one whose status a newer replica has since written, so it has `st`
+/// but no `o`; one whose JSON does not decode): replicas starting on it count every session once,
+/// however many of them start, leaving the undecodable one out; from then on `/metrics` reads the
+/// counts without reading a session, and the per-consumer quota counts the old sessions too.
 #[tokio::test]
 async fn counts_of_an_older_store_are_built_once_and_scrapes_read_only_them() {
     let Some(redis) = RedisServer::start("counts_of_an_older_store_are_built_once") else {
@@ -230,22 +231,25 @@ async fn counts_of_an_older_store_are_built_once_and_scrapes_read_only_them() {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
     let mut old = Config::embedded().fixture_sessions().unwrap().remove(0);
-    for (id, status) in [
-        ("old-1", "Ringing"),
-        ("old-2", "Ringing"),
-        ("old-3", "Hold"),
+    for (id, status, counted) in [
+        ("old-1", "Ringing", None),
+        ("old-2", "Ringing", None),
+        ("old-3", "Hold", Some("Hold")),
+        ("old-4", "Connected", None),
     ] {
         old.id = camara_webrtc::domain::SessionId::parse(id).unwrap();
         old.status = status.to_owned().try_into().unwrap();
         old.owner = Some("old-app".into());
-        let json = serde_json::to_string(&old).unwrap();
+        let json = match id {
+            "old-4" => "{not json".to_owned(),
+            _ => serde_json::to_string(&old).unwrap(),
+        };
+        let mut fields = vec![("v", "1".to_owned()), ("s", json)];
+        fields.extend(counted.map(|st| ("st", st.to_owned())));
         let _: () = redis::pipe()
             .cmd("HSET")
             .arg(format!("{prefix}session:{id}"))
-            .arg("v")
-            .arg(1)
-            .arg("s")
-            .arg(json)
+            .arg(fields)
             .cmd("SADD")
             .arg(format!("{prefix}live"))
             .arg(id)
@@ -253,9 +257,17 @@ async fn counts_of_an_older_store_are_built_once_and_scrapes_read_only_them() {
             .await
             .unwrap();
     }
+    // old-3's status was counted by the replica that wrote its `st`.
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}counts"))
+        .arg("Hold")
+        .arg(1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
     let mut config = on_redis(&redis.url, &prefix);
     config.sessions.max_sessions_per_consumer = 3;
-    let app = spawn_with(config).await;
+    let (app, _second) = (spawn_with(config.clone()).await, spawn_with(config).await);
     let text = app.get("/metrics").await.text().await.unwrap();
     for (status, n) in [("Ringing", 2.0), ("Hold", 1.0), ("Initial", 1.0)] {
         let series = format!("camara_webrtc_sessions{{status=\"{status}\"}}");

@@ -8,7 +8,8 @@
 //! - `touched`: a sorted set of the live ids, scored by when each was last written (ms);
 //! - `counts`: a hash of live sessions per status, and `owners`: of live sessions per owner, kept
 //!   by the same scripts that write the sessions, so a metrics scrape and the per-owner quota read
-//!   one small hash, never the sessions; `counted` marks that both were built (see `scripts::RECONCILE`).
+//!   one small hash, never the sessions. A session written by an older version, which kept no
+//!   counts, lacks its `st` or `o` field; [`RedisStore::reconcile`] counts those at start.
 //!
 //! Every write is one Lua script, so it is atomic across replicas: compare-and-swap checks the
 //! version and writes in one step, exactly like the memory store's lock. Ended sessions expire
@@ -16,6 +17,7 @@
 //! [`StoreError::Unavailable`] (503), and the connection manager reconnects once Redis is back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -33,7 +35,13 @@ pub struct RedisStore {
     prefix: String,
     limits: Limits,
     timeout: Duration,
+    /// A [`RedisStore::reconcile`] pass has completed in this process.
+    reconciled: AtomicBool,
 }
+
+/// Live ids per `SSCAN` step and [`RECONCILE`] batch: one batch blocks Redis for about as long
+/// as one write of a large session.
+const RECONCILE_BATCH: usize = 256;
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,6 +78,7 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             limits,
             timeout,
+            reconciled: AtomicBool::new(false),
         })
     }
 
@@ -132,22 +141,49 @@ impl RedisStore {
             .collect()
     }
 
-    /// Builds the status and owner counts of a store written before they were kept (once per
-    /// store; a no-op afterwards). Run at start-up.
+    /// Counts the live sessions an older version left uncounted (see [`RECONCILE`]): one pass over
+    /// `live` in batches of [`RECONCILE_BATCH`], each batch one atomic step, so Redis is never
+    /// blocked for the whole store and replicas may run it at once. Run at start-up, and by the
+    /// first metrics scrape if that failed.
     pub async fn reconcile(&self) -> Result<(), StoreError> {
         let mut con = self.connection.clone();
-        let _: i64 = self
-            .run(
-                RECONCILE
+        let mut cursor: u64 = 0;
+        let mut undecodable: u64 = 0;
+        loop {
+            let (next, ids): (u64, Vec<String>) = self
+                .run(
+                    redis::cmd("SSCAN")
+                        .arg(self.live_key())
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(RECONCILE_BATCH)
+                        .query_async(&mut con),
+                )
+                .await?;
+            if !ids.is_empty() {
+                let mut batch = RECONCILE.prepare_invoke();
+                batch
                     .key(self.live_key())
                     .key(self.counts_key())
                     .key(self.owners_key())
-                    .key(format!("{}counted", self.prefix))
                     .key(self.touched_key())
                     .arg(self.session_key(""))
-                    .invoke_async(&mut con),
-            )
-            .await?;
+                    .arg(&ids);
+                let skipped: u64 = self.run(batch.invoke_async(&mut con)).await?;
+                undecodable += skipped;
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        if undecodable > 0 {
+            tracing::warn!(
+                sessions = undecodable,
+                "live sessions whose JSON does not decode are left uncounted"
+            );
+        }
+        self.reconciled.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -288,11 +324,13 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// One `HGETALL` of the counts the write scripts keep (after [`Self::reconcile`], a no-op
-    /// once the counts exist).
+    /// One `HGETALL` of the counts the write scripts keep (after a [`Self::reconcile`] pass, if
+    /// none has completed in this process yet).
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {
         Box::pin(async move {
-            self.reconcile().await?;
+            if !self.reconciled.load(Ordering::Acquire) {
+                self.reconcile().await?;
+            }
             let mut con = self.connection.clone();
             let counts: Vec<(String, i64)> = self
                 .run(

@@ -96,34 +96,47 @@ pub(super) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Builds `counts`, `owners` and `touched` once per store, from the live sessions (a store written
-/// before they were kept; an old session counts as written now); later calls do nothing. One pass
-/// over the live sessions, at start-up.
+/// Counts the sessions of ARGV[2..] that a store written before the counts were kept (or by a
+/// replica of that version) left uncounted: a live session without its `st` field is counted
+/// under its status, one without its `o` field under its owner (and enters `touched`). A session
+/// with both is left alone, so a batch can run any number of times, beside the write scripts,
+/// from any replica. An id in `live` whose key is gone leaves `live`. Returns how many sessions
+/// could not be counted because their JSON does not decode; they are left as they are.
+/// KEYS: 1 `live`, 2 `counts`, 3 `owners`, 4 `touched`; ARGV[1] the session key prefix.
 pub(super) static RECONCILE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('SET', KEYS[4], '1', 'NX') == false then return 0 end
-        redis.call('DEL', KEYS[2], KEYS[3])
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+        local undecodable = 0
+        for i = 2, #ARGV do
+            local id = ARGV[i]
             local key = ARGV[1] .. id
-            local json = redis.call('HGET', key, 's')
-            if json then
-                local session = cjson.decode(json)
-                local owner = session.owner
-                if type(owner) ~= 'string' then owner = '' end
-                redis.call('HSET', key, 'st', session.status, 'o', owner)
-                redis.call('HINCRBY', KEYS[2], session.status, 1)
-                if owner ~= '' then
-                    redis.call('HINCRBY', KEYS[3], owner, 1)
-                    redis.call('ZADD', KEYS[5], 'NX', now, id)
-                end
-            else
+            local found = redis.call('HMGET', key, 's', 'st', 'o')
+            if not found[1] then
                 redis.call('SREM', KEYS[1], id)
+            elseif (not found[2] or not found[3]) and redis.call('SISMEMBER', KEYS[1], id) == 1 then
+                local ok, session = pcall(cjson.decode, found[1])
+                if ok and type(session) == 'table' and type(session.status) == 'string' then
+                    if not found[2] then
+                        redis.call('HSET', key, 'st', session.status)
+                        redis.call('HINCRBY', KEYS[2], session.status, 1)
+                    end
+                    if not found[3] then
+                        local owner = session.owner
+                        if type(owner) ~= 'string' then owner = '' end
+                        redis.call('HSET', key, 'o', owner)
+                        if owner ~= '' then
+                            redis.call('HINCRBY', KEYS[3], owner, 1)
+                            redis.call('ZADD', KEYS[4], 'NX', now, id)
+                        end
+                    end
+                else
+                    undecodable = undecodable + 1
+                end
             end
         end
-        return 1
+        return undecodable
         ",
     )
 });
