@@ -41,15 +41,9 @@ impl Caller {
         Self { claims, subscriber }
     }
 
-    /// The API consumer: `client_id`, else `azp`, else `sub`.
+    /// The API consumer (see [`Claims::consumer`]); a verified token always names one.
     pub fn consumer(&self) -> &str {
-        let claims = &self.claims;
-        claims
-            .client_id
-            .as_deref()
-            .or(claims.azp.as_deref())
-            .or(claims.sub.as_deref())
-            .unwrap_or_default()
+        self.claims.consumer().unwrap_or_default()
     }
 
     pub fn has_scope(&self, scope: Scope) -> bool {

@@ -35,6 +35,8 @@ pub enum AuthError {
     UnknownKey,
     #[error("the access token cannot be verified: the signing keys are not available")]
     KeysUnavailable,
+    #[error("the access token names no API consumer (client_id, azp or sub)")]
+    NoConsumer,
 }
 
 impl AuthError {
@@ -54,6 +56,7 @@ impl AuthError {
             Self::Critical => "crit",
             Self::UnknownKey => "unknown_key",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::NoConsumer => "no_consumer",
         }
     }
 }
@@ -101,6 +104,16 @@ impl PartialEq for Claims {
 impl Eq for Claims {}
 
 impl Claims {
+    /// The API consumer: `client_id`, else `azp`, else `sub`; `None` when the first of them
+    /// present is empty, or none is. Such a token is refused, so every caller has an owner.
+    pub fn consumer(&self) -> Option<&str> {
+        self.client_id
+            .as_deref()
+            .or(self.azp.as_deref())
+            .or(self.sub.as_deref())
+            .filter(|consumer| !consumer.is_empty())
+    }
+
     /// The subscriber a 3-legged token acts for: its `sub` as a TEL URI, if it is a phone number.
     pub fn subscriber(&self) -> Option<&Address> {
         self.subscriber

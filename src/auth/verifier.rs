@@ -231,6 +231,9 @@ impl Verifier {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let claims = Arc::new(self.verify_signature(token)?);
+        if claims.consumer().is_none() {
+            return Err(AuthError::NoConsumer);
+        }
         self.cache.insert(token, Arc::clone(&claims), now);
         // The keys changed while it was verified: the entry may rest on a key no longer in force.
         if self.generation.load(Ordering::Acquire) != generation {

@@ -387,6 +387,36 @@ async fn two_legged_body_naming_another_party_is_invalid_argument() {
     .await;
 }
 
+/// Every session created has an owner, on either store: a token whose consumer (`client_id`,
+/// else `azp`, else `sub`) is empty or absent is refused, whatever its scopes.
+#[tokio::test]
+async fn a_token_that_names_no_consumer_is_401() {
+    let app = spawn_app().await;
+    let secret = app.config.auth.hs256_secret.clone().unwrap();
+    let exp = now() + 600;
+    for claims in [
+        json!({ "scope": READ_WRITE, "exp": exp }),
+        json!({ "sub": "", "scope": READ_WRITE, "exp": exp }),
+        json!({ "sub": RECEIVER, "client_id": "", "scope": READ_WRITE, "exp": exp }),
+        json!({ "sub": RECEIVER, "azp": "", "scope": READ_WRITE, "exp": exp }),
+    ] {
+        let token = sign_hmac(Algorithm::HS256, secret.expose().as_bytes(), &claims);
+        assert_401(
+            &app,
+            Some(&format!("Bearer {token}")),
+            "the access token names no API consumer (client_id, azp or sub)",
+        )
+        .await;
+    }
+    // The first claim present names the consumer: an empty azp after a client_id is no matter.
+    let named = sign_hmac(
+        Algorithm::HS256,
+        secret.expose().as_bytes(),
+        &json!({ "sub": RECEIVER, "client_id": "app", "azp": "", "scope": READ_WRITE, "exp": exp }),
+    );
+    assert_eq!(app.get_session(FIXTURE_ID, &named).await.status(), 200);
+}
+
 #[tokio::test]
 async fn sessions_of_another_consumer_do_not_exist() {
     let app = spawn_app().await;
