@@ -11,8 +11,13 @@ use std::time::Duration;
 use super::{SessionStore, StoreError};
 use crate::domain::Session;
 
-/// How many idle sessions one sweep ends at most; the next sweep takes the rest.
+/// How many idle sessions one store read returns; a sweep reads batch after batch while they
+/// come full.
 const BATCH: usize = 256;
+
+/// How many batches one sweep reads at most, so that a sweep of a huge backlog yields to the
+/// next interval (and a store that keeps answering full batches cannot hold the sweeper).
+const BATCHES_PER_SWEEP: usize = 64;
 
 /// How often to sweep for sessions idle for `idle_ttl`: a quarter of it, between 100 ms and 60 s.
 fn interval(idle_ttl: Duration) -> Duration {
@@ -26,15 +31,28 @@ pub async fn end_idle_sessions(store: Weak<dyn SessionStore>, idle_ttl: Duration
         let Some(store) = store.upgrade() else {
             return;
         };
-        if let Err(e) = sweep(&store, idle_ttl).await {
+        if let Err(e) = sweep_idle(store.as_ref(), idle_ttl).await {
             tracing::warn!(error = %e, "idle sessions not swept");
         }
     }
 }
 
-/// Ends the sessions idle for `idle_ttl` now (up to [`BATCH`]).
-async fn sweep(store: &Arc<dyn SessionStore>, idle_ttl: Duration) -> Result<(), StoreError> {
-    for idle in store.idle(idle_ttl, BATCH).await? {
+/// Ends the sessions idle for `idle_ttl` now: batch after batch while they come full, up to
+/// [`BATCHES_PER_SWEEP`].
+pub async fn sweep_idle(store: &dyn SessionStore, idle_ttl: Duration) -> Result<(), StoreError> {
+    for _ in 0..BATCHES_PER_SWEEP {
+        if end_batch(store, idle_ttl).await? < BATCH {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Ends one batch of idle sessions; returns how many the store returned.
+async fn end_batch(store: &dyn SessionStore, idle_ttl: Duration) -> Result<usize, StoreError> {
+    let batch = store.idle(idle_ttl, BATCH).await?;
+    let read = batch.len();
+    for idle in batch {
         if idle.session.is_over() {
             continue;
         }
@@ -50,5 +68,5 @@ async fn sweep(store: &Arc<dyn SessionStore>, idle_ttl: Duration) -> Result<(), 
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(read)
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use idle::end_idle_sessions;
+pub use idle::{end_idle_sessions, sweep_idle};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use camara_webrtc::config::Config;
 use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
-use camara_webrtc::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError, Versioned};
+use camara_webrtc::store::{
+    Limits, MemoryStore, RedisStore, SessionStore, StoreError, Versioned, sweep_idle,
+};
 
 use crate::redis_server::{RedisServer, unique_prefix};
 
@@ -50,6 +52,7 @@ pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
     a_session_the_network_ends_is_over_but_readable(&make(limits(16, KEEP))).await;
     over_sessions_expire(&make(limits(16, Duration::ZERO))).await;
     idle_sessions_are_found_by_their_last_write(&make(limits(16, KEEP))).await;
+    one_sweep_ends_every_idle_session_beyond_a_batch(&make(limits(1000, KEEP))).await;
     an_owner_at_its_quota_drops_no_ended_session(&make(Limits {
         per_owner: 1,
         ..limits(2, KEEP)
@@ -114,6 +117,25 @@ fn ids(found: &[Versioned]) -> Vec<&str> {
 }
 
 /// Idle sessions are the live, owned ones by their last write, oldest first.
+/// A sweep reads batch after batch while they come full: 600 idle sessions (over two batches
+/// and a half) all end in one sweep, as the network ends an unanswered call.
+async fn one_sweep_ends_every_idle_session_beyond_a_batch<S: SessionStore>(store: &S) {
+    for n in 0..600 {
+        let mut idle = session(&format!("sweep-{n}"));
+        idle.owner = Some("app".into());
+        store.insert(idle).await.unwrap();
+    }
+    sweep_idle(store, Duration::ZERO).await.unwrap();
+    assert_eq!(store.idle(Duration::ZERO, 1000).await, Ok(vec![]));
+    for n in [0, 299, 599] {
+        let id = SessionId::parse(&format!("sweep-{n}")).unwrap();
+        let read = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(read.version, 2);
+        assert_eq!(read.session.status, SessionStatus::Failed);
+        assert!(read.session.is_over());
+    }
+}
+
 async fn idle_sessions_are_found_by_their_last_write<S: SessionStore>(store: &S) {
     store.insert(owned("i1", "app")).await.unwrap();
     store.insert(owned("i2", "app")).await.unwrap();
