@@ -128,7 +128,7 @@ async fn one_sweep_ends_every_idle_session_beyond_a_batch<S: SessionStore>(store
     sweep_idle(store, Duration::ZERO).await.unwrap();
     assert_eq!(store.idle(Duration::ZERO, 1000).await, Ok(vec![]));
     for n in [0, 299, 599] {
-        let id = SessionId::parse(&format!("sweep-{n}")).unwrap();
+        let id = SessionId::parse(format!("sweep-{n}")).unwrap();
         let read = store.get(&id).await.unwrap().unwrap();
         assert_eq!(read.version, 2);
         assert_eq!(read.session.status, SessionStatus::Failed);
