@@ -37,8 +37,11 @@ pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> 
             .await
             .map_err(|e| format!("server.listen: cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // The handlers are in place before `listening` is said: a signal sent from then on is a
+        // graceful stop, never the default action (death by SIGTERM).
+        let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
         tracing::info!(address = %local, base_paths = ?config.server.base_paths, store = ?config.store.backend, "listening");
-        camara_webrtc::run(config, listener, shutdown_signal())
+        camara_webrtc::run(config, listener, shutdown)
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!("stopped");
@@ -158,25 +161,26 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// Installs the SIGINT and SIGTERM handlers now, and returns what resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+    })
+}
+
+/// Returns what resolves on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+    })
 }
