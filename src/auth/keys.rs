@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde::Deserialize;
 use serde_json::Value;
@@ -222,7 +222,7 @@ impl Jwks {
                 let url = discovery_url(issuer);
                 let discovery: Discovery = serde_json::from_value(self.fetch(&url).await?)
                     .map_err(|e| JwksError::Document(url.clone(), e.to_string()))?;
-                if discovery.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                if discovery.issuer != *issuer {
                     return Err(JwksError::Document(
                         url,
                         format!(
@@ -230,6 +230,9 @@ impl Jwks {
                             discovery.issuer
                         ),
                     ));
+                }
+                if let Some(refusal) = key_url_refusal(&discovery.jwks_uri) {
+                    return Err(JwksError::Document(url, format!("its jwks_uri {refusal}")));
                 }
                 self.fetch(&discovery.jwks_uri).await?
             }
@@ -279,6 +282,32 @@ impl Jwks {
             Source::Url(url) => format!("jwks_url {url}"),
             Source::Discovery(issuer) => format!("oidc_discovery {}", discovery_url(issuer)),
         }
+    }
+}
+
+/// Why `value` may not be a URL keys are read from: it must be `https`, or `http` to a loopback
+/// host (`localhost`, 127.0.0.0/8, `[::1]`: an identity provider on the same machine, as in
+/// development) — a key set read in clear text could be replaced on the way.
+pub(crate) fn key_url_refusal(value: &str) -> Option<String> {
+    let Ok(url) = reqwest::Url::parse(value) else {
+        return Some(format!("{value:?} is not an http:// or https:// URL"));
+    };
+    let Some(host) = url.host_str() else {
+        return Some(format!("{value:?} is not an http:// or https:// URL"));
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some(format!(
+            "{value:?} is plain http: keys must be read over https (http only from a loopback host)"
+        )),
+        _ => Some(format!("{value:?} is not an http:// or https:// URL")),
     }
 }
 
@@ -349,6 +378,27 @@ fn parse_key(entry: &Value) -> Result<Key, String> {
     if algorithm.is_some_and(|alg| alg.family() != family) {
         return Err("its alg does not fit its key type".into());
     }
+    // An elliptic-curve key verifies the one algorithm of its curve (RFC 7518 §3.4, RFC 8037 §3.1).
+    let curve = match &jwk.algorithm {
+        AlgorithmParameters::EllipticCurve(ec) => Some(&ec.curve),
+        AlgorithmParameters::OctetKeyPair(okp) => Some(&okp.curve),
+        _ => None,
+    };
+    let bound = match curve {
+        None => None,
+        Some(EllipticCurve::P256) if family == AlgorithmFamily::Ec => Some(Algorithm::ES256),
+        Some(EllipticCurve::P384) if family == AlgorithmFamily::Ec => Some(Algorithm::ES384),
+        Some(EllipticCurve::Ed25519) if family == AlgorithmFamily::Ed => Some(Algorithm::EdDSA),
+        Some(other) => return Err(format!("its curve {other:?} cannot verify tokens here")),
+    };
+    if let (Some(alg), Some(bound)) = (algorithm, bound)
+        && alg != bound
+    {
+        return Err(format!(
+            "its alg {alg:?} does not fit its curve ({bound:?})"
+        ));
+    }
+    let algorithm = algorithm.or(bound);
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
     Ok(Key {
         family,
@@ -356,4 +406,85 @@ fn parse_key(entry: &Value) -> Result<Key, String> {
         algorithm,
         key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::EncodingKey;
+    use serde_json::json;
+
+    use super::*;
+
+    /// The public JWK of the fixture key `pem` (private, in `tests/fixtures/keys`) for `alg`,
+    /// without an `alg` member.
+    fn fixture_jwk(pem: &[u8], alg: Algorithm) -> Value {
+        let key = match alg {
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+            _ => EncodingKey::from_ec_pem(pem),
+        }
+        .unwrap();
+        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&key, alg).unwrap()).unwrap();
+        jwk.as_object_mut().unwrap().remove("alg");
+        jwk
+    }
+
+    const EC256: &[u8] = include_bytes!("../../tests/fixtures/keys/ec256-private.pem");
+    const EC384: &[u8] = include_bytes!("../../tests/fixtures/keys/ec384-private.pem");
+    const ED25519: &[u8] = include_bytes!("../../tests/fixtures/keys/ed25519-private.pem");
+
+    #[test]
+    fn a_curve_binds_its_key_to_one_algorithm() {
+        for (pem, alg) in [
+            (EC256, Algorithm::ES256),
+            (EC384, Algorithm::ES384),
+            (ED25519, Algorithm::EdDSA),
+        ] {
+            let key = parse_key(&fixture_jwk(pem, alg)).unwrap();
+            assert_eq!(key.algorithm, Some(alg));
+            assert!(key.fits(alg));
+        }
+        let p256 = parse_key(&fixture_jwk(EC256, Algorithm::ES256)).unwrap();
+        assert!(!p256.fits(Algorithm::ES384));
+    }
+
+    #[test]
+    fn an_alg_or_a_curve_that_does_not_fit_is_refused() {
+        let mut declared = fixture_jwk(EC256, Algorithm::ES256);
+        declared["alg"] = json!("ES384");
+        assert_eq!(
+            parse_key(&declared).err().unwrap(),
+            "its alg ES384 does not fit its curve (ES256)"
+        );
+        let mut p521 = fixture_jwk(EC256, Algorithm::ES256);
+        p521["crv"] = json!("P-521");
+        assert_eq!(
+            parse_key(&p521).err().unwrap(),
+            "its curve P521 cannot verify tokens here"
+        );
+    }
+
+    #[test]
+    fn keys_are_read_over_https_or_from_a_loopback_host() {
+        for allowed in [
+            "https://idp.example.com/jwks",
+            "http://127.0.0.1:8081/jwks",
+            "http://127.1.2.3/jwks",
+            "http://localhost:8081",
+            "http://[::1]:8081/jwks",
+        ] {
+            assert_eq!(key_url_refusal(allowed), None, "{allowed}");
+        }
+        assert_eq!(
+            key_url_refusal("http://idp.example.com/jwks").unwrap(),
+            "\"http://idp.example.com/jwks\" is plain http: keys must be read over https (http only from a loopback host)"
+        );
+        assert_eq!(
+            key_url_refusal("http://10.0.0.1/jwks").unwrap(),
+            "\"http://10.0.0.1/jwks\" is plain http: keys must be read over https (http only from a loopback host)"
+        );
+        assert_eq!(
+            key_url_refusal("ftp://idp.example.com/jwks").unwrap(),
+            "\"ftp://idp.example.com/jwks\" is not an http:// or https:// URL"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 mod cache;
 mod caller;
 mod claims;
-mod keys;
+pub(crate) mod keys;
 mod mint;
 mod verifier;
 

@@ -147,7 +147,7 @@ impl Config {
             ));
         }
         if let Some(url) = &auth.jwks_url {
-            http_url("auth.jwks_url", url)?;
+            key_url("auth.jwks_url", url)?;
         }
         if auth.oidc_discovery {
             let issuer = auth.issuer.as_deref().ok_or_else(|| {
@@ -156,10 +156,16 @@ impl Config {
                     "needs auth.issuer: the discovery document is read from {issuer}/.well-known/openid-configuration",
                 )
             })?;
-            http_url("auth.issuer", issuer)?;
+            key_url("auth.issuer", issuer)?;
         }
         if auth.jwks_refresh_seconds == 0 {
             return Err(invalid("auth.jwks_refresh_seconds", "must be at least 1"));
+        }
+        if auth.jwks_cooldown_seconds == 0 {
+            return Err(invalid(
+                "auth.jwks_cooldown_seconds",
+                "must be at least 1: without it every token with an unknown kid reads the JWKS again",
+            ));
         }
         if auth.jwks_max_age_seconds < auth.jwks_refresh_seconds {
             return Err(invalid(
@@ -214,13 +220,11 @@ fn positive(keys: &[(&str, u64)]) -> Result<(), ConfigError> {
 }
 
 /// `value` must be an absolute `http://` or `https://` URL with a host.
-fn http_url(key: &str, value: &str) -> Result<(), ConfigError> {
-    match reqwest::Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
-        _ => Err(invalid(
-            key,
-            format!("{value:?} is not an http:// or https:// URL"),
-        )),
+/// A URL keys are read from (see [`crate::auth::keys::key_url_refusal`]).
+fn key_url(key: &str, value: &str) -> Result<(), ConfigError> {
+    match crate::auth::keys::key_url_refusal(value) {
+        None => Ok(()),
+        Some(reason) => Err(invalid(key, reason)),
     }
 }
 
@@ -239,35 +243,60 @@ mod tests {
     #[test]
     fn key_sources_are_checked() {
         assert_eq!(
-            refusal(|c| c.auth.hs256_secret = Some(Secret::new(""))),
-            "auth: no key configured: every token would be refused (set hs256_secret, public_keys, jwks_file, jwks_url or oidc_discovery)"
-        );
-        assert_eq!(
             refusal(|c| c.auth.hs256_secret = None),
             refusal(|c| c.auth.hs256_secret = Some(Secret::new("")))
         );
-        assert_eq!(
-            refusal(|c| {
-                c.auth.jwks_url = Some("https://idp.example.com/jwks".into());
-                c.auth.jwks_file = Some("jwks.json".into());
-            }),
-            "auth.jwks_url: auth.jwks_file is set too: configure one JWKS source"
-        );
-        assert_eq!(
-            refusal(|c| c.auth.jwks_url = Some("idp.example.com/jwks".into())),
-            "auth.jwks_url: \"idp.example.com/jwks\" is not an http:// or https:// URL"
-        );
-        assert_eq!(
-            refusal(|c| c.auth.oidc_discovery = true),
-            "auth.oidc_discovery: needs auth.issuer: the discovery document is read from {issuer}/.well-known/openid-configuration"
-        );
-        assert_eq!(
-            refusal(|c| {
-                c.auth.jwks_file = Some("jwks.json".into());
-                c.auth.jwks_max_age_seconds = 60;
-            }),
-            "auth.jwks_max_age_seconds: must be at least auth.jwks_refresh_seconds: a set would expire before it is read again"
-        );
+        let plain_http =
+            "is plain http: keys must be read over https (http only from a loopback host)";
+        let cases: [(fn(&mut Config), String); 8] = [
+            (
+                |c| c.auth.hs256_secret = Some(Secret::new("")),
+                "auth: no key configured: every token would be refused (set hs256_secret, public_keys, jwks_file, jwks_url or oidc_discovery)".into(),
+            ),
+            (
+                |c| {
+                    c.auth.jwks_url = Some("https://idp.example.com/jwks".into());
+                    c.auth.jwks_file = Some("jwks.json".into());
+                },
+                "auth.jwks_url: auth.jwks_file is set too: configure one JWKS source".into(),
+            ),
+            (
+                |c| c.auth.jwks_url = Some("idp.example.com/jwks".into()),
+                "auth.jwks_url: \"idp.example.com/jwks\" is not an http:// or https:// URL".into(),
+            ),
+            (
+                |c| c.auth.oidc_discovery = true,
+                "auth.oidc_discovery: needs auth.issuer: the discovery document is read from {issuer}/.well-known/openid-configuration".into(),
+            ),
+            (
+                |c| {
+                    c.auth.jwks_file = Some("jwks.json".into());
+                    c.auth.jwks_max_age_seconds = 60;
+                },
+                "auth.jwks_max_age_seconds: must be at least auth.jwks_refresh_seconds: a set would expire before it is read again".into(),
+            ),
+            (
+                |c| c.auth.jwks_url = Some("http://idp.example.com/jwks".into()),
+                format!("auth.jwks_url: \"http://idp.example.com/jwks\" {plain_http}"),
+            ),
+            (
+                |c| {
+                    c.auth.oidc_discovery = true;
+                    c.auth.issuer = Some("http://idp.example.com".into());
+                },
+                format!("auth.issuer: \"http://idp.example.com\" {plain_http}"),
+            ),
+            (
+                |c| {
+                    c.auth.jwks_file = Some("jwks.json".into());
+                    c.auth.jwks_cooldown_seconds = 0;
+                },
+                "auth.jwks_cooldown_seconds: must be at least 1: without it every token with an unknown kid reads the JWKS again".into(),
+            ),
+        ];
+        for (change, message) in cases {
+            assert_eq!(refusal(change), message);
+        }
     }
 
     #[test]

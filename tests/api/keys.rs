@@ -49,6 +49,32 @@ async fn until_refused(app: &TestApp, token: &str, reason: &str) {
     assert_error(refused, 401, "UNAUTHENTICATED", &unauthenticated(reason)).await;
 }
 
+/// Reads the fixture with `token` until it is accepted (a key the service has not seen is taken
+/// when the unknown kid reads the JWKS again, once the cooldown since the last read is over, or
+/// at the next refresh); fails after 20 s. Until then it is refused as an unknown key.
+async fn until_accepted(app: &TestApp, token: &str) {
+    let wait = async {
+        loop {
+            let response = read_fixture(app, token).await;
+            if response.status() == 200 {
+                return response;
+            }
+            assert_error(
+                response,
+                401,
+                "UNAUTHENTICATED",
+                &unauthenticated("the access token's key is not known"),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let accepted = tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("the token is accepted once its key is read");
+    assert_eq!(json_ok(accepted).await["mediaSessionId"], FIXTURE_ID);
+}
+
 /// A real identity provider: `tests/node/idp.mjs` (oauth2-mock-server 8) on 127.0.0.1.
 struct Idp {
     child: Child,
@@ -149,14 +175,14 @@ fn read_line(output: &mut BufReader<ChildStdout>) -> Value {
 }
 
 /// The embedded config with the identity provider found by OpenID discovery, read again every
-/// `refresh` seconds, failing closed after `max_age`, with no cooldown for unknown kids.
+/// `refresh` seconds, failing closed after `max_age`, with the shortest cooldown for unknown kids.
 fn discovering(idp: &Idp, refresh: u64, max_age: u64) -> Config {
     let mut config = Config::embedded();
     config.auth.issuer = Some(idp.issuer.clone());
     config.auth.oidc_discovery = true;
     config.auth.jwks_refresh_seconds = refresh;
     config.auth.jwks_max_age_seconds = max_age;
-    config.auth.jwks_cooldown_seconds = 0;
+    config.auth.jwks_cooldown_seconds = 1;
     config
 }
 
@@ -203,16 +229,28 @@ async fn a_rotated_key_is_accepted_and_a_retired_one_refused_without_a_restart()
     let app = spawn_with(discovering(&idp, 1, 600)).await;
     let first = idp.command("rotate")["kid"].as_str().unwrap().to_owned();
     let old = idp.sign(&first, &claims(RECEIVER, "app"));
-    json_ok(read_fixture(&app, &old).await).await;
-    // A key the service has not seen signs the next token: its kid makes the service read the
-    // JWKS again at once.
+    until_accepted(&app, &old).await;
+    // A key the service has not seen signs the next token: it is taken without a restart.
     let second = idp.command("rotate")["kid"].as_str().unwrap().to_owned();
     let new = idp.sign(&second, &claims(RECEIVER, "app"));
-    json_ok(read_fixture(&app, &new).await).await;
+    until_accepted(&app, &new).await;
     // The first key leaves the JWKS: at the next refresh its token (cached until now) is refused.
     idp.command(&format!("retire {first}"));
     until_refused(&app, &old, "the access token's key is not known").await;
     json_ok(read_fixture(&app, &new).await).await;
+}
+
+/// Long before the next refresh, a token under a kid the service has not seen makes it read the
+/// keys again (once the cooldown since the last read is over): a rotation at the provider is
+/// followed at once, not after `jwks_refresh_seconds`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_kid_reads_the_keys_again_before_the_refresh() {
+    let Some(mut idp) = Idp::start("an_unknown_kid_reads_the_keys_again_before_the_refresh") else {
+        return;
+    };
+    let app = spawn_with(discovering(&idp, 3600, 3600)).await;
+    let kid = idp.command("rotate")["kid"].as_str().unwrap().to_owned();
+    until_accepted(&app, &idp.sign(&kid, &claims(RECEIVER, "app"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,7 +325,7 @@ async fn a_jwks_file_chooses_keys_by_kid_and_is_read_again() {
     let mut config = Config::embedded();
     config.auth.jwks_file = Some(path.clone());
     config.auth.jwks_refresh_seconds = 1;
-    config.auth.jwks_cooldown_seconds = 0;
+    config.auth.jwks_cooldown_seconds = 1;
     let app = spawn_with(config).await;
     let ec = signed(Some("ec-1"), Algorithm::ES256, "ec256-private.pem");
     json_ok(read_fixture(&app, &ec).await).await;
@@ -306,7 +344,7 @@ async fn a_jwks_file_chooses_keys_by_kid_and_is_read_again() {
         "the access token's key is not known",
     )
     .await;
-    // A key added to the file is taken without a restart (the unknown kid reads the file again).
+    // A key added to the file is taken without a restart.
     write_jwks(
         &path,
         &[
@@ -315,12 +353,9 @@ async fn a_jwks_file_chooses_keys_by_kid_and_is_read_again() {
             ("ed-1", Algorithm::EdDSA, "ed25519-private.pem"),
         ],
     );
-    json_ok(
-        read_fixture(
-            &app,
-            &signed(Some("ed-1"), Algorithm::EdDSA, "ed25519-private.pem"),
-        )
-        .await,
+    until_accepted(
+        &app,
+        &signed(Some("ed-1"), Algorithm::EdDSA, "ed25519-private.pem"),
     )
     .await;
     // The EC key removed: its token, verified and cached before, is refused after the refresh.
