@@ -248,7 +248,8 @@ mod tests {
         );
         let plain_http =
             "is plain http: keys must be read over https (http only from a loopback host)";
-        let cases: [(fn(&mut Config), String); 8] = [
+        type Change = fn(&mut Config);
+        let cases: [(Change, String); 8] = [
             (
                 |c| c.auth.hs256_secret = Some(Secret::new("")),
                 "auth: no key configured: every token would be refused (set hs256_secret, public_keys, jwks_file, jwks_url or oidc_discovery)".into(),
