@@ -35,6 +35,12 @@ use crate::config::ServerConfig;
 /// How long accepting pauses after an accept error other than a connection the peer gave up.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// The most an HTTP/1 connection buffers (hyper's `max_buf_size`): a request head must fit, so
+/// a connection still sending its head holds at most this much (hyper's default is about
+/// 400 KiB, 4 GB over 10,000 connections). Larger heads get 431. HTTP/2 header lists are bounded
+/// by hyper's own default, 16 KiB.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 /// File descriptors the process needs besides its connections: listeners, Redis, the JWKS
 /// client, the runtime's own, standard streams.
 const FILE_RESERVE: u64 = 64;
@@ -151,7 +157,8 @@ fn builder() -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(None);
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEAD_BYTES);
     builder.http2().timer(TokioTimer::new());
     builder
 }

@@ -258,6 +258,33 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     connection.closed_by_server().await;
 }
 
+/// A request head may be 32 KiB (a connection still sending its head holds no more): one of 24 KiB
+/// is served, one of 40 KiB is refused by hyper with an empty 431 and the connection closed.
+#[tokio::test]
+async fn a_request_head_beyond_32_kib_is_refused_with_431() {
+    let app = spawn_app().await;
+    let head = |filler: usize| {
+        format!(
+            "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(filler)
+        )
+    };
+    let mut fits = raw(&app.address, head(24 * 1024).as_bytes()).await;
+    let served = read_raw_response(&mut fits).await;
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.body().as_ref(), br#"{"status":"UP"}"#);
+    let mut too_large = raw(&app.address, head(40 * 1024).as_bytes()).await;
+    let refused = read_raw_response(&mut too_large).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    assert_eq!(refused.headers()["content-length"], "0");
+    assert_eq!(refused.headers()["connection"], "close");
+    assert!(refused.body().is_empty());
+    closed_without_an_answer(&mut too_large).await;
+}
+
 /// An HTTP/2 connection whose client grants no flow-control window (SETTINGS_INITIAL_WINDOW_SIZE
 /// 0), with `GET /health/live` sent on it: the server can send the response's headers but never
 /// its body. Returns the response (its head only) and the connection's task.
