@@ -211,7 +211,8 @@ impl Jwks {
     async fn read_locked(&self) -> Result<bool, JwksError> {
         let document: Value = match &self.source {
             Source::File(path) => {
-                let text = fs::read(path)
+                let text = tokio::fs::read(path)
+                    .await
                     .map_err(|e| JwksError::File(path.display().to_string(), e.to_string()))?;
                 serde_json::from_slice(&text).map_err(|e| {
                     JwksError::Document(path.display().to_string(), format!("not JSON: {e}"))
@@ -221,18 +222,22 @@ impl Jwks {
             Source::Discovery(issuer) => {
                 let url = discovery_url(issuer);
                 let discovery: Discovery = serde_json::from_value(self.fetch(&url).await?)
-                    .map_err(|e| JwksError::Document(url.clone(), e.to_string()))?;
+                    .map_err(|e| JwksError::Document(shown(&url), e.to_string()))?;
                 if discovery.issuer != *issuer {
                     return Err(JwksError::Document(
-                        url,
+                        shown(&url),
                         format!(
-                            "its issuer {:?} is not auth.issuer {issuer:?} (OpenID Connect Discovery §4.3)",
-                            discovery.issuer
+                            "its issuer {:?} is not auth.issuer {:?} (OpenID Connect Discovery §4.3)",
+                            shown(&discovery.issuer),
+                            shown(issuer)
                         ),
                     ));
                 }
                 if let Some(refusal) = key_url_refusal(&discovery.jwks_uri) {
-                    return Err(JwksError::Document(url, format!("its jwks_uri {refusal}")));
+                    return Err(JwksError::Document(
+                        shown(&url),
+                        format!("its jwks_uri {refusal}"),
+                    ));
                 }
                 self.fetch(&discovery.jwks_uri).await?
             }
@@ -250,7 +255,7 @@ impl Jwks {
     }
 
     async fn fetch(&self, url: &str) -> Result<Value, JwksError> {
-        let failed = |reason: String| JwksError::Fetch(url.to_owned(), reason);
+        let failed = |reason: String| JwksError::Fetch(shown(url), reason);
         let mut response = self
             .client
             .get(url)
@@ -279,8 +284,10 @@ impl Jwks {
     pub fn describe(&self) -> String {
         match &self.source {
             Source::File(path) => format!("jwks_file {}", path.display()),
-            Source::Url(url) => format!("jwks_url {url}"),
-            Source::Discovery(issuer) => format!("oidc_discovery {}", discovery_url(issuer)),
+            Source::Url(url) => format!("jwks_url {}", shown(url)),
+            Source::Discovery(issuer) => {
+                format!("oidc_discovery {}", shown(&discovery_url(issuer)))
+            }
         }
     }
 }
@@ -289,11 +296,17 @@ impl Jwks {
 /// host (`localhost`, 127.0.0.0/8, `[::1]`: an identity provider on the same machine, as in
 /// development) — a key set read in clear text could be replaced on the way.
 pub(crate) fn key_url_refusal(value: &str) -> Option<String> {
+    let not_a_url = || {
+        Some(format!(
+            "{:?} is not an http:// or https:// URL",
+            shown(value)
+        ))
+    };
     let Ok(url) = reqwest::Url::parse(value) else {
-        return Some(format!("{value:?} is not an http:// or https:// URL"));
+        return not_a_url();
     };
     let Some(host) = url.host_str() else {
-        return Some(format!("{value:?} is not an http:// or https:// URL"));
+        return not_a_url();
     };
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
@@ -305,9 +318,28 @@ pub(crate) fn key_url_refusal(value: &str) -> Option<String> {
         "https" => None,
         "http" if loopback => None,
         "http" => Some(format!(
-            "{value:?} is plain http: keys must be read over https (http only from a loopback host)"
+            "{:?} is plain http: keys must be read over https (http only from a loopback host)",
+            shown(value)
         )),
-        _ => Some(format!("{value:?} is not an http:// or https:// URL")),
+        _ => not_a_url(),
+    }
+}
+
+/// A URL as logs and messages show it: as written when it has none of `@?#`, else without user
+/// info, query or fragment, which may carry credentials (and "(not a URL)" when it has no host).
+pub(crate) fn shown(value: &str) -> String {
+    if !value.contains(['@', '?', '#']) {
+        return value.to_owned();
+    }
+    match reqwest::Url::parse(value) {
+        Ok(mut url) if url.has_host() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        _ => "(not a URL)".to_owned(),
     }
 }
 
@@ -474,17 +506,32 @@ mod tests {
         ] {
             assert_eq!(key_url_refusal(allowed), None, "{allowed}");
         }
-        assert_eq!(
-            key_url_refusal("http://idp.example.com/jwks").unwrap(),
-            "\"http://idp.example.com/jwks\" is plain http: keys must be read over https (http only from a loopback host)"
-        );
-        assert_eq!(
-            key_url_refusal("http://10.0.0.1/jwks").unwrap(),
-            "\"http://10.0.0.1/jwks\" is plain http: keys must be read over https (http only from a loopback host)"
-        );
-        assert_eq!(
-            key_url_refusal("ftp://idp.example.com/jwks").unwrap(),
-            "\"ftp://idp.example.com/jwks\" is not an http:// or https:// URL"
-        );
+        let plain = "is plain http: keys must be read over https (http only from a loopback host)";
+        let not_http = "is not an http:// or https:// URL";
+        for (refused, shown, reason) in [
+            (
+                "http://idp.example.com/jwks",
+                "http://idp.example.com/jwks",
+                plain,
+            ),
+            ("http://10.0.0.1/jwks", "http://10.0.0.1/jwks", plain),
+            (
+                "ftp://idp.example.com/jwks",
+                "ftp://idp.example.com/jwks",
+                not_http,
+            ),
+            // Credentials in a URL are never repeated.
+            (
+                "http://user:s3cr3t@idp.example.com/jwks?key=s3cr3t#s3cr3t",
+                "http://idp.example.com/jwks",
+                plain,
+            ),
+            ("idp:s3cr3t@example.com", "(not a URL)", not_http),
+        ] {
+            assert_eq!(
+                key_url_refusal(refused).unwrap(),
+                format!("{shown:?} {reason}")
+            );
+        }
     }
 }

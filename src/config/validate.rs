@@ -199,12 +199,20 @@ impl Config {
                 )
             })?;
             // The URL may carry a password: the message never repeats it.
-            redis::Client::open(url.expose()).map_err(|_| {
+            let client = redis::Client::open(url.expose()).map_err(|_| {
                 invalid(
                     "store.redis_url",
                     "is not a Redis URL (redis://[:password@]host[:port][/db], or rediss:// for TLS)",
                 )
             })?;
+            if let redis::ConnectionAddr::TcpTls { insecure: true, .. } =
+                client.get_connection_info().addr()
+            {
+                return Err(invalid(
+                    "store.redis_url",
+                    "#insecure is not supported: the server's certificate is always verified (trust a private CA with SSL_CERT_FILE)",
+                ));
+            }
         }
         positive(&[("store.timeout_ms", self.store.timeout_ms)])?;
         Ok(())
@@ -418,6 +426,11 @@ mod tests {
             config.store.redis_url = Some(Secret::new(url));
             assert!(config.validate().is_ok(), "{url}");
         }
+        config.store.redis_url = Some(Secret::new("rediss://:hunter2@redis:6380/0#insecure"));
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "store.redis_url: #insecure is not supported: the server's certificate is always verified (trust a private CA with SSL_CERT_FILE)"
+        );
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 }
