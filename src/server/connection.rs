@@ -8,18 +8,19 @@
 //!   would: no 408 is written).
 //! - *idle*: no request in flight and, on HTTP/1, no byte of a next request. Past
 //!   `Timeouts::idle` the connection is closed.
-//! - *busy*: a request is in flight, from the service's call until hyper has taken the last frame
-//!   of its response body. The handler is not timed here (`server.request_timeout_ms` bounds
-//!   it), but once a response is ready the client must take it: while answered responses wait,
-//!   one must be taken every `Timeouts::idle`, or the connection is closed. A client that stops
-//!   reading (HTTP/1 with its socket full, HTTP/2 with a window of 0) so holds a connection, or a
-//!   shutdown, no longer than an idle one.
+//! - *busy*: a request is in flight, from the service's call until hyper drops its response
+//!   body. The handler is not timed here (`server.request_timeout_ms` bounds it), nor is a body
+//!   waiting for its own next frame (a stream with nothing to say). But a response body that has a
+//!   frame ready waits on the client, from the handler's answer until hyper takes the frame: while
+//!   any does, one must be taken every `Timeouts::idle`, or the connection is closed. An HTTP/2
+//!   client that grants no flow-control window so holds a connection, or a shutdown, no longer
+//!   than an idle one.
 //!
-//! When the server stops, a connection that is not busy is closed at once; a busy one is told to
-//! finish (HTTP/1: no keep-alive after this response; HTTP/2: GOAWAY) and is closed as soon as it
-//! is no longer busy. The connection is always polled before the watchdog looks, so a response
-//! hyper has taken is handed to the socket before the connection is dropped, and it is closed
-//! through hyper's graceful shutdown, so an HTTP/2 client is sent GOAWAY first.
+//! When the server stops, a connection still reading a head is closed at once. Every other one is
+//! told to finish (HTTP/1: no keep-alive after this response; HTTP/2: GOAWAY): a busy one goes on
+//! until its requests are answered, and then, like an idle one, until hyper has flushed what it
+//! queued and closes it — bounded by the idle timeout, so a response taken whole is not cut short
+//! by the stop.
 
 use std::io;
 use std::pin::{Pin, pin};
@@ -29,9 +30,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::http::{Request, Version};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -48,7 +49,7 @@ pub struct Timeouts {
 }
 
 /// Serves one connection until the client closes it, a timeout closes it, or the server stops
-/// (`stopping` changes) and it is no longer busy.
+/// (`stopping` changes) and it has finished as the module says.
 pub(super) async fn serve(
     stream: TcpStream,
     builder: &auto::Builder<TokioExecutor>,
@@ -67,28 +68,33 @@ pub(super) async fn serve(
         let response = router.clone().oneshot(request);
         async move {
             let response = response.await?;
-            in_flight.answered();
+            in_flight.waiting_on_client(true);
             // The body owns the guard: the request stays in flight until hyper drops it.
-            Ok::<_, std::convert::Infallible>(response.map(|body| {
-                body.map_frame(move |frame| {
-                    let _in_flight = &in_flight;
-                    frame
-                })
-            }))
+            Ok::<_, std::convert::Infallible>(response.map(|body| ResponseBody { body, in_flight }))
         }
     });
     let mut connection = pin!(builder.serve_connection(io, service));
     let mut expiry = pin!(tokio::time::sleep_until(Instant::now()));
     let mut stop_requested = false;
     loop {
-        let (busy, deadline) = activity.watch(timeouts);
-        if stop_requested && !busy {
+        let (phase, deadline) = activity.watch(timeouts);
+        if stop_requested && phase == Watch::ReadingHead {
             break;
         }
-        if let Some(deadline) = deadline
-            && expiry.deadline() != deadline
-        {
-            expiry.as_mut().reset(deadline);
+        if let Some(deadline) = deadline {
+            // Progress moves a deadline later without waking the watchdog: it looks again when
+            // the old one passes.
+            if deadline <= Instant::now() {
+                tracing::debug!(
+                    ?phase,
+                    "closing a connection: no request head, request or taken response in time"
+                );
+                connection.as_mut().graceful_shutdown();
+                break;
+            }
+            if expiry.deadline() != deadline {
+                expiry.as_mut().reset(deadline);
+            }
         }
         tokio::select! {
             biased;
@@ -99,27 +105,28 @@ pub(super) async fn serve(
                 return;
             }
             () = activity.changed.notified() => {}
-            () = expiry.as_mut(), if deadline.is_some() => {
-                tracing::debug!(
-                    busy,
-                    "closing a connection: no request head, request or taken response in time"
-                );
-                connection.as_mut().graceful_shutdown();
-                break;
-            }
+            () = expiry.as_mut(), if deadline.is_some() => {}
             _ = stopping.changed(), if !stop_requested => {
                 stop_requested = true;
                 connection.as_mut().graceful_shutdown();
             }
         }
     }
-    // No request is in flight. One more poll hands the socket what `graceful_shutdown` queued
-    // (HTTP/2's GOAWAY; HTTP/1 closes an idle connection itself), then the connection is dropped.
+    // One more poll hands the socket what `graceful_shutdown` queued (HTTP/2's GOAWAY), then the
+    // connection is dropped.
     std::future::poll_fn(|cx| {
         let _ = connection.as_mut().poll(cx);
         Poll::Ready(())
     })
     .await;
+}
+
+/// What the watchdog sees of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    ReadingHead,
+    Idle,
+    Busy,
 }
 
 /// What a connection is doing, shared by its reader ([`Watched`]), its requests ([`InFlight`])
@@ -144,12 +151,12 @@ enum Phase {
     Head(Instant),
     /// No request in flight since then.
     Idle(Instant),
-    /// Requests in flight (HTTP/2 streams, or one HTTP/1 request), `answered` of them waiting
-    /// for the client to take their responses; `since` the first of those was answered or the
-    /// last answered one was taken.
+    /// Requests in flight (HTTP/2 streams, or one HTTP/1 request), `waiting` of them with a
+    /// response waiting on the client; `since` the last of those began to wait or had a frame
+    /// taken.
     Busy {
         in_flight: usize,
-        answered: usize,
+        waiting: usize,
         since: Instant,
     },
 }
@@ -173,14 +180,14 @@ impl Activity {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether a request is in flight, and when the connection is to be closed unless something
-    /// happens first (`None` while every request in flight is in its handler).
-    fn watch(&self, timeouts: Timeouts) -> (bool, Option<Instant>) {
+    /// What the connection is doing, and when it is to be closed unless something happens first
+    /// (`None` while no response waits on the client).
+    fn watch(&self, timeouts: Timeouts) -> (Watch, Option<Instant>) {
         match self.state().phase {
-            Phase::Head(since) => (false, Some(since + timeouts.header_read)),
-            Phase::Idle(since) => (false, Some(since + timeouts.idle)),
-            Phase::Busy { answered: 0, .. } => (true, None),
-            Phase::Busy { since, .. } => (true, Some(since + timeouts.idle)),
+            Phase::Head(since) => (Watch::ReadingHead, Some(since + timeouts.header_read)),
+            Phase::Idle(since) => (Watch::Idle, Some(since + timeouts.idle)),
+            Phase::Busy { waiting: 0, .. } => (Watch::Busy, None),
+            Phase::Busy { since, .. } => (Watch::Busy, Some(since + timeouts.idle)),
         }
     }
 
@@ -202,7 +209,8 @@ impl Activity {
 /// One request in flight; dropping it (with its response's body) ends the request.
 struct InFlight {
     activity: Arc<Activity>,
-    answered: bool,
+    /// Its response waits on the client (counted in `Phase::Busy::waiting`).
+    waiting: bool,
 }
 
 impl InFlight {
@@ -212,16 +220,16 @@ impl InFlight {
         state.phase = match state.phase {
             Phase::Busy {
                 in_flight,
-                answered,
+                waiting,
                 since,
             } => Phase::Busy {
                 in_flight: in_flight + 1,
-                answered,
+                waiting,
                 since,
             },
             Phase::Head(_) | Phase::Idle(_) => Phase::Busy {
                 in_flight: 1,
-                answered: 0,
+                waiting: 0,
                 since: Instant::now(),
             },
         };
@@ -230,25 +238,41 @@ impl InFlight {
         activity.changed.notify_one();
         Self {
             activity: Arc::clone(activity),
-            answered: false,
+            waiting: false,
         }
     }
 
-    /// The handler has returned: the response now waits for the client to take it.
-    fn answered(&mut self) {
-        self.answered = true;
+    /// Whether the response waits on the client: `true` once the handler has answered and each
+    /// time hyper takes a frame of the body (the client's progress); `false` while the body
+    /// waits for its own next frame, and once it has ended. The watchdog is woken only when the
+    /// first response begins to wait, which gives it a deadline; progress only moves it later.
+    fn waiting_on_client(&mut self, waiting: bool) {
+        if !waiting && !self.waiting {
+            return;
+        }
         let mut state = self.activity.state();
+        let mut first = false;
         if let Phase::Busy {
-            answered, since, ..
+            waiting: count,
+            since,
+            ..
         } = &mut state.phase
         {
-            if *answered == 0 {
-                *since = Instant::now();
+            match (waiting, self.waiting) {
+                (true, true) => *since = Instant::now(),
+                (true, false) => {
+                    *since = Instant::now();
+                    *count += 1;
+                    first = *count == 1;
+                }
+                (false, _) => *count -= 1,
             }
-            *answered += 1;
         }
         drop(state);
-        self.activity.changed.notify_one();
+        self.waiting = waiting;
+        if first {
+            self.activity.changed.notify_one();
+        }
     }
 }
 
@@ -259,13 +283,12 @@ impl Drop for InFlight {
         state.phase = match state.phase {
             Phase::Busy {
                 in_flight,
-                answered,
+                waiting,
                 since,
             } if in_flight > 1 => Phase::Busy {
                 in_flight: in_flight - 1,
-                answered: answered - usize::from(self.answered),
-                // A response taken is the client's progress.
-                since: if self.answered { Instant::now() } else { since },
+                waiting: waiting - usize::from(self.waiting),
+                since,
             },
             _ => {
                 activity
@@ -276,6 +299,38 @@ impl Drop for InFlight {
         };
         drop(state);
         activity.changed.notify_one();
+    }
+}
+
+/// A response body and its request's [`InFlight`]: what hyper does with the body tells the
+/// watchdog whether the response waits on the client.
+struct ResponseBody {
+    body: Body,
+    in_flight: InFlight,
+}
+
+impl hyper::body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        // A frame handed over waits until hyper polls again; a pending body waits on itself.
+        this.in_flight
+            .waiting_on_client(matches!(polled, Poll::Ready(Some(Ok(_)))));
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -328,5 +383,58 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUTS: Timeouts = Timeouts {
+        header_read: Duration::from_secs(10),
+        idle: Duration::from_secs(60),
+    };
+
+    /// A response is timed only while it waits on the client: a body with nothing to say yet (a
+    /// stream between two events) leaves the connection untimed, however long it lasts.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_response_waiting_on_the_client_is_timed() {
+        let activity = Arc::new(Activity::new());
+        assert_eq!(activity.watch(TIMEOUTS).0, Watch::ReadingHead);
+        let mut request = InFlight::start(&activity, Version::HTTP_2);
+        assert_eq!(activity.watch(TIMEOUTS), (Watch::Busy, None));
+        request.waiting_on_client(true);
+        let answered = Instant::now();
+        assert_eq!(
+            activity.watch(TIMEOUTS),
+            (Watch::Busy, Some(answered + TIMEOUTS.idle))
+        );
+        // A frame taken later is progress: the deadline moves.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        request.waiting_on_client(true);
+        assert_eq!(
+            activity.watch(TIMEOUTS),
+            (
+                Watch::Busy,
+                Some(answered + Duration::from_secs(5) + TIMEOUTS.idle)
+            )
+        );
+        // The body waits for its own next frame: untimed.
+        request.waiting_on_client(false);
+        assert_eq!(activity.watch(TIMEOUTS), (Watch::Busy, None));
+        // A second stream's response waits while the first is quiet.
+        let mut second = InFlight::start(&activity, Version::HTTP_2);
+        second.waiting_on_client(true);
+        assert_eq!(
+            activity.watch(TIMEOUTS).1,
+            Some(Instant::now() + TIMEOUTS.idle)
+        );
+        drop(second);
+        assert_eq!(activity.watch(TIMEOUTS), (Watch::Busy, None));
+        drop(request);
+        assert_eq!(
+            activity.watch(TIMEOUTS),
+            (Watch::Idle, Some(Instant::now() + TIMEOUTS.idle))
+        );
     }
 }

@@ -285,6 +285,65 @@ async fn a_request_head_beyond_32_kib_is_refused_with_431() {
     closed_without_an_answer(&mut too_large).await;
 }
 
+/// A response hyper has taken is not cut short by a stop: an HTTP/2 client that grants a window of
+/// 16 KiB asks for a session of half a megabyte (which hyper takes whole into its send buffer),
+/// reads the head, and the server is stopped; what it reads afterwards, window by window, is the
+/// whole body.
+#[tokio::test]
+async fn a_stop_does_not_cut_short_a_response_still_being_sent() {
+    use camara_webrtc::domain::sdp::MAX_SDP_CHARS;
+    let config = camara_webrtc::Config::embedded();
+    let token = camara_webrtc::auth::mint(&config.auth, RECEIVER, READ_WRITE, None, 600).unwrap();
+    let (address, trigger, server) = run_until_triggered(config).await;
+    let sdp = format!("v=0{}", "\u{1F600}".repeat(MAX_SDP_CHARS - 3));
+    let put = reqwest::Client::new()
+        .put(format!("{address}/webrtc/sessions/{FIXTURE_ID}/status"))
+        .bearer_auth(&token)
+        .json(&json!({ "status": "Connected", "offer": { "sdp": sdp }, "answer": { "sdp": sdp } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let io = TokioIo::new(TcpStream::connect(authority(&address)).await.unwrap());
+    let (mut sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(16 * 1024)
+        .handshake(io)
+        .await
+        .unwrap();
+    let closed = tokio::spawn(connection);
+    let request = Request::get(format!("{address}/webrtc/sessions/{FIXTURE_ID}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(GUARD, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    trigger.send(()).unwrap();
+    // Long enough for a server that drops its connections at the stop to have done so.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = tokio::time::timeout(GUARD, response.into_body().collect())
+        .await
+        .expect("the body arrives")
+        .expect("the body arrives whole")
+        .to_bytes();
+    let session: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(session["answer"]["sdp"], sdp.as_str());
+    assert_eq!(session["offer"]["sdp"], sdp.as_str());
+    tokio::time::timeout(GUARD, server)
+        .await
+        .expect("run returns once the response is sent")
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(GUARD, closed)
+        .await
+        .expect("the server closes the connection")
+        .unwrap()
+        .unwrap();
+}
+
 /// An HTTP/2 connection whose client grants no flow-control window (SETTINGS_INITIAL_WINDOW_SIZE
 /// 0), with `GET /health/live` sent on it: the server can send the response's headers but never
 /// its body. Returns the response (its head only) and the connection's task.
