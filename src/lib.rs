@@ -197,6 +197,10 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let limits = server::Limits::new(&self.state.config.server);
+        server::warn_if_beyond_file_limit(
+            limits.max_connections,
+            1 + usize::from(self.metrics.is_some()),
+        );
         // One shutdown signal for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -73,7 +73,6 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    warn_if_beyond_file_limit(limits.max_connections);
     let builder = Arc::new(builder());
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopping) = watch::channel(());
@@ -111,22 +110,24 @@ pub async fn serve(
     }
 }
 
-/// Warns when `max_connections` connections and [`FILE_RESERVE`] would not fit the process's
-/// open-file limit (Linux's `/proc/self/limits`; elsewhere nothing is said): beyond it, accepts
-/// fail with `EMFILE` before the limit the operator configured is reached.
-fn warn_if_beyond_file_limit(max_connections: usize) {
+/// Warns when `max_connections` connections on each of `listeners`, and [`FILE_RESERVE`], would
+/// not fit the process's open-file limit (Linux's `/proc/self/limits`; elsewhere nothing is
+/// said): beyond it, accepts fail with `EMFILE` before the limit the operator configured is
+/// reached.
+pub fn warn_if_beyond_file_limit(max_connections: usize, listeners: usize) {
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return;
     };
     let Some(soft) = open_file_limit(&limits) else {
         return;
     };
-    let needed = u64::try_from(max_connections)
+    let needed = u64::try_from(max_connections.saturating_mul(listeners))
         .unwrap_or(u64::MAX)
         .saturating_add(FILE_RESERVE);
     if needed > soft {
         tracing::warn!(
             max_connections,
+            listeners,
             open_file_limit = soft,
             reserve = FILE_RESERVE,
             "server.max_connections does not fit the open-file limit: raise `ulimit -n` \

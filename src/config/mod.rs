@@ -191,6 +191,23 @@ impl Config {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_printed_config_shows_key_urls_without_credentials() {
+        let mut config = Config::embedded();
+        config.auth.jwks_url = Some("https://u:s3cr3t@idp.example.com/jwks?token=s3cr3t".into());
+        config.auth.issuer = Some("https://idp.example.com".into());
+        let printed = config.to_redacted_toml();
+        assert!(
+            printed.contains("jwks_url = \"https://idp.example.com/jwks\""),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("issuer = \"https://idp.example.com\""),
+            "{printed}"
+        );
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
+
     /// Loads `toml` as a `--config` file would be, over the embedded defaults.
     fn load_file(name: &str, toml: &str) -> Result<Config, ConfigError> {
         let path = std::env::temp_dir().join(format!(

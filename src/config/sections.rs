@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::Secret;
+use crate::auth::keys::shown;
 use crate::domain::{Direction, SdpPolicy, SessionStatus};
 
 /// `[server]`: the listener, the API's base paths and the limits on connections and requests.
@@ -58,6 +59,7 @@ pub struct AuthConfig {
     /// PEM files of public keys for RS*/PS*/ES256/ES384/EdDSA tokens.
     pub public_keys: Vec<PathBuf>,
     /// JWKS endpoint, read at start-up and every `jwks_refresh_seconds`.
+    #[serde(serialize_with = "shown_url")]
     pub jwks_url: Option<String>,
     /// JWKS file, read at start-up and every `jwks_refresh_seconds`.
     pub jwks_file: Option<PathBuf>,
@@ -70,6 +72,7 @@ pub struct AuthConfig {
     /// How long the last JWKS read stays in force while reads fail; then tokens fail closed.
     pub jwks_max_age_seconds: u64,
     /// Required `iss` claim, when set.
+    #[serde(serialize_with = "shown_url")]
     pub issuer: Option<String>,
     /// Required `aud` claim, when set.
     pub audience: Option<String>,
@@ -119,11 +122,11 @@ impl AuthConfig {
             sources.push(format!("jwks_file {}", file.display()));
         }
         if let Some(url) = &self.jwks_url {
-            sources.push(format!("jwks_url {url}"));
+            sources.push(format!("jwks_url {}", shown(url)));
         }
         if self.oidc_discovery {
             let issuer = self.issuer.as_deref().unwrap_or("");
-            sources.push(format!("oidc_discovery from {issuer}"));
+            sources.push(format!("oidc_discovery from {}", shown(issuer)));
         }
         sources
     }
@@ -221,6 +224,11 @@ pub struct FixtureSession {
 
 /// An SDP body as the effective configuration is printed: `"[SDP: 951 bytes, redacted]"`, never
 /// its text, which carries SRTP keys (`a=crypto`) and ICE passwords (`a=ice-pwd`).
+/// A URL in `check-config`'s output, without the parts that may carry credentials.
+fn shown_url<S: Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(shown).serialize(serializer)
+}
+
 fn redacted_sdp<S: Serializer>(sdp: &str, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format!("[SDP: {} bytes, redacted]", sdp.len()))
 }

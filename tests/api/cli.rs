@@ -474,34 +474,62 @@ fn serve_listens_on_a_host_name() {
 #[test]
 fn serve_warns_when_max_connections_exceed_the_open_file_limit() {
     let warning = "server.max_connections does not fit the open-file limit";
-    let served = Served::start_with_open_files(512, &[]);
+    // The warnings of `serve` under an open-file limit of 512, configured by `env`.
+    let warned = |env: &[(&str, &str)]| -> Vec<serde_json::Value> {
+        let (status, lines) = Served::start_with_open_files(512, env).terminate("TERM");
+        assert!(status.success());
+        lines
+            .iter()
+            .filter(|line| line.contains(warning))
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let fields = |max_connections: u64, listeners: u64| {
+        json!({
+            "message": format!(
+                "{warning}: raise `ulimit -n` (Docker: --ulimit nofile=N) or lower \
+                 server.max_connections"
+            ),
+            "max_connections": max_connections,
+            "listeners": listeners,
+            "open_file_limit": 512,
+            "reserve": 64,
+        })
+    };
+    let default = warned(&[]);
+    assert_eq!(default.len(), 1, "{default:#?}");
+    assert_eq!(default[0]["level"], "WARN");
+    assert_eq!(default[0]["fields"], fields(10000, 1));
+    let fits = [("CAMARA_WEBRTC__SERVER__MAX_CONNECTIONS", "448")];
+    assert_eq!(warned(&fits), Vec::<serde_json::Value>::new());
+    // A metrics listener of its own takes as many connections again.
+    let two = warned(&[
+        fits[0],
+        ("CAMARA_WEBRTC__SERVER__METRICS_LISTEN", "127.0.0.1:0"),
+    ]);
+    assert_eq!(two.len(), 1, "{two:#?}");
+    assert_eq!(two[0]["fields"], fields(448, 2));
+}
+
+/// A JWKS URL's credentials (user info, a query) are never logged or printed: `serve` names the
+/// source and the failed read without them, and so does `check-config`'s refusal.
+#[test]
+fn jwks_url_credentials_are_never_shown() {
+    let url = "https://user:s3cr3t@127.0.0.1:9/jwks?access_token=s3cr3t";
+    let env = [("CAMARA_WEBRTC__AUTH__JWKS_URL", url)];
+    let served = Served::start(&env);
     let (status, lines) = served.terminate("TERM");
     assert!(status.success());
-    let warned: Vec<serde_json::Value> = lines
-        .iter()
-        .filter(|line| line.contains(warning))
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(warned.len(), 1, "{lines:#?}");
-    assert_eq!(warned[0]["level"], "WARN");
+    let all = lines.join("\n");
+    assert!(all.contains("jwks_url https://127.0.0.1:9/jwks"), "{all}");
+    assert!(!all.contains("s3cr3t"), "{all}");
+    let (ok, stdout, stderr) = run(&["check-config"], &env);
+    assert!(!ok);
     assert_eq!(
-        warned[0]["fields"]["message"],
-        format!(
-            "{warning}: raise `ulimit -n` (Docker: --ulimit nofile=N) or lower \
-             server.max_connections"
-        )
+        stderr,
+        "camara-webrtc: auth: the JWKS cannot be read: fetching https://127.0.0.1:9/jwks: error sending request\n"
     );
-    assert_eq!(warned[0]["fields"]["max_connections"], 10000);
-    assert_eq!(warned[0]["fields"]["open_file_limit"], 512);
-    assert_eq!(warned[0]["fields"]["reserve"], 64);
-    let fits =
-        Served::start_with_open_files(512, &[("CAMARA_WEBRTC__SERVER__MAX_CONNECTIONS", "448")]);
-    let (status, lines) = fits.terminate("TERM");
-    assert!(status.success());
-    assert!(
-        !lines.iter().any(|line| line.contains(warning)),
-        "{lines:#?}"
-    );
+    assert_eq!(stdout, "");
 }
 
 fn mint_with_binary(sub: &str, scope: &str) -> String {

@@ -386,13 +386,13 @@ async fn redis_store_meets_the_contract() {
     run_all(|limits| redis_store(&server, limits)).await;
 }
 
-/// An ended session's key carries a Redis TTL of `ended_ttl`; a live one has none.
-#[tokio::test]
-async fn redis_expires_ended_sessions_through_ttl() {
-    let Some(server) = RedisServer::start("redis_expires_ended_sessions_through_ttl") else {
-        return;
-    };
-    let prefix = unique_prefix("ttl");
+/// A store of 8 sessions under a fresh prefix named after `name`, the prefix, and a connection of
+/// the test's own to the same Redis, to look at (or break) what the store wrote.
+async fn store_beside_its_redis(
+    server: &RedisServer,
+    name: &str,
+) -> (RedisStore, String, redis::aio::MultiplexedConnection) {
+    let prefix = unique_prefix(name);
     let store = RedisStore::new(
         &server.url,
         &prefix,
@@ -400,9 +400,19 @@ async fn redis_expires_ended_sessions_through_ttl() {
         Duration::from_secs(2),
     )
     .unwrap();
-    store.insert(session("t")).await.unwrap();
     let client = redis::Client::open(server.url.as_str()).unwrap();
-    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let con = client.get_multiplexed_async_connection().await.unwrap();
+    (store, prefix, con)
+}
+
+/// An ended session's key carries a Redis TTL of `ended_ttl`; a live one has none.
+#[tokio::test]
+async fn redis_expires_ended_sessions_through_ttl() {
+    let Some(server) = RedisServer::start("redis_expires_ended_sessions_through_ttl") else {
+        return;
+    };
+    let (store, prefix, mut con) = store_beside_its_redis(&server, "ttl").await;
+    store.insert(session("t")).await.unwrap();
     let key = format!("{prefix}session:t");
     let pttl = async |con: &mut redis::aio::MultiplexedConnection| -> i64 {
         redis::cmd("PTTL").arg(&key).query_async(con).await.unwrap()
@@ -411,4 +421,41 @@ async fn redis_expires_ended_sessions_through_ttl() {
     store.compare_and_swap(1, ended("t").into()).await.unwrap();
     let left = pttl(&mut con).await;
     assert!(left > 3_500_000 && left <= 3_600_000, "PTTL {left}");
+}
+
+/// A live session whose JSON does not decode (written by another version) does not stop the
+/// idle sweep: the others are ended, it is left as it is and no longer offered to later sweeps.
+#[tokio::test]
+async fn an_undecodable_session_does_not_stop_the_idle_sweep() {
+    let Some(server) = RedisServer::start("an_undecodable_session_does_not_stop_the_idle_sweep")
+    else {
+        return;
+    };
+    let (store, prefix, mut con) = store_beside_its_redis(&server, "undecodable").await;
+    for id in ["bad", "good"] {
+        let mut owned = session(id);
+        owned.owner = Some("app".into());
+        store.insert(owned).await.unwrap();
+    }
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}session:bad"))
+        .arg("s")
+        .arg("{not json")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    sweep_idle(&store, Duration::ZERO).await.unwrap();
+    let good = store
+        .get(&SessionId::parse("good").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(good.session.status, SessionStatus::Failed);
+    assert_eq!(store.idle(Duration::ZERO, 8).await, Ok(vec![]));
+    let live: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{prefix}live"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(live, ["bad"]);
 }

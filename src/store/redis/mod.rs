@@ -364,10 +364,31 @@ impl SessionStore for RedisStore {
                         .invoke_async(&mut con),
                 )
                 .await?;
-            found
-                .chunks_exact(2)
-                .map(|pair| decode(pair[0].parse().unwrap_or(0), &pair[1]))
-                .collect()
+            // A session that does not decode (written by another version) cannot be ended
+            // here; it leaves `touched`, so it does not hold a place in every later sweep.
+            let mut idle = Vec::new();
+            let mut undecodable = Vec::new();
+            for found in found.chunks_exact(3) {
+                match decode(found[1].parse().unwrap_or(0), &found[2]) {
+                    Ok(session) => idle.push(session),
+                    Err(_) => undecodable.push(&found[0]),
+                }
+            }
+            if !undecodable.is_empty() {
+                tracing::warn!(
+                    sessions = undecodable.len(),
+                    "idle sessions whose JSON does not decode are left as they are"
+                );
+                let _: i64 = self
+                    .run(
+                        redis::cmd("ZREM")
+                            .arg(self.touched_key())
+                            .arg(&undecodable)
+                            .query_async(&mut con),
+                    )
+                    .await?;
+            }
+            Ok(idle)
         })
     }
 

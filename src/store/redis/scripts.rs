@@ -142,7 +142,7 @@ pub(super) static RECONCILE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Up to ARGV[2] live sessions not written for ARGV[1] ms (by Redis's clock), oldest first, as
-/// `{version, json}` pairs read in the same step as the idle check, so a compare-and-swap on that
+/// `{id, version, json}` triples read in the same step as the idle check, so a compare-and-swap on that
 /// version fails if the session was written since. Ids left in `touched` for a session that is
 /// gone or no longer live are dropped from it, so they cannot hold up later sweeps.
 /// KEYS: 1 `touched`, 2 `live`; ARGV[3] the session key prefix.
@@ -156,6 +156,7 @@ pub(super) static IDLE: LazyLock<Script> = LazyLock::new(|| {
         for _, id in ipairs(ids) do
             local session = redis.call('HMGET', ARGV[3] .. id, 'v', 's')
             if session[1] and redis.call('SISMEMBER', KEYS[2], id) == 1 then
+                table.insert(found, id)
                 table.insert(found, session[1])
                 table.insert(found, session[2])
             else
