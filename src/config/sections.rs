@@ -162,6 +162,27 @@ pub struct SessionsConfig {
     pub emergency_calls: bool,
 }
 
+/// `[registration]`: CAMARA's registration API — where it is served and how long a registration
+/// lasts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Where the registration API is served. A base path whose last segment is `v0.3` answers as
+    /// the released r2.2 document (POST 200, PUT 204); any other as the current draft (POST 201
+    /// with `Location`, PUT 200 with the registration).
+    pub base_paths: Vec<String>,
+    /// The lifetime of a registration created or refreshed without `registrationExpireTime`.
+    pub default_ttl_seconds: u64,
+    /// A requested expiry sooner than this from now is 400 OUT_OF_RANGE.
+    pub min_ttl_seconds: u64,
+    /// A requested expiry later than this from now is capped to it.
+    pub max_ttl_seconds: u64,
+    /// Active registrations one phone number may have; beyond it 403 MAX_REGISTRATION_PER_MSISDN.
+    pub max_per_phone_number: usize,
+    /// When a registration expires, its live REGULAR calls end (EMERGENCY calls go on).
+    pub end_calls_on_expiry: bool,
+}
+
 /// Where sessions are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -48,14 +48,16 @@ impl Config {
                 sessions.max_sessions_per_consumer as u64,
             ),
         ])?;
+        self.validate_registration()?;
         self.validate_store()?;
         crate::telemetry::parse_filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         self.fixture_sessions()?;
         Ok(())
     }
 
-    /// At least one base path; each absolute, without a trailing `/`, listed once, and clear of
-    /// the operational routes (`/health/*`, `/metrics`, `/openapi.yaml`).
+    /// At least one base path of the call-handling API (the registration API may have none: it
+    /// is then not served); each absolute, without a trailing `/`, listed once across both APIs,
+    /// and clear of the operational routes (`/health/*`, `/metrics`, `/openapi*.yaml`).
     fn validate_base_paths(&self) -> Result<(), ConfigError> {
         if self.server.base_paths.is_empty() {
             return Err(invalid(
@@ -64,7 +66,14 @@ impl Config {
             ));
         }
         let mut seen = HashSet::new();
-        for path in &self.server.base_paths {
+        let apis = [
+            ("server.base_paths", &self.server.base_paths),
+            ("registration.base_paths", &self.registration.base_paths),
+        ];
+        for (key, path) in apis
+            .into_iter()
+            .flat_map(|(key, paths)| paths.iter().map(move |path| (key, path)))
+        {
             let ok = path.len() > 1
                 && path.starts_with('/')
                 && !path.ends_with('/')
@@ -72,10 +81,10 @@ impl Config {
                 && !path.contains(['{', '}', '*', '?', '#'])
                 && !path.starts_with("/health")
                 && path != "/metrics"
-                && path != "/openapi.yaml";
+                && !(path.starts_with("/openapi") && path.ends_with(".yaml"));
             if !ok {
                 return Err(invalid(
-                    "server.base_paths",
+                    key,
                     format!(
                         "{path:?} must start with '/', not end with '/', and not clash with operational routes"
                     ),
@@ -83,10 +92,45 @@ impl Config {
             }
             if !seen.insert(path) {
                 return Err(invalid(
-                    "server.base_paths",
-                    format!("{path:?} is listed twice"),
+                    key,
+                    format!("{path:?} is listed twice (once per API, and not in both)"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Registration lifetimes: a positive minimum (1 s is allowed), a default between it and the
+    /// maximum, and at least one registration per phone number.
+    fn validate_registration(&self) -> Result<(), ConfigError> {
+        let registration = &self.registration;
+        positive(&[
+            ("registration.min_ttl_seconds", registration.min_ttl_seconds),
+            (
+                "registration.max_per_phone_number",
+                registration.max_per_phone_number as u64,
+            ),
+        ])?;
+        if registration.max_ttl_seconds < registration.min_ttl_seconds {
+            return Err(invalid(
+                "registration.max_ttl_seconds",
+                "must be at least registration.min_ttl_seconds",
+            ));
+        }
+        // A year: beyond it a lifetime is a mistake of units (and far past what a device keeps).
+        if registration.max_ttl_seconds > 366 * 86_400 {
+            return Err(invalid(
+                "registration.max_ttl_seconds",
+                "must be at most 31622400 (a year)",
+            ));
+        }
+        if !(registration.min_ttl_seconds..=registration.max_ttl_seconds)
+            .contains(&registration.default_ttl_seconds)
+        {
+            return Err(invalid(
+                "registration.default_ttl_seconds",
+                "must be between registration.min_ttl_seconds and registration.max_ttl_seconds",
+            ));
         }
         Ok(())
     }
@@ -363,6 +407,41 @@ mod tests {
                 .to_string()
                 .starts_with("auth.hs256_secret: ")
         );
+    }
+
+    #[test]
+    fn registration_lifetimes_and_base_paths_are_checked() {
+        assert_eq!(
+            refusal(|c| c.registration.min_ttl_seconds = 0),
+            "registration.min_ttl_seconds: must be greater than 0"
+        );
+        assert_eq!(
+            refusal(|c| c.registration.max_ttl_seconds = 59),
+            "registration.max_ttl_seconds: must be at least registration.min_ttl_seconds"
+        );
+        assert_eq!(
+            refusal(|c| c.registration.max_ttl_seconds = 366 * 86_400 + 1),
+            "registration.max_ttl_seconds: must be at most 31622400 (a year)"
+        );
+        assert_eq!(
+            refusal(|c| c.registration.default_ttl_seconds = 30),
+            "registration.default_ttl_seconds: must be between registration.min_ttl_seconds and registration.max_ttl_seconds"
+        );
+        assert_eq!(
+            refusal(|c| c.registration.max_per_phone_number = 0),
+            "registration.max_per_phone_number: must be greater than 0"
+        );
+        assert_eq!(
+            refusal(|c| c.registration.base_paths = vec!["/webrtc-call-handling/v0.3".into()]),
+            "registration.base_paths: \"/webrtc-call-handling/v0.3\" is listed twice (once per API, and not in both)"
+        );
+        assert_eq!(
+            refusal(|c| c.registration.base_paths = vec!["/openapi-registration.yaml".into()]),
+            "registration.base_paths: \"/openapi-registration.yaml\" must start with '/', not end with '/', and not clash with operational routes"
+        );
+        let mut config = Config::embedded();
+        config.registration.base_paths.clear();
+        assert!(config.validate().is_ok(), "the registration API may be off");
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub enum Code {
     CallTypeEmergencyNotSupported,
     Unavailable,
     Timeout,
+    AlreadyExists,
+    MaxRegistrationPerMsisdn,
+    MissingIdentifier,
+    UnnecessaryIdentifier,
 }
 
 impl Code {
@@ -147,6 +151,26 @@ impl Code {
                 StatusCode::GATEWAY_TIMEOUT,
                 "TIMEOUT",
                 "Request timeout exceeded.",
+            ),
+            AlreadyExists => (
+                StatusCode::CONFLICT,
+                "ALREADY_EXISTS",
+                "The resource that a client tried to create already exists.",
+            ),
+            MaxRegistrationPerMsisdn => (
+                StatusCode::FORBIDDEN,
+                "MAX_REGISTRATION_PER_MSISDN",
+                "The maximum number of service registrations per MSISDN has been reached",
+            ),
+            MissingIdentifier => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "MISSING_IDENTIFIER",
+                "The phone number cannot be identified.",
+            ),
+            UnnecessaryIdentifier => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNNECESSARY_IDENTIFIER",
+                "The phone number is already identified by the access token.",
             ),
         }
     }
@@ -304,6 +328,12 @@ impl From<StoreError> for ApiError {
                 Code::QuotaExceeded,
                 format!(
                     "Out of resource quota: this API consumer holds its maximum of {max} live sessions; end one to create another."
+                ),
+            ),
+            StoreError::NumberFull(max) => ApiError::new(
+                Code::MaxRegistrationPerMsisdn,
+                format!(
+                    "The maximum number of service registrations per MSISDN has been reached: this phone number has {max} active registrations."
                 ),
             ),
             StoreError::Unavailable(cause) => {

@@ -4,6 +4,7 @@
 mod idle;
 mod memory;
 mod redis;
+mod registrations;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub use idle::{end_idle_sessions, sweep_idle};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
+pub use registrations::RegistrationStore;
 
 use crate::domain::{Session, SessionId, SessionStatus};
 
@@ -27,9 +29,9 @@ pub struct Versioned {
 /// Why a store operation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    #[error("no session with that id")]
+    #[error("nothing with that id (or no longer)")]
     NotFound,
-    #[error("a session with that id already exists")]
+    #[error("it exists already")]
     AlreadyExists,
     #[error("the session changed since it was read (now at version {current})")]
     VersionConflict { current: u64 },
@@ -37,6 +39,8 @@ pub enum StoreError {
     Full(usize),
     #[error("the session's owner has its maximum of {0} live sessions")]
     OwnerFull(usize),
+    #[error("the phone number has its maximum of {0} active registrations")]
+    NumberFull(usize),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }

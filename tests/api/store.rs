@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use camara_webrtc::config::Config;
+use camara_webrtc::domain::{EndReason, Registration};
 use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
 use camara_webrtc::store::{
-    Limits, MemoryStore, RedisStore, SessionStore, StoreError, Versioned, sweep_idle,
+    Limits, MemoryStore, RedisStore, RegistrationStore, SessionStore, StoreError, Versioned,
+    sweep_idle,
 };
 
 use crate::redis_server::{RedisServer, unique_prefix};
@@ -370,6 +372,7 @@ async fn racing_compare_and_swap_loses_nothing<S: SessionStore>(store: Arc<S>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_meets_the_contract() {
     run_all(MemoryStore::new).await;
+    run_registrations(MemoryStore::new).await;
 }
 
 /// A Redis store with a fresh key prefix on `server`.
@@ -384,6 +387,7 @@ async fn redis_store_meets_the_contract() {
         return;
     };
     run_all(|limits| redis_store(&server, limits)).await;
+    run_registrations(|limits| redis_store(&server, limits)).await;
 }
 
 /// A store of 8 sessions under a fresh prefix named after `name`, the prefix, and a connection of
@@ -458,4 +462,294 @@ async fn an_undecodable_session_does_not_stop_the_idle_sweep() {
         .await
         .unwrap();
     assert_eq!(live, ["bad"]);
+}
+
+/// Every registration check, against fresh stores made by `make`.
+async fn run_registrations<S: RegistrationStore>(make: impl Fn(Limits) -> S) {
+    registrations_are_read_listed_refreshed_and_deleted(&make(limits(8, KEEP))).await;
+    one_active_registration_per_owner_device_and_number(&make(limits(8, KEEP))).await;
+    a_phone_number_holds_at_most_its_limit(&make(limits(8, KEEP))).await;
+    expired_registrations_are_claimed_once_per_lease_and_finished_once(&make(limits(8, KEEP)))
+        .await;
+    registrations_beyond_capacity_are_refused(&make(limits(2, KEEP))).await;
+}
+
+/// The clock of the registration checks: 2026-12-03T12:00:00Z, in ms.
+const T0: u64 = 1_796_299_200_000;
+const DEVICE: &str = "7d444840-9dc0-11d1-b245-5ffdce74fad2";
+
+fn registration(
+    id: &str,
+    owner: &str,
+    device: &str,
+    phone: &str,
+    expires_at_ms: u64,
+) -> Registration {
+    Registration {
+        id: id.to_owned(),
+        device_id: device.to_owned(),
+        phone_number: phone.to_owned(),
+        owner: owner.to_owned(),
+        expires_at_ms,
+        ended: None,
+    }
+}
+
+async fn registrations_are_read_listed_refreshed_and_deleted<S: RegistrationStore>(store: &S) {
+    let first = registration("r1", "app", DEVICE, "+17085854000", T0 + 60_000);
+    let second = registration("r2", "app", DEVICE, "+17085852753", T0 + 30_000);
+    store.register(first.clone(), 10, T0).await.unwrap();
+    store.register(second.clone(), 10, T0).await.unwrap();
+    assert_eq!(store.registration("r1", T0).await, Ok(Some(first.clone())));
+    assert_eq!(store.registration("nobody", T0).await, Ok(None));
+    // Soonest expiry first; another owner's device of the same id is another device.
+    assert_eq!(
+        store.device_registrations("app", DEVICE, T0).await,
+        Ok(vec![second.clone(), first.clone()])
+    );
+    assert_eq!(
+        store.device_registrations("other", DEVICE, T0).await,
+        Ok(vec![])
+    );
+    let refreshed = store.refresh("r2", T0 + 90_000, T0 + 1000).await.unwrap();
+    assert_eq!(refreshed.expires_at_ms, T0 + 90_000);
+    assert_eq!(
+        store.device_registrations("app", DEVICE, T0 + 1000).await,
+        Ok(vec![first.clone(), refreshed.clone()])
+    );
+    let deleted = store.unregister("r1", T0 + 2000).await.unwrap();
+    assert_eq!(deleted.ended, Some(EndReason::Deleted));
+    assert_eq!(store.registration("r1", T0 + 2000).await, Ok(None));
+    assert_eq!(
+        store.unregister("r1", T0 + 2000).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.refresh("r1", T0 + 90_000, T0 + 2000).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.device_registrations("app", DEVICE, T0 + 2000).await,
+        Ok(vec![refreshed.clone()])
+    );
+    // Past its expiry a registration is gone for every read and write, claimed or not.
+    let late = T0 + 90_000;
+    assert_eq!(store.registration("r2", late).await, Ok(None));
+    assert_eq!(
+        store.device_registrations("app", DEVICE, late).await,
+        Ok(vec![])
+    );
+    assert_eq!(
+        store.refresh("r2", late + 60_000, late).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        store.unregister("r2", late).await,
+        Err(StoreError::NotFound)
+    );
+}
+
+async fn one_active_registration_per_owner_device_and_number<S: RegistrationStore>(store: &S) {
+    let phone = "+17085854000";
+    store
+        .register(
+            registration("u1", "app", DEVICE, phone, T0 + 60_000),
+            10,
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .register(
+                registration("u2", "app", DEVICE, phone, T0 + 60_000),
+                10,
+                T0
+            )
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    // Another owner, another number or another device is another registration.
+    for (id, owner, device, number) in [
+        ("u3", "other-app", DEVICE, phone),
+        ("u4", "app", DEVICE, "+17085852753"),
+        ("u5", "app", "0b8a7c1e-4f5d-4e9a-8c3b-2d1e0f9a8b7c", phone),
+    ] {
+        store
+            .register(registration(id, owner, device, number, T0 + 60_000), 10, T0)
+            .await
+            .unwrap();
+    }
+    // Once the first has expired (or been deleted), the same triple registers again.
+    store
+        .register(
+            registration("u6", "app", DEVICE, phone, T0 + 120_000),
+            10,
+            T0 + 60_000,
+        )
+        .await
+        .unwrap();
+    store.unregister("u6", T0 + 61_000).await.unwrap();
+    store
+        .register(
+            registration("u7", "app", DEVICE, phone, T0 + 120_000),
+            10,
+            T0 + 61_000,
+        )
+        .await
+        .unwrap();
+}
+
+async fn a_phone_number_holds_at_most_its_limit<S: RegistrationStore>(store: &S) {
+    let phone = "+17085854000";
+    let device = |n: u8| format!("00000000-0000-4000-8000-0000000000{n:02}");
+    for n in 0..2 {
+        let owner = format!("app-{n}");
+        store
+            .register(
+                registration(&format!("n{n}"), &owner, &device(n), phone, T0 + 60_000),
+                2,
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .register(
+                registration("n2", "app-2", &device(2), phone, T0 + 60_000),
+                2,
+                T0
+            )
+            .await,
+        Err(StoreError::NumberFull(2))
+    );
+    store.unregister("n0", T0).await.unwrap();
+    store
+        .register(
+            registration("n2", "app-2", &device(2), phone, T0 + 60_000),
+            2,
+            T0,
+        )
+        .await
+        .unwrap();
+    // Expired ones do not count, claimed and finished or not.
+    store
+        .register(
+            registration("n3", "app-3", &device(3), phone, T0 + 120_000),
+            2,
+            T0 + 60_000,
+        )
+        .await
+        .unwrap();
+}
+
+async fn expired_registrations_are_claimed_once_per_lease_and_finished_once<
+    S: RegistrationStore,
+>(
+    store: &S,
+) {
+    let lease = Duration::from_secs(30);
+    for (id, expires) in [("e1", T0 + 1000), ("e2", T0 + 2000), ("e3", T0 + 60_000)] {
+        store
+            .register(
+                registration(
+                    id,
+                    "app",
+                    DEVICE,
+                    &format!("+1708585{id}00").replace('e', "9"),
+                    expires,
+                ),
+                10,
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    let ids = |found: Vec<Registration>| found.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.claim_expired(T0 + 999, lease, 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+    // At its expiry a registration is due; the soonest first, as many as asked.
+    assert_eq!(
+        ids(store.claim_expired(T0 + 2000, lease, 1).await.unwrap()),
+        ["e1"]
+    );
+    // A claim holds for its lease: another claimant gets only what is left.
+    assert_eq!(
+        ids(store.claim_expired(T0 + 2000, lease, 10).await.unwrap()),
+        ["e2"]
+    );
+    assert_eq!(
+        ids(store.claim_expired(T0 + 3000, lease, 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+    let ended = store
+        .finish_expired("e2", T0 + 3000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.ended, Some(EndReason::RegistrationExpired));
+    assert_eq!(store.finish_expired("e2", T0 + 3000).await, Ok(None));
+    // e1's claimant died: once its lease is over, e1 is claimed again (and e2, finished, is not).
+    let after_lease = T0 + 2000 + 30_000;
+    assert_eq!(
+        ids(store.claim_expired(after_lease, lease, 10).await.unwrap()),
+        ["e1"]
+    );
+    assert!(
+        store
+            .finish_expired("e1", after_lease)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // e3 is refreshed before its expiry: it is not due then, but at its new one.
+    store
+        .refresh("e3", T0 + 120_000, T0 + 59_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.claim_expired(T0 + 60_000, lease, 10).await.unwrap()),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(store.claim_expired(T0 + 120_000, lease, 10).await.unwrap()),
+        ["e3"]
+    );
+    assert_eq!(store.registration("e3", T0 + 120_000).await, Ok(None));
+}
+
+async fn registrations_beyond_capacity_are_refused<S: RegistrationStore>(store: &S) {
+    for id in ["c1", "c2"] {
+        let phone = if id == "c1" {
+            "+17085854000"
+        } else {
+            "+17085852753"
+        };
+        store
+            .register(registration(id, "app", DEVICE, phone, T0 + 60_000), 10, T0)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .register(
+                registration("c3", "app", DEVICE, "+17085850000", T0 + 60_000),
+                10,
+                T0
+            )
+            .await,
+        Err(StoreError::Full(2))
+    );
+    store.unregister("c1", T0).await.unwrap();
+    store
+        .register(
+            registration("c3", "app", DEVICE, "+17085850000", T0 + 60_000),
+            10,
+            T0,
+        )
+        .await
+        .unwrap();
 }

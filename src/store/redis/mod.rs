@@ -25,6 +25,7 @@ use redis::{RedisError, Script, ScriptInvocation};
 
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 
+mod registrations;
 mod scripts;
 use crate::domain::{Session, SessionId, SessionStatus};
 use scripts::{COMPARE_AND_SWAP, IDLE, INSERT, RECONCILE, REMOVE};

@@ -1,8 +1,11 @@
-//! The in-process store: a map under a short-lived lock, bounded by `sessions.max_sessions`.
+//! The in-process store: a map under a short-lived lock, bounded by `sessions.max_sessions`, and
+//! the registrations ([`registrations`]).
+
+mod registrations;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
@@ -88,6 +91,7 @@ impl Sessions {
 #[derive(Debug)]
 pub struct MemoryStore {
     sessions: RwLock<Sessions>,
+    registrations: Mutex<registrations::Registrations>,
     limits: Limits,
 }
 
@@ -95,6 +99,7 @@ impl MemoryStore {
     pub fn new(limits: Limits) -> Self {
         Self {
             sessions: RwLock::new(Sessions::default()),
+            registrations: Mutex::default(),
             limits,
         }
     }

@@ -1,0 +1,191 @@
+//! A device registration (CAMARA webrtc-registration): a device (`deviceId`, a UUID the app
+//! makes) reachable at a phone number, owned by the API consumer that registered it, until its
+//! expiry. Times are wall-clock milliseconds since the Unix epoch: `expiresAt` is a wall time the
+//! client plans its refresh by.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A registration as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The `registrationId`: a UUID v4 the service allocates.
+    pub id: String,
+    /// The device's UUID, lower-case and hyphenated.
+    pub device_id: String,
+    /// `+E.164`.
+    pub phone_number: String,
+    /// The API consumer that registered it.
+    pub owner: String,
+    pub expires_at_ms: u64,
+    /// Why it ended, once it has: it is then gone for the API and kept only as a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<EndReason>,
+}
+
+/// Why a registration ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EndReason {
+    /// Its expiry passed without a refresh.
+    RegistrationExpired,
+    /// Its API consumer deleted it.
+    Deleted,
+}
+
+impl Registration {
+    /// Whether the API still sees it at `now_ms`: not ended, and its expiry not reached.
+    pub fn is_active(&self, now_ms: u64) -> bool {
+        self.ended.is_none() && self.expires_at_ms > now_ms
+    }
+
+    /// `expiresAt`: RFC 3339 in UTC with milliseconds, e.g. `2026-05-05T13:32:17.358Z`.
+    pub fn expires_at(&self) -> String {
+        rfc3339_ms(self.expires_at_ms)
+    }
+}
+
+/// `ms` since the epoch as RFC 3339 in UTC with milliseconds.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// Why a `registrationExpireTime` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpiryError {
+    #[error("must be an RFC 3339 date-time with a time offset, e.g. 2030-01-01T12:00:00Z")]
+    NotRfc3339,
+    #[error("must be at least {min_seconds} s from now")]
+    TooSoon { min_seconds: u64 },
+}
+
+/// The operator's registration lifetimes (`registration.*_ttl_seconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub default_seconds: u64,
+    pub min_seconds: u64,
+    pub max_seconds: u64,
+}
+
+impl Lifetimes {
+    /// The expiry that holds for a registration created or refreshed at `now_ms` with `requested`
+    /// (a `registrationExpireTime`): the default lifetime without one; the requested time when it
+    /// is within `[min, max]` from now; capped to `max` from now beyond it; refused sooner than
+    /// `min` from now.
+    pub fn expiry(&self, now_ms: u64, requested: Option<&str>) -> Result<u64, ExpiryError> {
+        let Some(requested) = requested else {
+            return Ok(now_ms + self.default_seconds * 1000);
+        };
+        let at = OffsetDateTime::parse(requested, &Rfc3339).map_err(|_| ExpiryError::NotRfc3339)?;
+        let at_ms = at.unix_timestamp_nanos() / 1_000_000;
+        if at_ms < i128::from(now_ms + self.min_seconds * 1000) {
+            return Err(ExpiryError::TooSoon {
+                min_seconds: self.min_seconds,
+            });
+        }
+        let latest = now_ms + self.max_seconds * 1000;
+        Ok(u64::try_from(at_ms).map_or(latest, |at| at.min(latest)))
+    }
+}
+
+/// A `+E.164` phone number (CAMARA's `PhoneNumber`: `^\+[1-9][0-9]{4,14}$`), as given.
+pub fn phone_number(raw: &str) -> Option<&str> {
+    let digits = raw.strip_prefix('+')?;
+    let ok = (5..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    ok.then_some(raw)
+}
+
+/// A `deviceId`: a UUID in its hyphenated form (any case), returned lower-case so one device is
+/// one key however the app writes it.
+pub fn device_id(raw: &str) -> Option<String> {
+    let hyphenated = raw.len() == 36 && raw.bytes().filter(|b| *b == b'-').count() == 4;
+    let uuid = uuid::Uuid::try_parse(raw).ok().filter(|_| hyphenated)?;
+    Some(uuid.hyphenated().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIFETIMES: Lifetimes = Lifetimes {
+        default_seconds: 3600,
+        min_seconds: 60,
+        max_seconds: 86_400,
+    };
+    /// 2026-12-03T12:00:00Z.
+    const NOW: u64 = 1_796_299_200_000;
+
+    #[test]
+    fn expiries_are_the_default_the_request_or_capped() {
+        assert_eq!(LIFETIMES.expiry(NOW, None), Ok(NOW + 3_600_000));
+        assert_eq!(
+            LIFETIMES.expiry(NOW, Some("2026-12-03T13:30:00.5+01:00")),
+            Ok(NOW + 30 * 60_000 + 500)
+        );
+        assert_eq!(
+            LIFETIMES.expiry(NOW, Some("2027-12-03T12:00:00Z")),
+            Ok(NOW + 86_400_000)
+        );
+        assert_eq!(
+            LIFETIMES.expiry(NOW, Some("2026-12-03T12:00:59Z")),
+            Err(ExpiryError::TooSoon { min_seconds: 60 })
+        );
+        assert_eq!(
+            LIFETIMES.expiry(NOW, Some("2026-12-03T12:01:00Z")),
+            Ok(NOW + 60_000)
+        );
+        for bad in ["2026-12-03T13:00:00", "2026-12-03", "tomorrow", ""] {
+            assert_eq!(
+                LIFETIMES.expiry(NOW, Some(bad)),
+                Err(ExpiryError::NotRfc3339),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn expires_at_is_utc_with_milliseconds() {
+        assert_eq!(rfc3339_ms(NOW + 358), "2026-12-03T12:00:00.358Z");
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn phone_numbers_and_device_ids() {
+        assert_eq!(phone_number("+17085854000"), Some("+17085854000"));
+        for bad in [
+            "17085854000",
+            "+0123456",
+            "+1234",
+            "+1234567890123456",
+            "tel:+17085854000",
+        ] {
+            assert_eq!(phone_number(bad), None, "{bad}");
+        }
+        assert_eq!(
+            device_id("7D444840-9DC0-11D1-B245-5FFDCE74FAD2").as_deref(),
+            Some("7d444840-9dc0-11d1-b245-5ffdce74fad2")
+        );
+        for bad in [
+            "7d4448409dc011d1b2455ffdce74fad2",
+            "{7d444840-9dc0-11d1-b245-5ffdce74fad2}",
+            "urn:uuid:7d444840-9dc0-11d1-b245-5ffdce74fad2",
+            "not-a-uuid",
+        ] {
+            assert_eq!(device_id(bad), None, "{bad}");
+        }
+    }
+}

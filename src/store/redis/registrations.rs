@@ -1,0 +1,354 @@
+//! Registrations in Redis, shared by every replica on the same Redis and key prefix.
+//!
+//! Keys (under `store.key_prefix`):
+//! - `reg:<id>`: a hash `{d: deviceId, n: phone number, o: owner, x: expiry (ms), e: end reason}`,
+//!   `e` present once it has ended; an ended one expires after the store's `ended_ttl`;
+//! - `reg-due`: a sorted set of the registrations not yet ended, scored by when the expiry sweep
+//!   looks at them next (their expiry, or the end of a claim's lease);
+//! - `reg-number:<phone>` and `reg-device:<deviceId>:<owner>`: sets of the ids not yet ended.
+//!
+//! Each operation is one Lua script, atomic across replicas. Times are the callers' (`now_ms`).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use super::RedisStore;
+use crate::domain::{EndReason, Registration};
+use crate::store::{RegistrationStore, StoreError, StoreFuture};
+
+/// Reads a registration hash's fields as `{id, d, n, o, x, e}` (`e` "" while not ended); the
+/// scripts below append it to their answer through `add`.
+const FIELDS: &str = r"
+local function add(out, p, id)
+    local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
+    if not f[1] then return false end
+    table.insert(out, id)
+    for i = 1, 4 do table.insert(out, f[i]) end
+    table.insert(out, f[5] or '')
+    return true
+end
+local function active(f, now)
+    return f[1] and not f[5] and tonumber(f[4]) > now
+end
+local function finish(p, id, due, reason, keep)
+    local key = p .. 'reg:' .. id
+    local f = redis.call('HMGET', key, 'd', 'n', 'o')
+    redis.call('HSET', key, 'e', reason)
+    if keep > 0 then redis.call('PEXPIRE', key, keep) else redis.call('DEL', key) end
+    redis.call('ZREM', due, id)
+    redis.call('SREM', p .. 'reg-number:' .. f[2], id)
+    redis.call('SREM', p .. 'reg-device:' .. f[1] .. ':' .. f[3], id)
+end
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{FIELDS}{body}"))
+}
+
+/// ARGV: 1 prefix, 2 id, 3 device, 4 number, 5 owner, 6 expiry, 7 max per number, 8 now,
+/// 9 capacity. Returns 1, -1 (exists), -2 (number full), -3 (store full).
+static REGISTER: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+        local p, now = ARGV[1], tonumber(ARGV[8])
+        local numbers = p .. 'reg-number:' .. ARGV[4]
+        local count = 0
+        for _, other in ipairs(redis.call('SMEMBERS', numbers)) do
+            local f = redis.call('HMGET', p .. 'reg:' .. other, 'd', 'n', 'o', 'x', 'e')
+            if not f[1] then
+                redis.call('SREM', numbers, other)
+            elseif active(f, now) then
+                if f[3] == ARGV[5] and f[1] == ARGV[3] then return -1 end
+                count = count + 1
+            end
+        end
+        if count >= tonumber(ARGV[7]) then return -2 end
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[9]) then return -3 end
+        local key = p .. 'reg:' .. ARGV[2]
+        if redis.call('EXISTS', key) == 1 then return -1 end
+        redis.call('HSET', key, 'd', ARGV[3], 'n', ARGV[4], 'o', ARGV[5], 'x', ARGV[6])
+        redis.call('ZADD', KEYS[1], ARGV[6], ARGV[2])
+        redis.call('SADD', numbers, ARGV[2])
+        redis.call('SADD', p .. 'reg-device:' .. ARGV[3] .. ':' .. ARGV[5], ARGV[2])
+        return 1
+        ",
+    )
+});
+
+/// ARGV: 1 prefix, 2 id, 3 new expiry, 4 now. Returns the registration, or {} if not active.
+static REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+        local p, id = ARGV[1], ARGV[2]
+        local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
+        local out = {}
+        if not active(f, tonumber(ARGV[4])) then return out end
+        redis.call('HSET', p .. 'reg:' .. id, 'x', ARGV[3])
+        redis.call('ZADD', KEYS[1], ARGV[3], id)
+        add(out, p, id)
+        return out
+        ",
+    )
+});
+
+/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an active registration (deleted);
+/// returns it, or {}.
+static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+        local p, id = ARGV[1], ARGV[2]
+        local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
+        local out = {}
+        if not active(f, tonumber(ARGV[3])) then return out end
+        finish(p, id, KEYS[1], 'DELETED', tonumber(ARGV[4]))
+        add(out, p, id)
+        return out
+        ",
+    )
+});
+
+/// ARGV: 1 prefix, 2 now, 3 lease (ms), 4 limit. Leases up to `limit` due registrations.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+        local p, now = ARGV[1], tonumber(ARGV[2])
+        local out = {}
+        for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[4]))) do
+            if add(out, p, id) then
+                redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+            else
+                redis.call('ZREM', KEYS[1], id)
+            end
+        end
+        return out
+        ",
+    )
+});
+
+/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an expired registration; returns
+/// it, or {} when ended already or refreshed in time (then due again at its expiry).
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+        local p, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
+        local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
+        local out = {}
+        if not f[1] or f[5] then return out end
+        if tonumber(f[4]) > now then
+            redis.call('ZADD', KEYS[1], f[4], id)
+            return out
+        end
+        finish(p, id, KEYS[1], 'REGISTRATION_EXPIRED', tonumber(ARGV[4]))
+        add(out, p, id)
+        return out
+        ",
+    )
+});
+
+/// Registrations from a script's flat answer (`id, d, n, o, x, e` each).
+fn registrations(fields: &[String]) -> Result<Vec<Registration>, StoreError> {
+    fields
+        .chunks_exact(6)
+        .map(|f| {
+            let ended = match f[5].as_str() {
+                "" => None,
+                "DELETED" => Some(EndReason::Deleted),
+                _ => Some(EndReason::RegistrationExpired),
+            };
+            Ok(Registration {
+                id: f[0].clone(),
+                device_id: f[1].clone(),
+                phone_number: f[2].clone(),
+                owner: f[3].clone(),
+                expires_at_ms: f[4].parse().map_err(|_| {
+                    StoreError::Unavailable("a stored registration's expiry is not a number".into())
+                })?,
+                ended,
+            })
+        })
+        .collect()
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RedisStore {
+    fn due_key(&self) -> String {
+        format!("{}reg-due", self.prefix)
+    }
+
+    /// Runs a registration script with `reg-due` and the prefix, then `args`.
+    async fn registration_script(
+        &self,
+        script: &Script,
+        args: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(self.due_key()).arg(&self.prefix);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut con = self.connection.clone();
+        self.run(invocation.invoke_async(&mut con)).await
+    }
+
+    /// The first registration of a script's answer, or [`StoreError::NotFound`].
+    async fn one(&self, script: &Script, args: &[String]) -> Result<Registration, StoreError> {
+        let found = self.registration_script(script, args).await?;
+        registrations(&found)?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The registrations of `ids` that are active at `now_ms`, in that order.
+    async fn active_of(
+        &self,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Registration>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET")
+                .arg(format!("{}reg:{id}", self.prefix))
+                .arg(&["d", "n", "o", "x", "e"]);
+        }
+        let mut con = self.connection.clone();
+        let found: Vec<Vec<Option<String>>> = self.run(pipe.query_async(&mut con)).await?;
+        let mut flat = Vec::new();
+        for (id, fields) in ids.iter().zip(found) {
+            if let [Some(d), Some(n), Some(o), Some(x), e] = &fields[..] {
+                flat.extend([id, d, n, o, x].map(Clone::clone));
+                flat.push(e.clone().unwrap_or_default());
+            }
+        }
+        Ok(registrations(&flat)?
+            .into_iter()
+            .filter(|r| r.is_active(now_ms))
+            .collect())
+    }
+}
+
+impl RegistrationStore for RedisStore {
+    fn register(
+        &self,
+        registration: Registration,
+        max_per_number: usize,
+        now_ms: u64,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let args = [
+                registration.id,
+                registration.device_id,
+                registration.phone_number,
+                registration.owner,
+                registration.expires_at_ms.to_string(),
+                max_per_number.to_string(),
+                now_ms.to_string(),
+                self.limits.capacity.to_string(),
+            ];
+            let mut invocation = REGISTER.prepare_invoke();
+            invocation
+                .key(self.due_key())
+                .arg(&self.prefix)
+                .arg(&args[..]);
+            let mut con = self.connection.clone();
+            let done: i64 = self.run(invocation.invoke_async(&mut con)).await?;
+            match done {
+                1 => Ok(()),
+                -1 => Err(StoreError::AlreadyExists),
+                -2 => Err(StoreError::NumberFull(max_per_number)),
+                _ => Err(StoreError::Full(self.limits.capacity)),
+            }
+        })
+    }
+
+    fn registration<'a>(
+        &'a self,
+        id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<Registration>> {
+        Box::pin(async move {
+            Ok(self
+                .active_of(&[id.to_owned()], now_ms)
+                .await?
+                .into_iter()
+                .next())
+        })
+    }
+
+    fn device_registrations<'a>(
+        &'a self,
+        owner: &'a str,
+        device_id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Registration>> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let ids: Vec<String> = self
+                .run(
+                    redis::cmd("SMEMBERS")
+                        .arg(format!("{}reg-device:{device_id}:{owner}", self.prefix))
+                        .query_async(&mut con),
+                )
+                .await?;
+            let mut found = self.active_of(&ids, now_ms).await?;
+            found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+            Ok(found)
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        id: &'a str,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Registration> {
+        Box::pin(async move {
+            let args = [id.to_owned(), expires_at_ms.to_string(), now_ms.to_string()];
+            self.one(&REFRESH, &args).await
+        })
+    }
+
+    fn unregister<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Registration> {
+        Box::pin(async move {
+            let keep = ms(self.limits.ended_ttl).to_string();
+            let args = [id.to_owned(), now_ms.to_string(), keep];
+            self.one(&UNREGISTER, &args).await
+        })
+    }
+
+    fn claim_expired(
+        &self,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<Registration>> {
+        Box::pin(async move {
+            let args = [now_ms.to_string(), ms(lease).to_string(), limit.to_string()];
+            registrations(&self.registration_script(&CLAIM, &args).await?)
+        })
+    }
+
+    fn finish_expired<'a>(
+        &'a self,
+        id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<Registration>> {
+        Box::pin(async move {
+            let keep = ms(self.limits.ended_ttl).to_string();
+            let args = [id.to_owned(), now_ms.to_string(), keep];
+            match self.one(&FINISH, &args).await {
+                Ok(ended) => Ok(Some(ended)),
+                Err(StoreError::NotFound) => Ok(None),
+                Err(err) => Err(err),
+            }
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! Where registrations live: the second member of the store family, beside the sessions, on the
+//! same backend (memory or Redis).
+//!
+//! Every method takes the caller's wall-clock time (`now_ms`, since the epoch) rather than
+//! reading a clock: a registration's expiry is a wall time the client was told, replicas judge it
+//! by one clock, and the contract suite drives time itself.
+//!
+//! A registration is *active* until it ends or its expiry passes ([`Registration::is_active`]).
+//! Expiry is acted on without a request: [`RegistrationStore::claim_expired`] hands each expired
+//! registration to one claimant for a lease, and [`RegistrationStore::finish_expired`] records its
+//! end; a claimant that dies before finishing loses its lease, and another replica claims the
+//! registration again. An ended registration (expired or deleted) is kept as a record, with its
+//! [`EndReason`](crate::domain::EndReason), for the store's `ended_ttl`, invisible to the API.
+
+use std::time::Duration;
+
+use super::StoreFuture;
+use crate::domain::Registration;
+
+pub trait RegistrationStore: Send + Sync + 'static {
+    /// Stores a new active registration. [`StoreError::AlreadyExists`](super::StoreError) when
+    /// its owner has an active registration of the same device and phone number;
+    /// [`StoreError::NumberFull`](super::StoreError) when the phone number has `max_per_number`
+    /// active ones (every owner's); [`StoreError::Full`](super::StoreError) when the store holds
+    /// its capacity of registrations not yet ended.
+    fn register(
+        &self,
+        registration: Registration,
+        max_per_number: usize,
+        now_ms: u64,
+    ) -> StoreFuture<'_, ()>;
+
+    /// The registration, if it is active.
+    fn registration<'a>(
+        &'a self,
+        id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<Registration>>;
+
+    /// `owner`'s active registrations of the device (one per phone number), soonest expiry first.
+    fn device_registrations<'a>(
+        &'a self,
+        owner: &'a str,
+        device_id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Registration>>;
+
+    /// Gives an active registration a new expiry; [`StoreError::NotFound`](super::StoreError)
+    /// if it is not active.
+    fn refresh<'a>(
+        &'a self,
+        id: &'a str,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Registration>;
+
+    /// Ends an active registration now (deleted), returning it;
+    /// [`StoreError::NotFound`](super::StoreError) if it is not active.
+    fn unregister<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Registration>;
+
+    /// Up to `limit` registrations whose expiry has passed and that nobody holds a lease on,
+    /// each now leased to the caller for `lease`, soonest first.
+    fn claim_expired(
+        &self,
+        now_ms: u64,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<Registration>>;
+
+    /// Records the end of an expired registration the caller claimed, returning it ended; `None`
+    /// when there is nothing to end: it was ended already, or refreshed in time (it then waits
+    /// for its new expiry).
+    fn finish_expired<'a>(
+        &'a self,
+        id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<Registration>>;
+}
