@@ -24,7 +24,7 @@ pub use http::AppState;
 use crate::auth::Verifier;
 use crate::config::Backend;
 use crate::domain::Session;
-use crate::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError};
+use crate::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError, Stores};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,18 +48,22 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         tracing::error!(error = %e, "JWKS not read: tokens only it could verify are refused until a read succeeds");
     }
     tokio::spawn(Verifier::keep_keys_fresh(Arc::downgrade(&verifier)));
-    let store = open_store(&config).await?;
+    let stores = open_store(&config).await?;
     tokio::spawn(store::end_idle_sessions(
-        Arc::downgrade(&store),
+        Arc::downgrade(&stores.sessions),
         Duration::from_secs(config.sessions.idle_ttl_seconds),
     ));
-    seed_fixtures(&store, config.fixture_sessions()?).await?;
-    Ok(AppState::new(Arc::new(config), store, verifier))
+    tokio::spawn(store::end_expired_registrations(
+        stores.downgrade(),
+        config.registration.end_calls_on_expiry,
+    ));
+    seed_fixtures(&stores.sessions, config.fixture_sessions()?).await?;
+    Ok(AppState::new(Arc::new(config), stores, verifier))
 }
 
-/// The configured session store. A Redis store connects lazily, so an unreachable Redis does not
+/// The configured store family. A Redis store connects lazily, so an unreachable Redis does not
 /// stop the service from starting (it answers 503 until Redis is back).
-async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError> {
+async fn open_store(config: &Config) -> Result<Stores, StartError> {
     let sessions = &config.sessions;
     let limits = Limits {
         capacity: sessions.max_sessions,
@@ -67,7 +71,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError
         ended_ttl: Duration::from_secs(sessions.ended_ttl_seconds),
     };
     Ok(match config.store.backend {
-        Backend::Memory => Arc::new(MemoryStore::new(limits)),
+        Backend::Memory => Stores::on(MemoryStore::new(limits)),
         Backend::Redis => {
             let url = config
                 .store
@@ -87,7 +91,7 @@ async fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, StartError
             if let Err(e) = store.reconcile().await {
                 tracing::warn!(error = %e, "session counts not reconciled yet");
             }
-            Arc::new(store)
+            Stores::on(store)
         }
     })
 }

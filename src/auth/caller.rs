@@ -13,6 +13,10 @@ pub enum Scope {
     Read,
     Write,
     Delete,
+    RegistrationCreate,
+    RegistrationRead,
+    RegistrationWrite,
+    RegistrationDelete,
 }
 
 impl Scope {
@@ -22,6 +26,10 @@ impl Scope {
             Scope::Read => "webrtc-call-handling:sessions:read",
             Scope::Write => "webrtc-call-handling:sessions:write",
             Scope::Delete => "webrtc-call-handling:sessions:delete",
+            Scope::RegistrationCreate => "webrtc-registration:sessions:create",
+            Scope::RegistrationRead => "webrtc-registration:sessions:read",
+            Scope::RegistrationWrite => "webrtc-registration:sessions:write",
+            Scope::RegistrationDelete => "webrtc-registration:sessions:delete",
         }
     }
 }
@@ -48,6 +56,11 @@ impl Caller {
 
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.claims.scope.iter().any(|s| s == scope.as_str())
+    }
+
+    /// The phone number (`+E.164`) a 3-legged token acts for.
+    pub fn phone_number(&self) -> Option<&str> {
+        self.subscriber.as_ref().and_then(Address::phone_number)
     }
 
     /// Who this caller acts as, for the rules of [`crate::domain::access`].

@@ -49,6 +49,7 @@ impl Config {
                 owner: None,
                 direction: f.direction,
                 withheld_originator: None,
+                registration: None,
                 reason: None,
                 ended: false,
             });

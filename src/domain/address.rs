@@ -54,6 +54,13 @@ impl Address {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The `+E.164` phone number of a TEL URI made by [`Address::from_phone_number`].
+    pub fn phone_number(&self) -> Option<&str> {
+        self.0
+            .strip_prefix("tel:")
+            .filter(|number| Self::from_phone_number(number).is_some())
+    }
 }
 
 impl TryFrom<String> for Address {

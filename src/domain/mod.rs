@@ -15,7 +15,7 @@ pub use access::{ANONYMOUS, AccessError, Actor, PartyRule};
 pub use address::Address;
 pub use fields::{Present, PresentObject};
 pub use location::{Location, LocationError, UncheckedLocation};
-pub use registration::{EndReason, Lifetimes, Registration};
+pub use registration::{EndReason, ExpiryError, Lifetimes, Registration};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
 pub use session::{CallType, Direction, Role, Session, SessionId, StatusChange};
 pub use status::{SessionStatus, TransitionError};

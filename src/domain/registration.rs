@@ -102,11 +102,7 @@ impl Lifetimes {
 
 /// A `+E.164` phone number (CAMARA's `PhoneNumber`: `^\+[1-9][0-9]{4,14}$`), as given.
 pub fn phone_number(raw: &str) -> Option<&str> {
-    let digits = raw.strip_prefix('+')?;
-    let ok = (5..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0');
-    ok.then_some(raw)
+    (raw.starts_with('+') && super::Address::from_phone_number(raw).is_some()).then_some(raw)
 }
 
 /// A `deviceId`: a UUID in its hyphenated form (any case), returned lower-case so one device is

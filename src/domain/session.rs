@@ -126,6 +126,10 @@ pub struct Session {
     /// Why the network ended the session, when it did (CAMARA's `reason`).
     #[serde(default)]
     pub reason: Option<Arc<str>>,
+    /// The `registrationId` header it was created with: the registration whose expiry ends it
+    /// (a REGULAR call, with `registration.end_calls_on_expiry`). Never shown in a response.
+    #[serde(default)]
+    pub registration: Option<Arc<str>>,
 }
 
 /// What a client's PUT asks to change, already parsed and valid.
@@ -180,9 +184,17 @@ impl Session {
         self.ended || self.status.is_terminal()
     }
 
-    /// The session ended by the network after `idle_seconds` without a change: `Terminated` once
-    /// answered, `Failed` before. It stays readable, with `reason`, until the store drops it.
+    /// The session ended by the network after `idle_seconds` without a change (see
+    /// [`Session::end_by_network`]).
     pub fn end_idle(&self, idle_seconds: u64) -> Session {
+        self.end_by_network(format!(
+            "Ended by the network: no change for {idle_seconds} s"
+        ))
+    }
+
+    /// The session ended by the network for `reason`: `Terminated` once answered (Connected,
+    /// Hold, Resume), `Failed` before. It stays readable, with `reason`, until the store drops it.
+    pub fn end_by_network(&self, reason: impl Into<Arc<str>>) -> Session {
         let status = if self.status.is_established() {
             SessionStatus::Terminated
         } else {
@@ -190,7 +202,7 @@ impl Session {
         };
         Session {
             status,
-            reason: Some(format!("Ended by the network: no change for {idle_seconds} s").into()),
+            reason: Some(reason.into()),
             ..self.clone()
         }
     }
@@ -235,6 +247,7 @@ impl Session {
             owner: None,
             direction: Direction::Outgoing,
             withheld_originator: None,
+            registration: None,
             reason: None,
             ended: false,
         }

@@ -38,6 +38,10 @@ operation!(CreateOp, Create);
 operation!(ReadOp, Read);
 operation!(WriteOp, Write);
 operation!(DeleteOp, Delete);
+operation!(RegisterOp, RegistrationCreate);
+operation!(ReadRegistrationOp, RegistrationRead);
+operation!(RefreshOp, RegistrationWrite);
+operation!(UnregisterOp, RegistrationDelete);
 
 /// A caller with a valid token that grants the operation's scope and is within its rate limit;
 /// its consumer goes on the request's log line. The handler gets the [`Caller`] only through
@@ -105,6 +109,20 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
     }
 }
 
+/// The value of a route's one path parameter, `name`, as text (else 400).
+async fn path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<String, ApiError> {
+    let not_text = || ApiError::invalid(format!("{name} in the path is not valid UTF-8 text."));
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| not_text())?;
+    let (_, raw) = params.iter().next().ok_or_else(not_text)?;
+    Ok(raw.to_owned())
+}
+
 /// The `{mediaSessionId}` path parameter, checked.
 pub struct SessionPath(pub SessionId);
 
@@ -112,14 +130,28 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let not_text = || ApiError::invalid("mediaSessionId in the path is not valid UTF-8 text.");
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| not_text())?;
-        let (_, raw) = params.iter().next().ok_or_else(not_text)?;
+        let raw = path_param(parts, state, "mediaSessionId").await?;
         SessionId::parse(raw)
             .map(Self)
             .map_err(|e| ApiError::invalid(format!("mediaSessionId {e}.")))
+    }
+}
+
+/// The `{registrationId}` path parameter: 1 to 256 characters (the service's ids are UUIDs; any
+/// other id is simply not found).
+pub struct RegistrationPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RegistrationPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = path_param(parts, state, "registrationId").await?;
+        if raw.is_empty() || raw.chars().count() > MAX_ID_LEN {
+            return Err(ApiError::invalid(
+                "registrationId in the path must be 1 to 256 characters.",
+            ));
+        }
+        Ok(Self(raw))
     }
 }
 
@@ -161,26 +193,47 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CamaraJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !content_type_ok(req.headers()) {
-            return Err(ApiError::new(
-                Code::UnsupportedMediaType,
-                "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
-            ));
+        parse(&read_body(req, state).await?).map(Self)
+    }
+}
+
+/// [`CamaraJson`] for an optional body (`PUT /sessions/{registrationId}`): an empty body, or
+/// only whitespace, is `T::default()`, whatever its content type says.
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(Self(T::default()));
         }
-        let limit = state.config.server.max_body_bytes;
-        let body = req.into_body();
-        // A body that declares more (Content-Length) is refused before it is read.
-        if body.size_hint().lower() > limit as u64 {
-            return Err(ApiError::plain(Code::ContentTooLarge));
-        }
-        let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
-            match err.into_inner().is::<http_body_util::LengthLimitError>() {
-                true => ApiError::plain(Code::ContentTooLarge),
-                false => ApiError::invalid("The request body could not be read."),
-            }
-        })?;
         parse(&bytes).map(Self)
     }
+}
+
+/// A request's body, if its content type may carry JSON (else 415) and it is within
+/// `server.max_body_bytes` (else 413).
+async fn read_body(req: Request, state: &AppState) -> Result<axum::body::Bytes, ApiError> {
+    if !content_type_ok(req.headers()) {
+        return Err(ApiError::new(
+            Code::UnsupportedMediaType,
+            "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
+        ));
+    }
+    let limit = state.config.server.max_body_bytes;
+    let body = req.into_body();
+    // A body that declares more (Content-Length) is refused before it is read.
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ApiError::plain(Code::ContentTooLarge));
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        match err.into_inner().is::<http_body_util::LengthLimitError>() {
+            true => ApiError::plain(Code::ContentTooLarge),
+            false => ApiError::invalid("The request body could not be read."),
+        }
+    })
 }
 
 /// Reads a JSON object body into `T`, or says what is wrong with it. The whole body must be

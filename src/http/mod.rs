@@ -8,6 +8,7 @@ mod extract;
 mod middleware;
 pub mod openapi;
 mod ops;
+mod registrations;
 mod sessions;
 
 use std::collections::HashSet;
@@ -39,7 +40,7 @@ pub use sessions::StatusBody;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::domain::Address;
-use crate::store::SessionStore;
+use crate::store::{RegistrationStore, SessionStore};
 
 /// The header carrying a request's correlation id, CAMARA's `x-correlator`.
 pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
@@ -52,13 +53,17 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn SessionStore>,
+    /// The registrations, on the same backend as the sessions.
+    pub registrations: Arc<dyn RegistrationStore>,
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
     /// `server.rate_limit_per_second` per API consumer, when set.
     rate_limit: Option<DefaultKeyedRateLimiter<String>>,
-    /// The OpenAPI document, its servers set to the configured base paths.
+    /// The OpenAPI documents (call handling, registration), their servers set to the configured
+    /// base paths.
     openapi: axum::body::Bytes,
+    openapi_registration: axum::body::Bytes,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,7 +78,7 @@ impl std::ops::Deref for AppState {
 const MAX_TRACKED_CONSUMERS: usize = 100_000;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Arc<dyn SessionStore>, verifier: Arc<Verifier>) -> Self {
+    pub fn new(config: Arc<Config>, stores: crate::store::Stores, verifier: Arc<Verifier>) -> Self {
         crate::telemetry::metrics::handle();
         let subscribers = config
             .auth
@@ -86,14 +91,21 @@ impl AppState {
             let burst = NonZeroU32::new(server.rate_limit_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        let openapi = openapi::document(&server.base_paths).into();
+        let openapi = openapi::document(openapi::DOCUMENT, &server.base_paths).into();
+        let openapi_registration = openapi::document(
+            openapi::REGISTRATION_DOCUMENT,
+            &config.registration.base_paths,
+        )
+        .into();
         Self(Arc::new(Shared {
             config,
-            store,
+            store: stores.sessions,
+            registrations: stores.registrations,
             verifier,
             subscribers,
             rate_limit,
             openapi,
+            openapi_registration,
         }))
     }
 
@@ -128,10 +140,12 @@ impl AppState {
 }
 
 /// Where an operation is mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Mount {
-    /// Under every base path of its API.
+    /// Under every base path of the call-handling API (`server.base_paths`).
     Api,
+    /// Under every base path of the registration API (`registration.base_paths`).
+    Registration,
     /// At the root, unauthenticated.
     Root,
 }
@@ -169,20 +183,29 @@ fn router_of<'a>(prefix: &str, routes: impl IntoIterator<Item = &'a Route>) -> R
 /// Every operation the service serves and where it is mounted, in the order of the document.
 pub fn operations() -> impl Iterator<Item = (&'static Route, Mount)> {
     let api = sessions::ROUTES.iter().map(|route| (route, Mount::Api));
-    api.chain(ops::ROUTES.iter().map(|route| (route, Mount::Root)))
+    let registration = registrations::ROUTES
+        .iter()
+        .map(|route| (route, Mount::Registration));
+    api.chain(registration)
+        .chain(ops::ROUTES.iter().map(|route| (route, Mount::Root)))
 }
 
-/// Unknown routes: 400 when the path is a session route with an empty id (`/sessions/`,
-/// `/sessions//status`), else 404, both as CAMARA JSON.
+/// Unknown routes: 400 when the path is a session or registration route with an empty id
+/// (`/sessions/`, `/sessions//status`), else 404, both as CAMARA JSON.
 async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
-    let empty_id = state.config.server.base_paths.iter().any(|base| {
-        path.strip_prefix(base.as_str())
-            .and_then(|rest| rest.strip_prefix("/sessions/"))
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    });
-    if empty_id {
+    let empty_id = |bases: &[String]| {
+        bases.iter().any(|base| {
+            path.strip_prefix(base.as_str())
+                .and_then(|rest| rest.strip_prefix("/sessions/"))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    };
+    if empty_id(&state.config.server.base_paths) {
         return sessions::missing_id_error();
+    }
+    if empty_id(&state.config.registration.base_paths) {
+        return registrations::missing_id_error();
     }
     tracing::debug!(%method, "no route");
     ApiError::new(
@@ -212,7 +235,9 @@ pub fn router(state: AppState) -> Router {
     let api = server
         .base_paths
         .iter()
-        .fold(Router::new(), |api, base| api.merge(sessions::router(base)))
+        .fold(Router::new(), |api, base| api.merge(sessions::router(base)));
+    let api = (state.config.registration.base_paths.iter())
+        .fold(api, |api, base| api.merge(registrations::router(base)))
         .route_layer(shed);
     let app = ops::router(server.metrics_listen.is_empty()).merge(api);
     with_stack(app.fallback(fallback), &state).with_state(state)

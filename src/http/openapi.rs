@@ -1,8 +1,13 @@
-//! The project's OpenAPI document (`openapi/camara-webrtc.yaml`), as served at `/openapi.yaml`:
-//! its top-level `servers` rewritten to the base paths this instance is configured with.
+//! The project's OpenAPI documents, as served: the call-handling API and the operational routes
+//! (`openapi/camara-webrtc.yaml`) at `/openapi.yaml`, the registration API
+//! (`openapi/webrtc-registration.yaml`) at `/openapi-registration.yaml`; each with its top-level
+//! `servers` rewritten to the base paths this instance serves its API under.
 
-/// The document as written, listing the default base paths.
+/// The call-handling document as written, listing the default `server.base_paths`.
 pub const DOCUMENT: &str = include_str!("../../openapi/camara-webrtc.yaml");
+
+/// The registration document as written, listing the default `registration.base_paths`.
+pub const REGISTRATION_DOCUMENT: &str = include_str!("../../openapi/webrtc-registration.yaml");
 
 /// One entry of the top-level `servers` list.
 fn server_entry(base: &str) -> String {
@@ -11,12 +16,12 @@ fn server_entry(base: &str) -> String {
     )
 }
 
-/// The document with its top-level `servers` block (from the `servers:` line to the next
+/// `document` with its top-level `servers` block (from the `servers:` line to the next
 /// top-level key) listing `base_paths`. With the default base paths it is the file unchanged.
-pub fn document(base_paths: &[String]) -> String {
-    let mut out = String::with_capacity(DOCUMENT.len() + 256);
+pub fn document(document: &str, base_paths: &[String]) -> String {
+    let mut out = String::with_capacity(document.len() + 256);
     let mut in_servers = false;
-    for line in DOCUMENT.split_inclusive('\n') {
+    for line in document.split_inclusive('\n') {
         if in_servers && (line.starts_with(' ') || line.starts_with('-')) {
             continue;
         }
@@ -38,13 +43,17 @@ mod tests {
 
     #[test]
     fn default_base_paths_leave_the_document_unchanged() {
-        let defaults = crate::Config::embedded().server.base_paths;
-        assert_eq!(document(&defaults), DOCUMENT);
+        let defaults = crate::Config::embedded();
+        assert_eq!(document(DOCUMENT, &defaults.server.base_paths), DOCUMENT);
+        assert_eq!(
+            document(REGISTRATION_DOCUMENT, &defaults.registration.base_paths),
+            REGISTRATION_DOCUMENT
+        );
     }
 
     #[test]
     fn servers_follow_the_configured_base_paths() {
-        let doc = document(&["/calls".to_owned()]);
+        let doc = document(DOCUMENT, &["/calls".to_owned()]);
         assert!(doc.contains("servers:\n  - url: '{apiRoot}/calls'\n"));
         assert!(!doc.contains("{apiRoot}/webrtc'"));
         // Only the top-level block is rewritten: the operational paths keep their own servers.

@@ -13,11 +13,14 @@ use super::error::{ApiError, Code};
 use super::{AppState, Route, router_of};
 
 /// The operational routes, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 4] = [
+pub static ROUTES: [Route; 5] = [
     Route::new(Method::GET, "/health/live", || get(live)),
     Route::new(Method::GET, "/health/ready", || get(ready)),
     Route::new(Method::GET, "/metrics", || get(metrics)),
     Route::new(Method::GET, "/openapi.yaml", || get(openapi)),
+    Route::new(Method::GET, "/openapi-registration.yaml", || {
+        get(openapi_registration)
+    }),
 ];
 
 /// The operational routes on the main listener: all of them, or all but `/metrics` when
@@ -66,7 +69,15 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
-/// The OpenAPI document, listing this instance's base paths.
+/// The call-handling OpenAPI document, listing this instance's base paths.
 async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/yaml")], state.openapi.clone())
+}
+
+/// The registration API's OpenAPI document, listing this instance's registration base paths.
+async fn openapi_registration(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/yaml")],
+        state.openapi_registration.clone(),
+    )
 }

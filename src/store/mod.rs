@@ -1,6 +1,7 @@
 //! Session storage behind one async trait, so a networked backend slots in without touching handlers.
 //! Every write is a compare-and-swap on the session's version: racing updates serialise, none is lost.
 
+mod expiry;
 mod idle;
 mod memory;
 mod redis;
@@ -11,12 +12,31 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use expiry::{WeakStores, end_expired_registrations, end_regular_calls, sweep_expired};
 pub use idle::{end_idle_sessions, sweep_idle};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
-pub use registrations::RegistrationStore;
+pub use registrations::{RegistrationStore, now_ms};
 
 use crate::domain::{Session, SessionId, SessionStatus};
+
+/// The store family on one backend, as the application holds it.
+#[derive(Clone)]
+pub struct Stores {
+    pub sessions: Arc<dyn SessionStore>,
+    pub registrations: Arc<dyn RegistrationStore>,
+}
+
+impl Stores {
+    /// Both members on one store.
+    pub fn on<S: SessionStore + RegistrationStore>(store: S) -> Self {
+        let store = Arc::new(store);
+        Self {
+            sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
+            registrations: store,
+        }
+    }
+}
 
 /// A stored session with the version its last write gave it (1 on insert, +1 per update). The
 /// session is shared: a read hands out a pointer to what the store holds, not a copy of it.
@@ -92,6 +112,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// insert or last compare-and-swap), oldest first. Sessions without an owner (fixtures, there
     /// for CAMARA's scenarios and the README) are never idle.
     fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>>;
+
+    /// The sessions created with `registration` in their `registrationId` header that are not
+    /// over (order unspecified).
+    fn registered<'a>(&'a self, registration: &'a str) -> StoreFuture<'a, Vec<Versioned>>;
 
     /// Whether the store can serve requests now.
     fn ping(&self) -> StoreFuture<'_, ()>;

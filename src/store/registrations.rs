@@ -76,3 +76,12 @@ pub trait RegistrationStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, Option<Registration>>;
 }
+
+/// The wall clock, in milliseconds since the Unix epoch: the `now_ms` callers pass.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}

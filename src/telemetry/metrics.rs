@@ -1,5 +1,6 @@
 //! Metrics in Prometheus text: requests by route template, method and status, their latency as a
-//! histogram, session transitions by from/to, authentication failures by reason, and the sessions
+//! histogram, session transitions by from/to, authentication failures by reason, registrations
+//! ended by reason, and the sessions
 //! of this instance's store by status. Labels are route templates and fixed names, never raw ids.
 
 use std::fmt::Write;
@@ -17,6 +18,7 @@ const DURATION: &str = "camara_webrtc_http_request_duration_seconds";
 const TRANSITIONS: &str = "camara_webrtc_session_transitions_total";
 const AUTH_FAILURES: &str = "camara_webrtc_auth_failures_total";
 const SESSIONS: &str = "camara_webrtc_sessions";
+const REGISTRATIONS_ENDED: &str = "camara_webrtc_registrations_ended_total";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -98,6 +100,11 @@ pub fn transition(from: Option<SessionStatus>, to: SessionStatus) {
 /// One refused token, by [`crate::auth::AuthError::reason`].
 pub fn auth_failure(reason: &'static str) {
     metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// One registration ended, by reason (`REGISTRATION_EXPIRED`, `DELETED`).
+pub fn registration_ended(reason: &'static str) {
+    metrics::counter!(REGISTRATIONS_ENDED, "reason" => reason).increment(1);
 }
 
 /// The recorded metrics, then `counts` (this instance's sessions that have not ended, by status)

@@ -440,46 +440,8 @@ async fn update_session_status_401_3_invalid_access_token() {
 
 // --- coverage --------------------------------------------------------------------------------
 
-/// The test name for a scenario tag.
-fn test_name(tag: &str) -> String {
-    let rest = tag
-        .strip_prefix("@webrtc_call_handling_")
-        .unwrap_or_else(|| panic!("unexpected tag {tag}"));
-    let mut name = String::new();
-    for c in rest.chars() {
-        match c {
-            'A'..='Z' => {
-                name.push('_');
-                name.push(c.to_ascii_lowercase());
-            }
-            '.' => name.push('_'),
-            _ => name.push(c),
-        }
-    }
-    name
-}
-
 #[test]
 fn every_camara_scenario_is_a_test_here() {
     let source = include_str!("camara.rs");
-    let mut tags = Vec::new();
-    for entry in std::fs::read_dir(fixture_path("camara")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "feature") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            tags.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|line| line.starts_with('@'))
-                    .map(str::to_owned),
-            );
-        }
-    }
-    assert_eq!(tags.len(), 27, "CAMARA's call-handling scenarios");
-    let missing: Vec<String> = tags
-        .iter()
-        .map(|tag| test_name(tag))
-        .filter(|name| !source.contains(&format!("async fn {name}()")))
-        .collect();
-    assert!(missing.is_empty(), "scenarios without a test: {missing:?}");
+    assert_every_scenario_has_a_test("camara", "@webrtc_call_handling_", 27, source);
 }

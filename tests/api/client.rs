@@ -7,7 +7,6 @@
 //! [`check`], so no response the suite reads escapes the check.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -19,48 +18,45 @@ use serde::Serialize;
 use http_body_util::channel::Channel;
 pub use http_body_util::channel::Sender;
 
-use crate::contract::{conforms, preflight_conforms};
+use crate::contract::{Mounts, conforms, preflight_conforms};
 
 /// The client of every test app: a `reqwest::Client` whose every response is read whole and
 /// [`check`]ed before the test sees it.
 #[derive(Clone)]
 pub struct ContractClient {
     client: reqwest::Client,
-    /// The app's `server.base_paths`, where the document's API operations are served.
-    base_paths: Arc<[String]>,
+    /// Where the app serves each document's API operations.
+    mounts: Mounts,
 }
 
 impl ContractClient {
     /// A client for an app on the embedded default config (the binary's `serve`).
     pub fn embedded() -> Self {
-        Self::new(&camara_webrtc::config::Config::embedded().server.base_paths)
+        Self::new(Mounts::embedded())
     }
 
-    pub fn new(base_paths: &[String]) -> Self {
-        Self::with(reqwest::Client::new(), base_paths)
+    pub fn new(mounts: Mounts) -> Self {
+        Self::with(reqwest::Client::new(), mounts)
     }
 
     /// A client that speaks HTTP/2 from its first byte (h2c with prior knowledge), for an app
-    /// serving the API under `base_paths`.
-    pub fn h2c(base_paths: &[String]) -> Self {
+    /// serving its APIs under `mounts`.
+    pub fn h2c(mounts: Mounts) -> Self {
         let client = reqwest::Client::builder()
             .http2_prior_knowledge()
             .build()
             .expect("an HTTP/2 client");
-        Self::with(client, base_paths)
+        Self::with(client, mounts)
     }
 
-    fn with(client: reqwest::Client, base_paths: &[String]) -> Self {
-        Self {
-            client,
-            base_paths: base_paths.into(),
-        }
+    fn with(client: reqwest::Client, mounts: Mounts) -> Self {
+        Self { client, mounts }
     }
 
     pub fn request(&self, method: Method, url: impl IntoUrl) -> ContractRequest {
         ContractRequest {
             builder: self.client.request(method, url),
-            base_paths: Arc::clone(&self.base_paths),
+            mounts: self.mounts.clone(),
         }
     }
 
@@ -86,7 +82,7 @@ impl ContractClient {
 #[must_use]
 pub struct ContractRequest {
     builder: RequestBuilder,
-    base_paths: Arc<[String]>,
+    mounts: Mounts,
 }
 
 impl ContractRequest {
@@ -151,7 +147,7 @@ impl ContractRequest {
                 panic!("CORS preflight violation: {method} {path}: {violation}");
             }
         } else {
-            check(&self.base_paths, &method, &path, sent.as_ref(), &read);
+            check(&self.mounts, &method, &path, sent.as_ref(), &read);
         }
         Ok(read.into())
     }
@@ -168,7 +164,7 @@ fn is_preflight(method: &Method, headers: &axum::http::HeaderMap) -> bool {
 /// invalid one is refused with 400 and not echoed; without one the app makes one up) and it
 /// [`conforms`] to the document. A violation panics, failing the test with the message printed.
 pub fn check(
-    base_paths: &[String],
+    mounts: &Mounts,
     method: &Method,
     path: &str,
     sent: Option<&HeaderValue>,
@@ -182,7 +178,7 @@ pub fn check(
         _ => Ok(()),
     };
     if let Err(violation) =
-        correlator.and_then(|()| conforms(base_paths, method, path, status, headers, body))
+        correlator.and_then(|()| conforms(mounts, method, path, status, headers, body))
     {
         panic!(
             "OpenAPI contract violation: {method} {path} answered {status}: {violation}\nbody: {}",

@@ -132,9 +132,9 @@ fn live_request(address: &str, version: Version) -> Request<Empty<Bytes>> {
 /// Checks a response read whole against the contract as the answer to `GET /health/live`, and
 /// asserts it is the liveness answer.
 fn assert_live(read: &Response<Bytes>, version: Version) {
-    let base_paths = camara_webrtc::Config::embedded().server.base_paths;
+    let mounts = crate::contract::Mounts::embedded();
     let sent = "connections-test".parse().unwrap();
-    check(&base_paths, &Method::GET, "/health/live", Some(&sent), read);
+    check(&mounts, &Method::GET, "/health/live", Some(&sent), read);
     assert_eq!(read.status(), StatusCode::OK);
     assert_eq!(read.version(), version);
     assert_eq!(read.headers()["content-type"], "application/json");
@@ -458,7 +458,7 @@ async fn beyond_max_connections_a_connection_waits_in_the_backlog_until_one_clos
 async fn http2_prior_knowledge_and_http1_are_served_on_one_port() {
     let app = spawn_app().await;
     let token = app.receiver_token();
-    let h2c = ContractClient::h2c(&app.config.server.base_paths);
+    let h2c = ContractClient::h2c(crate::contract::Mounts::of(&app.config));
     let url = app.url(&format!("/webrtc/sessions/{FIXTURE_ID}"));
     let response = h2c.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.version(), Version::HTTP_2);
@@ -519,10 +519,10 @@ async fn many_slow_header_connections_do_not_hold_shutdown() {
 async fn on_shutdown_only_requests_in_flight_are_waited_for_over_http1_and_http2() {
     let config = with_timeouts(60_000, 60_000);
     let token = camara_webrtc::auth::mint(&config.auth, RECEIVER, WRITE, None, 600).unwrap();
-    let base_paths = config.server.base_paths.clone();
+    let mounts = crate::contract::Mounts::of(&config);
     let (address, trigger, server) = run_until_triggered(config).await;
     let over_http1 = SlowPut::start(&address, &token).await;
-    let over_http2 = SlowPut::start_with(&ContractClient::h2c(&base_paths), &address, &token).await;
+    let over_http2 = SlowPut::start_with(&ContractClient::h2c(mounts), &address, &token).await;
     let mut slow_head = raw(&address, b"PUT /webrtc/sessions/x/status HTTP/1.1\r\n").await;
     let mut idle = ClientConnection::open(&address, Version::HTTP_2).await;
     idle.live(&address).await;

@@ -21,9 +21,36 @@ pub struct Document {
     validators: Mutex<HashMap<String, Arc<Validator>>>,
 }
 
-/// The project's document, as written in the repository.
+/// The project's call-handling document (with the operational routes), as written in the
+/// repository.
 pub static DOCUMENT: LazyLock<Document> =
     LazyLock::new(|| Document::parse(camara_webrtc::http::openapi::DOCUMENT));
+
+/// The project's registration document, as written in the repository.
+pub static REGISTRATION: LazyLock<Document> =
+    LazyLock::new(|| Document::parse(camara_webrtc::http::openapi::REGISTRATION_DOCUMENT));
+
+/// Where an app serves each document's API operations: its `server.base_paths` and
+/// `registration.base_paths`.
+#[derive(Debug, Clone)]
+pub struct Mounts {
+    pub calls: Arc<[String]>,
+    pub registration: Arc<[String]>,
+}
+
+impl Mounts {
+    pub fn of(config: &camara_webrtc::Config) -> Self {
+        Self {
+            calls: config.server.base_paths.as_slice().into(),
+            registration: config.registration.base_paths.as_slice().into(),
+        }
+    }
+
+    /// An app of the embedded default config (the binary's `serve`).
+    pub fn embedded() -> Self {
+        Self::of(&camara_webrtc::Config::embedded())
+    }
+}
 
 impl Document {
     pub fn parse(yaml: &str) -> Self {
@@ -66,21 +93,17 @@ impl Document {
     }
 }
 
-/// Validates against the project's document.
-pub fn validate(pointer: &str, instance: &Value) -> Result<(), String> {
-    DOCUMENT.validate(pointer, instance)
-}
-
 /// `~` and `/` escaped for a JSON pointer segment.
 pub fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// Follows a `$ref` (to `#/components/...`) if `node` is one; returns the node and its pointer.
-fn resolve(node: &Value, pointer: String) -> (&Value, String) {
+/// Follows a `$ref` (to `#/components/...` of `document`) if `node` is one; returns the node and
+/// its pointer.
+fn resolve<'a>(document: &'a Document, node: &'a Value, pointer: String) -> (&'a Value, String) {
     match node.get("$ref").and_then(Value::as_str) {
         Some(target) => (
-            DOCUMENT.value.pointer(&target[1..]).expect("$ref resolves"),
+            document.value.pointer(&target[1..]).expect("$ref resolves"),
             target.to_owned(),
         ),
         None => (node, pointer),
@@ -100,25 +123,38 @@ fn fits(template: &str, path: &str) -> bool {
         })
 }
 
-/// The documented operation a request hits: `(template, pointer to the operation)`.
-pub fn operation(base_paths: &[String], method: &Method, path: &str) -> Option<(String, String)> {
-    let paths = DOCUMENT.value["paths"].as_object()?;
+/// The documented operation a request hits: `(document, template, pointer to the operation)`.
+/// The operational routes (`servers` of their own) are the call-handling document's, at the
+/// root; each document's API operations are served under its base paths.
+pub fn operation(
+    mounts: &Mounts,
+    method: &Method,
+    path: &str,
+) -> Option<(&'static Document, String, String)> {
     let method = method.as_str().to_ascii_lowercase();
-    paths.iter().find_map(|(template, item)| {
-        let at_root = item.get("servers").is_some();
-        let hit = if at_root {
-            template == path
-        } else {
-            base_paths.iter().any(|base| {
-                path.strip_prefix(base.as_str())
-                    .is_some_and(|rest| fits(template, rest))
+    let apis: [(&'static Document, &[String]); 2] = [
+        (&DOCUMENT, &mounts.calls),
+        (&REGISTRATION, &mounts.registration),
+    ];
+    apis.into_iter().find_map(|(document, base_paths)| {
+        let paths = document.value["paths"].as_object()?;
+        paths.iter().find_map(|(template, item)| {
+            let at_root = item.get("servers").is_some();
+            let hit = if at_root {
+                template == path
+            } else {
+                base_paths.iter().any(|base| {
+                    path.strip_prefix(base.as_str())
+                        .is_some_and(|rest| fits(template, rest))
+                })
+            };
+            (hit && item.get(&method).is_some()).then(|| {
+                (
+                    document,
+                    template.clone(),
+                    format!("#/paths/{}/{method}", escape(template)),
+                )
             })
-        };
-        (hit && item.get(&method).is_some()).then(|| {
-            (
-                template.clone(),
-                format!("#/paths/{}/{method}", escape(template)),
-            )
         })
     })
 }
@@ -139,7 +175,7 @@ pub fn preflight_conforms(headers: &HeaderMap, body: &[u8]) -> Result<(), String
 
 /// Checks one response against the document.
 pub fn conforms(
-    base_paths: &[String],
+    mounts: &Mounts,
     method: &Method,
     path: &str,
     status: StatusCode,
@@ -153,20 +189,20 @@ pub fn conforms(
         .and_then(|v| v.split(';').next())
         .unwrap_or("")
         .trim();
-    let Some((template, op)) = operation(base_paths, method, path) else {
+    let Some((document, template, op)) = operation(mounts, method, path) else {
         // Not an operation: only a CAMARA error may answer.
         if !(status.is_client_error() || status.is_server_error()) {
             return Err(format!("{status} outside any documented operation"));
         }
         let body: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-        return validate("#/components/schemas/ErrorInfo", &body);
+        return DOCUMENT.validate("#/components/schemas/ErrorInfo", &body);
     };
     let code = status.as_u16().to_string();
     let responses = format!("{op}/responses/{code}");
-    let Some(documented) = DOCUMENT.value.pointer(&responses[1..]) else {
+    let Some(documented) = document.value.pointer(&responses[1..]) else {
         return Err(format!("{code} is not documented for {method} {template}"));
     };
-    let (response, pointer) = resolve(documented, responses);
+    let (response, pointer) = resolve(document, documented, responses);
     let Some(content) = response.get("content").and_then(Value::as_object) else {
         return if body.is_empty() {
             Ok(())
@@ -182,7 +218,7 @@ pub fn conforms(
         return Ok(());
     }
     let body: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    validate(
+    document.validate(
         &format!("{pointer}/content/application~1json/schema"),
         &body,
     )
@@ -190,7 +226,7 @@ pub fn conforms(
 
 #[test]
 fn the_contract_catches_what_the_document_does_not_allow() {
-    let bases = ["/webrtc".to_owned()];
+    let bases = Mounts::embedded();
     let json = |value: Value| {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
@@ -271,7 +307,7 @@ fn a_preflight_answer_is_the_cors_layers() {
     // An OPTIONS that is no preflight is held to the document: only a CAMARA error may answer.
     assert_eq!(
         conforms(
-            &["/webrtc".to_owned()],
+            &Mounts::embedded(),
             &Method::OPTIONS,
             "/webrtc/sessions",
             StatusCode::OK,
@@ -317,6 +353,6 @@ async fn a_response_the_document_does_not_allow_fails_the_test() {
     let session = axum::routing::get(|| async { ([("x-correlator", "c")], axum::Json(json!({}))) });
     let app = axum::Router::new().route("/webrtc/sessions/s", session);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = ContractClient::new(&["/webrtc".to_owned()]);
+    let client = ContractClient::new(Mounts::embedded());
     let _ = client.get(url).header("x-correlator", "c").send().await;
 }

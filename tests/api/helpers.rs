@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::client::{ContractClient, Sender, pieces};
+use crate::contract::Mounts;
 
 /// CAMARA's fixture session (embedded default config).
 pub const FIXTURE_ID: &str = "0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF";
@@ -73,7 +74,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     TestApp {
         address,
         metrics_address,
-        client: ContractClient::new(&state.config.server.base_paths),
+        client: ContractClient::new(Mounts::of(&state.config)),
         config: Config::clone(&state.config),
         state,
         _shutdown: shutdown,
@@ -370,4 +371,50 @@ pub fn skip_unless_required(variable: &str, test: &str, why: &str, remedy: &str)
         std::io::stderr(),
         "\n!!! SKIPPED {test}: {why}. {remedy} (with {variable}=1 this fails) !!!\n"
     );
+}
+
+/// The test name for a CAMARA scenario tag of the API whose tags start with `prefix`:
+/// `@webrtc_call_handling_createSession_400.1_no_request_body` is
+/// `create_session_400_1_no_request_body`.
+pub fn scenario_test_name(prefix: &str, tag: &str) -> String {
+    let rest = tag
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected tag {tag}"));
+    let mut name = String::new();
+    for c in rest.chars() {
+        match c {
+            'A'..='Z' => {
+                name.push('_');
+                name.push(c.to_ascii_lowercase());
+            }
+            '.' => name.push('_'),
+            _ => name.push(c),
+        }
+    }
+    name
+}
+
+/// Asserts that each of the `count` scenario tags of the `.feature` files in the fixture folder
+/// `dir` has its test (`async fn <name>()`) in `source`.
+pub fn assert_every_scenario_has_a_test(dir: &str, prefix: &str, count: usize, source: &str) {
+    let mut tags = Vec::new();
+    for entry in std::fs::read_dir(fixture_path(dir)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "feature") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            tags.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| line.starts_with('@'))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert_eq!(tags.len(), count, "CAMARA's scenarios in {dir}");
+    let missing: Vec<String> = tags
+        .iter()
+        .map(|tag| scenario_test_name(prefix, tag))
+        .filter(|name| !source.contains(&format!("async fn {name}()")))
+        .collect();
+    assert!(missing.is_empty(), "scenarios without a test: {missing:?}");
 }

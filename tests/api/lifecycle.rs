@@ -235,7 +235,7 @@ async fn registration_id_is_required_and_checked_when_configured() {
         post("reg-2").await.unwrap(),
         404,
         "IDENTIFIER_NOT_FOUND",
-        "Device identifier not found: the registrationId is not a known registration.",
+        "Device identifier not found: the registrationId is not an active registration of this API consumer at originatorAddress.",
     )
     .await;
     assert_eq!(post("reg-1").await.unwrap().status(), StatusCode::CREATED);

@@ -18,6 +18,7 @@ mod lifecycle;
 mod openapi;
 mod operations;
 mod redis_server;
+mod registration;
 mod replicas;
 mod seed;
 mod store;

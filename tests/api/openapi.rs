@@ -1,6 +1,8 @@
-//! The OpenAPI document itself: it lists exactly the router's operations, every operation is
-//! served on every base path, it is served at `/openapi.yaml`, its examples fit its schemas, and
-//! an independent OpenAPI validator accepts it.
+//! The OpenAPI documents themselves (call handling with the operational routes, and
+//! registration): together they list exactly the router's operations, every operation is served
+//! on every base path of its API, they are served at `/openapi.yaml` and
+//! `/openapi-registration.yaml`, their examples fit their schemas, and an independent OpenAPI
+//! validator accepts them.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -10,18 +12,27 @@ use camara_webrtc::http::{Mount, operations};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::contract::{DOCUMENT, Document, escape};
+use crate::contract::{DOCUMENT, Document, REGISTRATION, escape};
 use crate::helpers::*;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
-/// `(METHOD, path, at the root)` of every operation in the document.
-fn documented() -> BTreeSet<(String, String, bool)> {
+/// `(METHOD, path, where)` of every operation in the documents.
+fn documented() -> BTreeSet<(String, String, Mount)> {
     let mut ops = BTreeSet::new();
-    for (path, item) in DOCUMENT.value["paths"].as_object().unwrap() {
-        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-            let at_root = item.get("servers").is_some();
-            ops.insert((method.to_ascii_uppercase(), path.clone(), at_root));
+    for (document, api) in [
+        (&DOCUMENT, Mount::Api),
+        (&REGISTRATION, Mount::Registration),
+    ] {
+        for (path, item) in document.value["paths"].as_object().unwrap() {
+            for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+                let mount = if item.get("servers").is_some() {
+                    Mount::Root
+                } else {
+                    api
+                };
+                ops.insert((method.to_ascii_uppercase(), path.clone(), mount));
+            }
         }
     }
     ops
@@ -29,14 +40,8 @@ fn documented() -> BTreeSet<(String, String, bool)> {
 
 #[test]
 fn router_routes_and_document_paths_are_the_same_set() {
-    let routed: BTreeSet<(String, String, bool)> = operations()
-        .map(|(r, mount)| {
-            (
-                r.method.to_string(),
-                r.path.to_owned(),
-                mount == Mount::Root,
-            )
-        })
+    let routed: BTreeSet<(String, String, Mount)> = operations()
+        .map(|(r, mount)| (r.method.to_string(), r.path.to_owned(), mount))
         .collect();
     assert_eq!(routed, documented());
 }
@@ -44,13 +49,18 @@ fn router_routes_and_document_paths_are_the_same_set() {
 #[tokio::test]
 async fn every_documented_operation_is_served_on_every_base_path() {
     let app = spawn_app().await;
-    for (method, path, at_root) in documented() {
-        let path = path.replace("{mediaSessionId}", "probe");
-        let urls: Vec<String> = if at_root {
-            vec![path.clone()]
-        } else {
-            BASES.iter().map(|base| format!("{base}{path}")).collect()
+    let config = Config::embedded();
+    for (method, path, mount) in documented() {
+        let path = path
+            .replace("{mediaSessionId}", "probe")
+            .replace("{registrationId}", "probe");
+        let bases = match mount {
+            Mount::Root => vec![String::new()],
+            Mount::Api => config.server.base_paths.clone(),
+            Mount::Registration => config.registration.base_paths.clone(),
         };
+        let at_root = mount == Mount::Root;
+        let urls: Vec<String> = bases.iter().map(|base| format!("{base}{path}")).collect();
         for url in urls {
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let response = app
@@ -78,9 +88,15 @@ async fn openapi_yaml_is_served_with_the_configured_base_paths() {
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let text = response.text().await.unwrap();
     assert_eq!(text, camara_webrtc::http::openapi::DOCUMENT);
+    let response = app.get("/openapi-registration.yaml").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/yaml");
+    let text = response.text().await.unwrap();
+    assert_eq!(text, camara_webrtc::http::openapi::REGISTRATION_DOCUMENT);
 
     let mut config = Config::embedded();
     config.server.base_paths = vec!["/calls/v1".into()];
+    config.registration.base_paths = vec!["/devices/v0.3".into()];
     let app = spawn_with(config).await;
     let text = app.get("/openapi.yaml").await.text().await.unwrap();
     let served = Document::parse(&text);
@@ -92,6 +108,14 @@ async fn openapi_yaml_is_served_with_the_configured_base_paths() {
         .collect();
     assert_eq!(servers, ["{apiRoot}/calls/v1"]);
     assert_eq!(served.value["paths"], DOCUMENT.value["paths"]);
+    let text = (app.get("/openapi-registration.yaml").await.text().await).unwrap();
+    let served = Document::parse(&text);
+    assert_eq!(
+        served.value["servers"][0]["url"].as_str(),
+        Some("{apiRoot}/devices/v0.3")
+    );
+    assert_eq!(served.value["servers"].as_array().unwrap().len(), 1);
+    assert_eq!(served.value["paths"], REGISTRATION.value["paths"]);
     let token = app.receiver_token();
     let read = app
         .client
@@ -103,9 +127,10 @@ async fn openapi_yaml_is_served_with_the_configured_base_paths() {
     assert_eq!(read.status(), StatusCode::OK);
 }
 
-/// Every example of every operation's request and response bodies, with its schema's pointer.
-fn examples() -> Vec<(String, String, Value)> {
-    let doc = &DOCUMENT.value;
+/// Every example of every operation's request and response bodies in `document`, with its
+/// schema's pointer.
+fn examples(document: &Document) -> Vec<(String, String, Value)> {
+    let doc = &document.value;
     let mut found = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
@@ -145,12 +170,14 @@ fn examples() -> Vec<(String, String, Value)> {
 
 #[test]
 fn every_example_fits_its_schema() {
-    let examples = examples();
-    assert!(examples.len() > 30, "{} examples", examples.len());
-    for (name, schema, value) in examples {
-        DOCUMENT
-            .validate(&schema, &value)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (document, at_least) in [(&*DOCUMENT, 30), (&*REGISTRATION, 15)] {
+        let examples = examples(document);
+        assert!(examples.len() > at_least, "{} examples", examples.len());
+        for (name, schema, value) in examples {
+            document
+                .validate(&schema, &value)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 }
 
@@ -201,7 +228,8 @@ async fn an_openapi_validator_accepts_the_document() {
         );
         return;
     }
-    let served = camara_webrtc::http::openapi::document(&["/calls/v1".into()]);
+    use camara_webrtc::http::openapi::{DOCUMENT, document};
+    let served = document(DOCUMENT, &["/calls/v1".into()]);
     let copy =
         std::env::temp_dir().join(format!("camara-webrtc-openapi-{}.yaml", std::process::id()));
     std::fs::write(&copy, served).unwrap();
@@ -209,6 +237,10 @@ async fn an_openapi_validator_accepts_the_document() {
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/openapi/camara-webrtc.yaml"
+        ))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/openapi/webrtc-registration.yaml"
         ))
         .arg(&copy)
         .output()
@@ -220,5 +252,5 @@ async fn an_openapi_validator_accepts_the_document() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(stdout.matches(": OK").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches(": OK").count(), 3, "{stdout}");
 }

@@ -1,5 +1,7 @@
 //! `POST /sessions`: a new outgoing call, in status Initial, owned by the calling API consumer.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -18,7 +20,7 @@ use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
 use crate::http::middleware::RequestLog;
-use crate::store::StoreError;
+use crate::store::{StoreError, now_ms};
 
 /// CAMARA's `MediaSessionCreate`. Unknown fields are ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -100,8 +102,14 @@ impl CreateBody {
 }
 
 impl NewSession {
-    fn into_session(self, id: SessionId, caller: &Caller) -> Session {
+    fn into_session(
+        self,
+        id: SessionId,
+        caller: &Caller,
+        registration: Option<Arc<str>>,
+    ) -> Session {
         Session {
+            registration,
             id,
             withheld_originator: caller.actor().withheld_originator(&self.originator),
             reason: None,
@@ -133,6 +141,27 @@ fn new_session_id() -> SessionId {
     SessionId::parse(id).expect("64 characters is a valid id")
 }
 
+/// The registration the call is made from, when the `registrationId` header names an active
+/// registration of the caller's API consumer whose phone number is the originator's (the
+/// withheld one, for an anonymous call): the call then ends with it (DESIGN §10).
+async fn registered_caller(
+    state: &AppState,
+    caller: &Caller,
+    new: &NewSession,
+    id: &str,
+) -> Result<Option<Arc<str>>, ApiError> {
+    let Some(found) = state.registrations.registration(id, now_ms()).await? else {
+        return Ok(None);
+    };
+    let originator = caller
+        .actor()
+        .withheld_originator(&new.originator)
+        .unwrap_or_else(|| new.originator.clone());
+    let matches = found.owner == caller.consumer()
+        && originator.phone_number() == Some(found.phone_number.as_str());
+    Ok(matches.then(|| found.id.into()))
+}
+
 /// Checks in DESIGN §5's order: 401 → 429 rate → 403 scope → 400 (header, body) → 404
 /// (subscriber list, registration) → 403 token context → 501 emergency → 429 quota.
 pub async fn create_session(
@@ -146,17 +175,21 @@ pub async fn create_session(
     let new = body.check(state.config.sdp.validation)?;
     let caller = authorized.caller()?;
     let sessions = &state.config.sessions;
-    if sessions.check_registration && !sessions.registrations.contains(&registration) {
+    let registered = registered_caller(&state, &caller, &new, &registration).await?;
+    if sessions.check_registration
+        && registered.is_none()
+        && !sessions.registrations.contains(&registration)
+    {
         return Err(ApiError::new(
             Code::IdentifierNotFound,
-            "Device identifier not found: the registrationId is not a known registration.",
+            "Device identifier not found: the registrationId is not an active registration of this API consumer at originatorAddress.",
         ));
     }
     caller.actor().check_originator(&new.originator)?;
     if new.call_type == CallType::Emergency && !sessions.emergency_calls {
         return Err(ApiError::plain(Code::CallTypeEmergencyNotSupported));
     }
-    let mut session = new.into_session(new_session_id(), &caller);
+    let mut session = new.into_session(new_session_id(), &caller, registered);
     let version = loop {
         match state.store.insert(session.clone()).await {
             Ok(version) => break version,

@@ -40,6 +40,9 @@ struct Sessions {
     ended: VecDeque<(Instant, SessionId)>,
     /// Live sessions per owner (owners with none are left out).
     owners: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
+    /// Sessions by the registration they were created with; ids of sessions over or gone are
+    /// dropped when the registration's sessions are read.
+    registered: HashMap<Arc<str>, Vec<SessionId>, foldhash::fast::RandomState>,
 }
 
 impl Sessions {
@@ -55,11 +58,25 @@ impl Sessions {
             .map
             .get(id)
             .is_some_and(|slot| slot.expires == Some(*at))
+            && let Some(slot) = self.map.remove(id)
         {
-            self.map.remove(id);
+            self.unlink(&slot.stored.session);
         }
         self.ended.pop_front();
         true
+    }
+
+    /// Takes a session that leaves the map out of its registration's list.
+    fn unlink(&mut self, session: &Session) {
+        let Some(registration) = &session.registration else {
+            return;
+        };
+        if let Some(ids) = self.registered.get_mut(registration) {
+            ids.retain(|id| *id != session.id);
+            if ids.is_empty() {
+                self.registered.remove(registration);
+            }
+        }
     }
 
     /// One live session of `session`'s owner fewer (it ended or was removed).
@@ -153,6 +170,10 @@ impl SessionStore for MemoryStore {
             if let Some(owner) = owner {
                 *s.owners.entry(owner).or_default() += 1;
             }
+            if let Some(registration) = &session.registration {
+                let ids = s.registered.entry(Arc::clone(registration)).or_default();
+                ids.push(session.id.clone());
+            }
             let slot = Slot {
                 stored: Versioned {
                     session: Arc::new(session),
@@ -205,6 +226,7 @@ impl SessionStore for MemoryStore {
             if slot.expires.is_none() {
                 s.uncount(&slot.stored.session);
             }
+            s.unlink(&slot.stored.session);
             Ok(slot.stored)
         });
         Box::pin(ready(result))
@@ -256,6 +278,27 @@ impl SessionStore for MemoryStore {
                 .collect()
         });
         Box::pin(ready(Ok(idle)))
+    }
+
+    fn registered<'a>(&'a self, registration: &'a str) -> StoreFuture<'a, Vec<Versioned>> {
+        let found = self.write(|s| {
+            let Some(mut ids) = s.registered.remove(registration) else {
+                return Vec::new();
+            };
+            let live = |id: &SessionId| {
+                s.map
+                    .get(id)
+                    .filter(|slot| slot.expires.is_none())
+                    .map(|slot| slot.stored.clone())
+            };
+            ids.retain(|id| live(id).is_some());
+            let found = ids.iter().filter_map(live).collect();
+            if !ids.is_empty() {
+                s.registered.insert(registration.into(), ids);
+            }
+            found
+        });
+        Box::pin(ready(Ok(found)))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {

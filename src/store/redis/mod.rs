@@ -108,6 +108,11 @@ impl RedisStore {
         invocation
     }
 
+    /// The set of the sessions created with `registration` (see [`SessionStore::registered`]).
+    fn registered_key(&self, registration: &str) -> String {
+        format!("{}reg-sessions:{registration}", self.prefix)
+    }
+
     fn counts_key(&self) -> String {
         format!("{}counts", self.prefix)
     }
@@ -251,6 +256,12 @@ impl SessionStore for RedisStore {
                         .arg(session.owner.as_deref().unwrap_or(""))
                         .arg(self.limits.per_owner)
                         .arg(session.status.as_str())
+                        .arg(
+                            session
+                                .registration
+                                .as_deref()
+                                .map_or_else(String::new, |r| self.registered_key(r)),
+                        )
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -390,6 +401,49 @@ impl SessionStore for RedisStore {
                     .await?;
             }
             Ok(idle)
+        })
+    }
+
+    fn registered<'a>(&'a self, registration: &'a str) -> StoreFuture<'a, Vec<Versioned>> {
+        Box::pin(async move {
+            let key = self.registered_key(registration);
+            let mut con = self.connection.clone();
+            let ids: Vec<String> = self
+                .run(redis::cmd("SMEMBERS").arg(&key).query_async(&mut con))
+                .await?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.cmd("HMGET")
+                    .arg(self.session_key(id))
+                    .arg("v")
+                    .arg("s");
+            }
+            let read: Vec<(Option<u64>, Option<String>)> =
+                self.run(pipe.query_async(&mut con)).await?;
+            let mut live = Vec::new();
+            let mut gone = Vec::new();
+            for (id, found) in ids.iter().zip(read) {
+                // An undecodable session (another version's) is left as it is, not ended.
+                match found {
+                    (Some(version), Some(json)) => match decode(version, &json) {
+                        Ok(found) if !found.session.is_over() => live.push(found),
+                        Ok(_) => gone.push(id),
+                        Err(e) => {
+                            tracing::warn!(session = id.as_str(), error = %e, "registered session not read")
+                        }
+                    },
+                    _ => gone.push(id),
+                }
+            }
+            if !gone.is_empty() {
+                let _: i64 = self
+                    .run(redis::cmd("SREM").arg(&key).arg(gone).query_async(&mut con))
+                    .await?;
+            }
+            Ok(live)
         })
     }
 

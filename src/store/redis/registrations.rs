@@ -5,7 +5,8 @@
 //!   `e` present once it has ended; an ended one expires after the store's `ended_ttl`;
 //! - `reg-due`: a sorted set of the registrations not yet ended, scored by when the expiry sweep
 //!   looks at them next (their expiry, or the end of a claim's lease);
-//! - `reg-number:<phone>` and `reg-device:<deviceId>:<owner>`: sets of the ids not yet ended.
+//! - `reg-number:<phone>` and `reg-device:<deviceId>:<owner>`: sets of the ids not yet ended;
+//! - `reg-sessions:<id>`: the sessions created with it (the session store's), dropped when it ends.
 //!
 //! Each operation is one Lua script, atomic across replicas. Times are the callers' (`now_ms`).
 
@@ -40,6 +41,7 @@ local function finish(p, id, due, reason, keep)
     redis.call('ZREM', due, id)
     redis.call('SREM', p .. 'reg-number:' .. f[2], id)
     redis.call('SREM', p .. 'reg-device:' .. f[1] .. ':' .. f[3], id)
+    redis.call('DEL', p .. 'reg-sessions:' .. id)
 end
 ";
 

@@ -8,7 +8,8 @@ use redis::Script;
 
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
 /// refuses an owner at its quota; then stores the new session at version 1 and counts it.
-/// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
+/// Adds the id to its registration's set (`ARGV[8]`, when it has one). Returns 1, or -1 (id
+/// taken), -2 (full) or -3 (the owner is at its quota).
 pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -32,6 +33,7 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
         if owner ~= '' then redis.call('ZADD', KEYS[6], now, ARGV[1]) end
         redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
         if owner ~= '' then redis.call('HINCRBY', KEYS[5], owner, 1) end
+        if ARGV[8] ~= '' then redis.call('SADD', ARGV[8], ARGV[1]) end
         return 1
         ",
     )

@@ -1,0 +1,144 @@
+//! Registrations end on time, without a request: every instance sweeps for registrations past
+//! their expiry, claims each for a lease (so with several replicas on one Redis exactly one acts
+//! on it, and if that one dies another claims it once the lease is over), ends its live REGULAR
+//! calls when `registration.end_calls_on_expiry` is on (EMERGENCY calls go on), then records
+//! the registration as ended (REGISTRATION_EXPIRED) for the events that report it.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{RegistrationStore, SessionStore, StoreError, Stores, now_ms};
+use crate::domain::{CallType, Registration};
+
+/// How often to sweep: a registration ends at most this late.
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long a claim holds before another replica may take the registration over.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// Registrations per claim; a sweep claims batch after batch while they come full, up to
+/// [`BATCHES_PER_SWEEP`].
+const BATCH: usize = 64;
+const BATCHES_PER_SWEEP: usize = 16;
+
+/// The reason an ended call carries.
+pub const REASON: &str = "registration ended";
+
+/// How many times a call's end is retried when a client's write wins the race.
+const END_ATTEMPTS: usize = 8;
+
+/// The store family without keeping it alive (the sweeper stops when the service drops it).
+pub struct WeakStores {
+    sessions: Weak<dyn SessionStore>,
+    registrations: Weak<dyn RegistrationStore>,
+}
+
+impl Stores {
+    pub fn downgrade(&self) -> WeakStores {
+        WeakStores {
+            sessions: Arc::downgrade(&self.sessions),
+            registrations: Arc::downgrade(&self.registrations),
+        }
+    }
+}
+
+/// Sweeps for expired registrations until the stores are dropped.
+pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
+    loop {
+        tokio::time::sleep(INTERVAL).await;
+        let (Some(sessions), Some(registrations)) =
+            (stores.sessions.upgrade(), stores.registrations.upgrade())
+        else {
+            return;
+        };
+        let stores = Stores {
+            sessions,
+            registrations,
+        };
+        if let Err(e) = sweep_expired(&stores, end_calls).await {
+            tracing::warn!(error = %e, "expired registrations not swept");
+        }
+    }
+}
+
+/// Ends the registrations whose expiry has passed, batch after batch while they come full.
+pub async fn sweep_expired(stores: &Stores, end_calls: bool) -> Result<(), StoreError> {
+    for _ in 0..BATCHES_PER_SWEEP {
+        let claimed = stores
+            .registrations
+            .claim_expired(now_ms(), LEASE, BATCH)
+            .await?;
+        let full = claimed.len() == BATCH;
+        for registration in claimed {
+            // A failure leaves the claim to lapse: this or another replica tries again.
+            if let Err(e) = end(stores, &registration, end_calls).await {
+                tracing::warn!(registration = registration.id.as_str(), error = %e, "expired registration not ended yet");
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Ends one claimed registration: its calls first, then the registration itself, so that a
+/// replica dying in between leaves it to be claimed again rather than calls left running.
+async fn end(
+    stores: &Stores,
+    registration: &Registration,
+    end_calls: bool,
+) -> Result<(), StoreError> {
+    if end_calls {
+        end_regular_calls(stores.sessions.as_ref(), &registration.id).await?;
+    }
+    if let Some(ended) = stores
+        .registrations
+        .finish_expired(&registration.id, now_ms())
+        .await?
+    {
+        crate::telemetry::metrics::registration_ended("REGISTRATION_EXPIRED");
+        tracing::info!(
+            registration = ended.id.as_str(),
+            expires_at_ms = ended.expires_at_ms,
+            "registration expired"
+        );
+    }
+    Ok(())
+}
+
+/// Ends the live REGULAR calls created with `registration`, as the network would: Terminated
+/// once answered, Failed before, with [`REASON`].
+pub async fn end_regular_calls(
+    sessions: &dyn SessionStore,
+    registration: &str,
+) -> Result<(), StoreError> {
+    for mut current in sessions.registered(registration).await? {
+        for _ in 0..END_ATTEMPTS {
+            if current.session.is_over() || current.session.call_type != CallType::Regular {
+                break;
+            }
+            let ended = current.session.end_by_network(REASON);
+            let (from, to) = (current.session.status, ended.status);
+            match sessions
+                .compare_and_swap(current.version, Arc::new(ended))
+                .await
+            {
+                Ok(version) => {
+                    crate::telemetry::metrics::transition(Some(from), to);
+                    tracing::info!(session = current.session.id.as_str(), registration, from = %from, to = %to, version, "call ended with its registration");
+                    break;
+                }
+                Err(StoreError::VersionConflict { .. }) => {
+                    match sessions.get(&current.session.id).await? {
+                        Some(again) => current = again,
+                        None => break,
+                    }
+                }
+                Err(StoreError::NotFound) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
