@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::contract::Document;
 use crate::helpers::*;
+use crate::operations::sample;
 use crate::redis_server::{RedisServer, unique_prefix};
 
 /// CAMARA's released registration document (v0.3.0), which the success scenario's body must fit.
@@ -777,7 +778,11 @@ async fn expiry_ends_the_registration_and_its_regular_calls(app: &TestApp) {
 #[tokio::test]
 async fn a_registration_expires_on_time_and_ends_its_regular_calls() {
     let app = spawn_with(short_lived(Config::embedded())).await;
+    let expired = r#"camara_webrtc_registrations_ended_total{reason="REGISTRATION_EXPIRED"}"#;
+    let before = sample(&app.get("/metrics").await.text().await.unwrap(), expired);
     expiry_ends_the_registration_and_its_regular_calls(&app).await;
+    let after = sample(&app.get("/metrics").await.text().await.unwrap(), expired);
+    assert!(after >= before + 1.0, "{expired}: {before} → {after}");
 }
 
 #[tokio::test]

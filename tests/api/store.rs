@@ -60,6 +60,47 @@ pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
         ..limits(2, KEEP)
     }))
     .await;
+    sessions_are_found_by_their_registration(&make(limits(16, Duration::ZERO))).await;
+}
+
+/// The sessions created from a registration are found by it while they are not over; removed,
+/// ended and other registrations' sessions are not.
+async fn sessions_are_found_by_their_registration<S: SessionStore>(store: &S) {
+    let from = |id: &str, registration: Option<&str>| Session {
+        registration: registration.map(Into::into),
+        ..session(id)
+    };
+    for (id, registration) in [
+        ("r1", Some("reg-a")),
+        ("r2", Some("reg-a")),
+        ("r3", Some("reg-a")),
+        ("r4", Some("reg-b")),
+        ("r5", None),
+    ] {
+        store.insert(from(id, registration)).await.unwrap();
+    }
+    let ids = async |registration: &str| {
+        let mut ids: Vec<String> = (store.registered(registration).await.unwrap())
+            .iter()
+            .map(|v| v.session.id.as_str().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids("reg-a").await, ["r1", "r2", "r3"]);
+    assert_eq!(ids("reg-b").await, ["r4"]);
+    assert_eq!(ids("reg-c").await, Vec::<String>::new());
+    let mut over = from("r2", Some("reg-a")).end(Role::Receiver);
+    over.registration = Some("reg-a".into());
+    store.compare_and_swap(1, over.into()).await.unwrap();
+    store
+        .remove(&SessionId::parse("r3").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ids("reg-a").await, ["r1"]);
+    let found = store.registered("reg-a").await.unwrap();
+    assert_eq!(found[0].session.registration.as_deref(), Some("reg-a"));
+    assert_eq!(found[0].version, 1);
 }
 
 /// An insert refused for its owner's quota leaves the store as it was: the ended session that a
