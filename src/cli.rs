@@ -40,7 +40,7 @@ pub fn serve(file: Option<&Path>, listen: Option<String>) -> Result<(), String> 
         // The handlers are in place before `listening` is said: a signal sent from then on is a
         // graceful stop, never the default action (death by SIGTERM).
         let shutdown = shutdown_signal().map_err(|e| format!("cannot handle signals: {e}"))?;
-        tracing::info!(address = %local, base_paths = ?config.server.base_paths, store = ?config.store.backend, "listening");
+        tracing::info!(address = %local, base_paths = ?config.server.base_paths, registration_base_paths = ?config.registration.base_paths, store = ?config.store.backend, "listening");
         camara_webrtc::run(config, listener, shutdown)
             .await
             .map_err(|e| e.to_string())?;

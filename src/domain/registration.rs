@@ -67,6 +67,8 @@ pub fn rfc3339_ms(ms: u64) -> String {
 pub enum ExpiryError {
     #[error("must be an RFC 3339 date-time with a time offset, e.g. 2030-01-01T12:00:00Z")]
     NotRfc3339,
+    #[error("must be at most 64 characters")]
+    TooLong,
     #[error("must be at least {min_seconds} s from now")]
     TooSoon { min_seconds: u64 },
 }
@@ -88,7 +90,16 @@ impl Lifetimes {
         let Some(requested) = requested else {
             return Ok(now_ms + self.default_seconds * 1000);
         };
-        let at = OffsetDateTime::parse(requested, &Rfc3339).map_err(|_| ExpiryError::NotRfc3339)?;
+        if requested.len() > 64 {
+            return Err(ExpiryError::TooLong);
+        }
+        // RFC 3339's own grammar (section 5.6): `T` between date and time, upper-case `Z`; the
+        // parser also takes a space and lower case (the RFC's note on readability).
+        let strict = requested.as_bytes().get(10) == Some(&b'T') && !requested.contains(['t', 'z']);
+        let at = OffsetDateTime::parse(requested, &Rfc3339)
+            .ok()
+            .filter(|_| strict)
+            .ok_or(ExpiryError::NotRfc3339)?;
         let at_ms = at.unix_timestamp_nanos() / 1_000_000;
         if at_ms < i128::from(now_ms + self.min_seconds * 1000) {
             return Err(ExpiryError::TooSoon {
@@ -144,7 +155,22 @@ mod tests {
             LIFETIMES.expiry(NOW, Some("2026-12-03T12:01:00Z")),
             Ok(NOW + 60_000)
         );
-        for bad in ["2026-12-03T13:00:00", "2026-12-03", "tomorrow", ""] {
+        assert_eq!(
+            LIFETIMES.expiry(
+                NOW,
+                Some(&format!("2026-12-03T13:00:00.{}Z", "0".repeat(60)))
+            ),
+            Err(ExpiryError::TooLong)
+        );
+        for bad in [
+            "2026-12-03T13:00:00",
+            "2026-12-03",
+            "tomorrow",
+            "",
+            "2026-12-03 13:00:00Z",
+            "2026-12-03t13:00:00Z",
+            "2026-12-03T13:00:00z",
+        ] {
             assert_eq!(
                 LIFETIMES.expiry(NOW, Some(bad)),
                 Err(ExpiryError::NotRfc3339),

@@ -137,8 +137,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     }
 }
 
-/// The `{registrationId}` path parameter: 1 to 256 characters (the service's ids are UUIDs; any
-/// other id is simply not found).
+/// The `{registrationId}` path parameter: 1 to 256 characters (the service's ids are UUIDs,
+/// lower-cased here; any other id is simply not found).
 pub struct RegistrationPath(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for RegistrationPath {
@@ -151,7 +151,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RegistrationPath {
                 "registrationId in the path must be 1 to 256 characters.",
             ));
         }
-        Ok(Self(raw))
+        // The service's ids are UUIDs, read in any case (RFC 9562).
+        Ok(Self(
+            crate::domain::registration::device_id(&raw).unwrap_or(raw),
+        ))
     }
 }
 
@@ -205,9 +208,13 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
+        let json_type = content_type_ok(req.headers());
+        let bytes = read_limited(req, state).await?;
         if bytes.trim_ascii().is_empty() {
             return Ok(Self(T::default()));
+        }
+        if !json_type {
+            return Err(unsupported_media_type());
         }
         parse(&bytes).map(Self)
     }
@@ -217,11 +224,20 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
 /// `server.max_body_bytes` (else 413).
 async fn read_body(req: Request, state: &AppState) -> Result<axum::body::Bytes, ApiError> {
     if !content_type_ok(req.headers()) {
-        return Err(ApiError::new(
-            Code::UnsupportedMediaType,
-            "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
-        ));
+        return Err(unsupported_media_type());
     }
+    read_limited(req, state).await
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        Code::UnsupportedMediaType,
+        "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
+    )
+}
+
+/// A request's body, if it is within `server.max_body_bytes` (else 413).
+async fn read_limited(req: Request, state: &AppState) -> Result<axum::body::Bytes, ApiError> {
     let limit = state.config.server.max_body_bytes;
     let body = req.into_body();
     // A body that declares more (Content-Length) is refused before it is read.

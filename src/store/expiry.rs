@@ -42,8 +42,10 @@ impl Stores {
     }
 }
 
-/// Sweeps for expired registrations until the stores are dropped.
+/// Sweeps for expired registrations until the stores are dropped. A failing store is reported
+/// once when it starts failing and once when it recovers, not on every sweep.
 pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
+    let mut failing = false;
     loop {
         tokio::time::sleep(INTERVAL).await;
         let (Some(sessions), Some(registrations)) =
@@ -55,8 +57,16 @@ pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
             sessions,
             registrations,
         };
-        if let Err(e) = sweep_expired(&stores, end_calls).await {
-            tracing::warn!(error = %e, "expired registrations not swept");
+        match sweep_expired(&stores, end_calls).await {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "expired registrations not swept; retrying");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("expired registrations swept again");
+            }
+            _ => {}
         }
     }
 }
@@ -109,12 +119,26 @@ async fn end(
 
 /// Ends the live REGULAR calls created with `registration`, as the network would: Terminated
 /// once answered, Failed before, with [`REASON`].
+/// A call that other writers keep changing through [`END_ATTEMPTS`] tries is left for the next
+/// claim (the registration is not finished meanwhile): [`StoreError::VersionConflict`].
 pub async fn end_regular_calls(
     sessions: &dyn SessionStore,
     registration: &str,
 ) -> Result<(), StoreError> {
     for mut current in sessions.registered(registration).await? {
-        for _ in 0..END_ATTEMPTS {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if attempts > END_ATTEMPTS {
+                tracing::warn!(
+                    session = current.session.id.as_str(),
+                    registration,
+                    "call not ended with its registration: it kept changing; retried at the next claim"
+                );
+                return Err(StoreError::VersionConflict {
+                    current: current.version,
+                });
+            }
             if current.session.is_over() || current.session.call_type != CallType::Regular {
                 break;
             }

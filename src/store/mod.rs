@@ -1,7 +1,7 @@
 //! Session storage behind one async trait, so a networked backend slots in without touching handlers.
 //! Every write is a compare-and-swap on the session's version: racing updates serialise, none is lost.
 
-mod expiry;
+pub mod expiry;
 mod idle;
 mod memory;
 mod redis;
@@ -113,8 +113,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// for CAMARA's scenarios and the README) are never idle.
     fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>>;
 
-    /// The sessions created with `registration` in their `registrationId` header that are not
-    /// over (order unspecified).
+    /// The sessions created with `registration` in their `registrationId` header, while it had
+    /// not ended, that are not over (order unspecified).
     fn registered<'a>(&'a self, registration: &'a str) -> StoreFuture<'a, Vec<Versioned>>;
 
     /// Whether the store can serve requests now.

@@ -71,13 +71,14 @@ async fn register(app: &TestApp, base: &str, token: &str, body: Value) -> Respon
     send(app, Method::POST, &path, Some(token), Some(body)).await
 }
 
+/// A new registration under the draft (201); its body.
+async fn created(app: &TestApp, token: &str, body: Value) -> Value {
+    json_with(register(app, DRAFT, token, body).await, StatusCode::CREATED).await
+}
+
 /// A new registration of `DEVICE` for `token`'s number under the draft; its body.
 async fn registered(app: &TestApp, token: &str) -> Value {
-    json_with(
-        register(app, DRAFT, token, json!({ "deviceId": DEVICE })).await,
-        StatusCode::CREATED,
-    )
-    .await
+    created(app, token, json!({ "deviceId": DEVICE })).await
 }
 
 /// `expiresAt` as milliseconds since the epoch.
@@ -386,6 +387,10 @@ async fn a_registration_is_created_read_listed_refreshed_and_deleted() {
         let path = format!("{base}/sessions/{id}");
         let read = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
         assert_eq!(read, created);
+        // A UUID in any case names the same registration.
+        let upper = format!("{base}/sessions/{}", id.to_uppercase());
+        let read = json_ok(send(&app, Method::GET, &upper, Some(&bob), None).await).await;
+        assert_eq!(read, created);
         let path = format!("{base}/sessions?deviceId={}", DEVICE.to_uppercase());
         let listed = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
         assert_eq!(listed, json!([created]));
@@ -445,11 +450,7 @@ async fn the_phone_number_comes_from_a_3_legged_token_or_a_2_legged_body() {
         )
         .await;
     }
-    let created = json_with(
-        register(&app, DRAFT, &gateway, sent).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let created = created(&app, &gateway, sent).await;
     assert_eq!(created["regInfo"]["phoneNumber"], "+17085854000");
     // The gateway's registration is its own: Bob's app (another consumer) does not see it.
     let path = format!(
@@ -489,11 +490,7 @@ async fn one_registration_per_device_and_number_and_a_limit_per_number() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     // Bob's number has room for one more device, then none.
     let second = json!({ "deviceId": "0b8a7c1e-4f5d-4e9a-8c3b-2d1e0f9a8b7c" });
-    json_with(
-        register(&app, DRAFT, &bob, second).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    created(&app, &bob, second).await;
     let third = json!({ "deviceId": "1c9b8d2f-5a6e-4fab-9d4c-3e2f1a0b9c8d" });
     assert_error(
         register(&app, DRAFT, &bob, third).await,
@@ -521,7 +518,7 @@ async fn expiry_is_clamped_and_expires_at_tells_the_truth() {
     let before = now_ms();
     let body =
         json!({ "deviceId": DEVICE, "registrationExpireTime": rfc3339(before + 365 * 86_400_000) });
-    let created = json_with(register(&app, DRAFT, &bob, body).await, StatusCode::CREATED).await;
+    let created = created(&app, &bob, body).await;
     let capped = expires_ms(&created);
     assert!(
         (before + 86_400_000..=now_ms() + 86_400_000).contains(&capped),
@@ -561,6 +558,14 @@ async fn bad_input_gets_a_400_naming_the_field() {
         ),
         (
             json!({ "deviceId": DEVICE, "registrationExpireTime": "2030-01-01T12:00:00" }),
+            "registrationExpireTime must be an RFC 3339 date-time with a time offset, e.g. 2030-01-01T12:00:00Z.",
+        ),
+        (
+            json!({ "deviceId": DEVICE, "registrationExpireTime": format!("2030-01-01T12:00:00.{}Z", "0".repeat(60)) }),
+            "registrationExpireTime must be at most 64 characters.",
+        ),
+        (
+            json!({ "deviceId": DEVICE, "registrationExpireTime": "2030-01-01 12:00:00Z" }),
             "registrationExpireTime must be an RFC 3339 date-time with a time offset, e.g. 2030-01-01T12:00:00Z.",
         ),
         (
@@ -687,6 +692,98 @@ async fn each_operation_needs_its_scope_and_the_owner() {
     json_ok(send(&app, Method::GET, &item, Some(&bob), None).await).await;
 }
 
+#[tokio::test]
+async fn a_2_legged_number_is_held_to_the_subscriber_list() {
+    let mut config = Config::embedded();
+    config.auth.subscribers = vec![RECEIVER.into()];
+    let app = spawn_with(config).await;
+    let gateway = token(&app, "gateway", "gateway");
+    let unlisted = json!({ "deviceId": DEVICE, "phoneNumber": "+17085854001" });
+    assert_error(
+        register(&app, DRAFT, &gateway, unlisted).await,
+        404,
+        "IDENTIFIER_NOT_FOUND",
+        "Device identifier not found.",
+    )
+    .await;
+    let listed = json!({ "deviceId": DEVICE, "phoneNumber": "+17085854000" });
+    created(&app, &gateway, listed.clone()).await;
+    assert_error(
+        register(&app, DRAFT, &gateway, listed).await,
+        409,
+        "ALREADY_EXISTS",
+        "An active registration already exists for the supplied deviceId and phoneNumber.",
+    )
+    .await;
+}
+
+/// One API consumer cannot take every registration the service holds.
+#[tokio::test]
+async fn an_api_consumer_holds_at_most_its_quota_of_registrations() {
+    let mut config = Config::embedded();
+    config.sessions.max_sessions_per_consumer = 2;
+    let app = spawn_with(config).await;
+    let gateway = token(&app, "gateway", "gateway");
+    let device = |n: u8| format!("00000000-0000-4000-8000-0000000000{n:02}");
+    let body = |n: u8| json!({ "deviceId": device(n), "phoneNumber": "+17085854000" });
+    let first = created(&app, &gateway, body(1)).await;
+    created(&app, &gateway, body(2)).await;
+    assert_error(
+        register(&app, DRAFT, &gateway, body(3)).await,
+        429,
+        "QUOTA_EXCEEDED",
+        "Out of resource quota: this API consumer holds its maximum of 2 registrations; delete one to create another.",
+    )
+    .await;
+    // Another consumer is not affected; a deleted registration frees its place.
+    let bob = token(&app, RECEIVER, "app");
+    registered(&app, &bob).await;
+    let path = format!(
+        "{DRAFT}/sessions/{}",
+        first["registrationId"].as_str().unwrap()
+    );
+    let deleted = send(&app, Method::DELETE, &path, Some(&gateway), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    created(&app, &gateway, body(3)).await;
+}
+
+/// A refresh without a body needs no content type.
+#[tokio::test]
+async fn an_empty_refresh_needs_no_json_content_type() {
+    let app = spawn_app().await;
+    let bob = token(&app, RECEIVER, "app");
+    let id = registered(&app, &bob).await["registrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = app.url(&format!("{RELEASED}/sessions/{id}"));
+    let plain = app
+        .client
+        .put(&path)
+        .bearer_auth(&bob)
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::NO_CONTENT);
+    let with_body = app
+        .client
+        .put(&path)
+        .bearer_auth(&bob)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        with_body,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "The server refuses to accept the request because the payload format is in an unsupported format: Content-Type must be application/json.",
+    )
+    .await;
+}
+
 // --- Expiry -----------------------------------------------------------------------------------
 
 /// Short lifetimes, so expiry can be watched: a registration may live 1 s.
@@ -704,7 +801,7 @@ async fn bob_calls_with_a_short_registration(
 ) -> (String, String, String) {
     let bob = token(app, ORIGINATOR, "app");
     let body = json!({ "deviceId": DEVICE, "registrationExpireTime": rfc3339(now_ms() + seconds * 1000 + 500) });
-    let created = json_with(register(app, DRAFT, &bob, body).await, StatusCode::CREATED).await;
+    let created = created(app, &bob, body).await;
     let id = created["registrationId"].as_str().unwrap().to_owned();
     let mut calls = Vec::new();
     for call_type in ["REGULAR", "EMERGENCY"] {
@@ -812,11 +909,7 @@ async fn check_registration_needs_a_live_registration_of_the_caller_at_the_origi
     config.sessions.registrations = vec!["listed-in-config".into()];
     let app = spawn_with(config).await;
     let alice = token(&app, ORIGINATOR, "app");
-    let created = json_with(
-        register(&app, DRAFT, &alice, json!({ "deviceId": DEVICE })).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let created = created(&app, &alice, json!({ "deviceId": DEVICE })).await;
     let id = created["registrationId"].as_str().unwrap();
     let call = json!({
         "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER,

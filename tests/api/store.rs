@@ -60,12 +60,22 @@ pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
         ..limits(2, KEEP)
     }))
     .await;
-    sessions_are_found_by_their_registration(&make(limits(16, Duration::ZERO))).await;
 }
 
-/// The sessions created from a registration are found by it while they are not over; removed,
-/// ended and other registrations' sessions are not.
-async fn sessions_are_found_by_their_registration<S: SessionStore>(store: &S) {
+/// The sessions created from a registration that has not ended are found by it while they are
+/// not over; removed, ended and other registrations' sessions are not, nor those created once it
+/// had ended.
+async fn sessions_are_found_by_their_registration<S: SessionStore + RegistrationStore>(store: &S) {
+    let now = camara_webrtc::store::now_ms();
+    for (id, phone) in [
+        ("reg-a", "+17085854000"),
+        ("reg-b", "+17085852753"),
+        ("reg-c", "+17085850000"),
+    ] {
+        let linked = registration(id, "app", DEVICE, phone, now + 60_000);
+        store.register(linked, 10, now).await.unwrap();
+    }
+    store.unregister("reg-c", now).await.unwrap();
     let from = |id: &str, registration: Option<&str>| Session {
         registration: registration.map(Into::into),
         ..session(id)
@@ -76,6 +86,7 @@ async fn sessions_are_found_by_their_registration<S: SessionStore>(store: &S) {
         ("r3", Some("reg-a")),
         ("r4", Some("reg-b")),
         ("r5", None),
+        ("r6", Some("reg-c")),
     ] {
         store.insert(from(id, registration)).await.unwrap();
     }
@@ -506,13 +517,43 @@ async fn an_undecodable_session_does_not_stop_the_idle_sweep() {
 }
 
 /// Every registration check, against fresh stores made by `make`.
-async fn run_registrations<S: RegistrationStore>(make: impl Fn(Limits) -> S) {
+async fn run_registrations<S: RegistrationStore + SessionStore>(make: impl Fn(Limits) -> S) {
+    sessions_are_found_by_their_registration(&make(limits(16, Duration::ZERO))).await;
     registrations_are_read_listed_refreshed_and_deleted(&make(limits(8, KEEP))).await;
     one_active_registration_per_owner_device_and_number(&make(limits(8, KEEP))).await;
     a_phone_number_holds_at_most_its_limit(&make(limits(8, KEEP))).await;
     expired_registrations_are_claimed_once_per_lease_and_finished_once(&make(limits(8, KEEP)))
         .await;
-    registrations_beyond_capacity_are_refused(&make(limits(2, KEEP))).await;
+    registrations_beyond_capacity_are_refused(&make(Limits {
+        per_owner: 100,
+        ..limits(2, KEEP)
+    }))
+    .await;
+    an_owner_holds_at_most_its_quota_of_registrations(&make(Limits {
+        per_owner: 2,
+        ..limits(8, KEEP)
+    }))
+    .await;
+}
+
+/// An owner holds at most `per_owner` registrations not yet ended; an ended one frees its place,
+/// and other owners are not affected.
+async fn an_owner_holds_at_most_its_quota_of_registrations<S: RegistrationStore>(store: &S) {
+    let device = |n: u8| format!("00000000-0000-4000-8000-0000000000{n:02}");
+    for n in 1..=2 {
+        let id = format!("q{n}");
+        let mine = registration(&id, "busy", &device(n), "+17085854000", T0 + 60_000);
+        store.register(mine, 10, T0).await.unwrap();
+    }
+    let third = registration("q3", "busy", &device(3), "+17085854000", T0 + 60_000);
+    assert_eq!(
+        store.register(third.clone(), 10, T0).await,
+        Err(StoreError::OwnerFull(2))
+    );
+    let other = registration("q4", "other", &device(3), "+17085854000", T0 + 60_000);
+    store.register(other, 10, T0).await.unwrap();
+    store.unregister("q1", T0).await.unwrap();
+    store.register(third, 10, T0).await.unwrap();
 }
 
 /// The clock of the registration checks: 2026-12-03T12:00:00Z, in ms.
@@ -716,6 +757,11 @@ async fn expired_registrations_are_claimed_once_per_lease_and_finished_once<
     assert_eq!(
         ids(store.claim_expired(T0 + 2000, lease, 1).await.unwrap()),
         ["e1"]
+    );
+    // Claimed, it is ending: a refresh by a caller whose clock is behind is refused.
+    assert_eq!(
+        store.refresh("e1", T0 + 90_000, T0 + 500).await,
+        Err(StoreError::NotFound)
     );
     // A claim holds for its lease: another claimant gets only what is left.
     assert_eq!(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{Flavor, RegistrationResponse, expiry, load_owned};
 use crate::auth::Caller;
 use crate::domain::registration::{device_id, phone_number};
-use crate::domain::{Present, Registration};
+use crate::domain::{Address, Present, Registration};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{
@@ -96,10 +96,18 @@ pub async fn register(
         ));
     }
     let caller = authorized.caller()?;
+    let two_legged = sent_number.is_some();
+    let number = registered_number(&caller, sent_number)?;
+    // A 2-legged number is held to `auth.subscribers` as a 3-legged token's subscriber is.
+    if two_legged
+        && !Address::from_phone_number(&number).is_some_and(|n| state.subscriber_known(&n))
+    {
+        return Err(ApiError::plain(Code::IdentifierNotFound));
+    }
     let registration = Registration {
         id: uuid::Uuid::new_v4().to_string(),
         device_id: device,
-        phone_number: registered_number(&caller, sent_number)?,
+        phone_number: number,
         owner: caller.consumer().to_owned(),
         expires_at_ms,
         ended: None,
@@ -110,6 +118,10 @@ pub async fn register(
         .register(registration.clone(), max_per_number, now)
         .await
         .map_err(|err| match err {
+            StoreError::AlreadyExists if two_legged => ApiError::new(
+                Code::AlreadyExists,
+                "An active registration already exists for the supplied deviceId and phoneNumber.",
+            ),
             StoreError::AlreadyExists => ApiError::new(
                 Code::AlreadyExists,
                 "An active registration already exists for the supplied deviceId and the phoneNumber resolved from the access token.",
@@ -117,6 +129,10 @@ pub async fn register(
             StoreError::Full(max) => ApiError::new(
                 Code::QuotaExceeded,
                 format!("Out of resource quota: the service holds its maximum of {max} registrations."),
+            ),
+            StoreError::OwnerFull(max) => ApiError::new(
+                Code::QuotaExceeded,
+                format!("Out of resource quota: this API consumer holds its maximum of {max} registrations; delete one to create another."),
             ),
             other => other.into(),
         })?;
@@ -147,7 +163,7 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
     let query = Query::<ListQuery>::try_from_uri(&uri)
-        .map_err(|_| ApiError::invalid("The query is not valid: deviceId is its one parameter."))?;
+        .map_err(|_| ApiError::invalid("The query is not valid: give deviceId once."))?;
     let device = query
         .0
         .device_id

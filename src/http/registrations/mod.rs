@@ -100,7 +100,7 @@ pub fn expiry(state: &AppState, now_ms: u64, requested: Option<&str>) -> Result<
         .map_err(|e| {
             let code = match e {
                 ExpiryError::TooSoon { .. } => Code::OutOfRange,
-                ExpiryError::NotRfc3339 => Code::InvalidArgument,
+                ExpiryError::NotRfc3339 | ExpiryError::TooLong => Code::InvalidArgument,
             };
             ApiError::new(code, format!("registrationExpireTime {e}."))
         })

@@ -150,7 +150,12 @@ async fn registered_caller(
     new: &NewSession,
     id: &str,
 ) -> Result<Option<Arc<str>>, ApiError> {
-    let Some(found) = state.registrations.registration(id, now_ms()).await? else {
+    // The service's registrationIds are UUIDs (read in any case): any other header value names
+    // none, and costs no store read.
+    let Some(id) = crate::domain::registration::device_id(id) else {
+        return Ok(None);
+    };
+    let Some(found) = state.registrations.registration(&id, now_ms()).await? else {
         return Ok(None);
     };
     let originator = caller
@@ -160,6 +165,41 @@ async fn registered_caller(
     let matches = found.owner == caller.consumer()
         && originator.phone_number() == Some(found.phone_number.as_str());
     Ok(matches.then(|| found.id.into()))
+}
+
+/// A call whose registration ended between the check and the insert (its expiry sweep ran in
+/// between, so it never saw the call) ends now, as it would have with the registration: the
+/// answer then shows it ended. Calls without a registration, EMERGENCY calls and those of a
+/// service with `end_calls_on_expiry` off are returned as they are.
+async fn ended_with_its_registration(
+    state: &AppState,
+    session: Session,
+    version: u64,
+) -> Result<(Session, u64), ApiError> {
+    let Some(registration) = &session.registration else {
+        return Ok((session, version));
+    };
+    if session.call_type != CallType::Regular
+        || !state.config.registration.end_calls_on_expiry
+        || (state
+            .registrations
+            .registration(registration, now_ms())
+            .await?)
+            .is_some()
+    {
+        return Ok((session, version));
+    }
+    let ended = session.end_by_network(crate::store::expiry::REASON);
+    match state
+        .store
+        .compare_and_swap(version, Arc::new(ended.clone()))
+        .await
+    {
+        Ok(version) => Ok((ended, version)),
+        // Changed (or ended) by someone else already: it is answered as created.
+        Err(StoreError::VersionConflict { .. } | StoreError::NotFound) => Ok((session, version)),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Checks in DESIGN §5's order: 401 → 429 rate → 403 scope → 400 (header, body) → 404
@@ -204,6 +244,7 @@ pub async fn create_session(
         offer_len = session.offer.as_ref().map(Sdp::len),
         "session created"
     );
+    let (session, version) = ended_with_its_registration(&state, session, version).await?;
     let location = format!(
         "{}/{}",
         uri.path().trim_end_matches('/'),

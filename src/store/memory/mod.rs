@@ -170,7 +170,11 @@ impl SessionStore for MemoryStore {
             if let Some(owner) = owner {
                 *s.owners.entry(owner).or_default() += 1;
             }
-            if let Some(registration) = &session.registration {
+            // Linked only while the registration has not ended, so no list outlives it (the
+            // registrations' lock is only ever taken inside the sessions' one).
+            if let Some(registration) = &session.registration
+                && self.registration_not_ended(registration)
+            {
                 let ids = s.registered.entry(Arc::clone(registration)).or_default();
                 ids.push(session.id.clone());
             }

@@ -23,6 +23,8 @@ pub(super) struct Registrations {
     by_number: HashMap<String, HashSet<String>>,
     /// Keyed by (owner, device).
     by_device: HashMap<(String, String), HashSet<String>>,
+    /// Registrations not yet ended, per owner (owners with none left out).
+    by_owner: HashMap<String, usize>,
 }
 
 impl Registrations {
@@ -57,6 +59,12 @@ impl Registrations {
             self.due.remove(&(at, id.to_owned()));
         }
         remove_from(&mut self.by_number, &ended.phone_number, id);
+        if let Some(n) = self.by_owner.get_mut(&ended.owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_owner.remove(&ended.owner);
+            }
+        }
         remove_from(
             &mut self.by_device,
             &(ended.owner.clone(), ended.device_id.clone()),
@@ -83,6 +91,18 @@ fn remove_from<K: std::hash::Hash + Eq>(
 }
 
 impl MemoryStore {
+    /// Whether `id` is a registration that has not ended (expired but not yet ended counts).
+    pub(super) fn registration_not_ended(&self, id: &str) -> bool {
+        let registrations = self
+            .registrations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        registrations
+            .by_id
+            .get(id)
+            .is_some_and(|r| r.ended.is_none())
+    }
+
     fn registrations<T>(&self, now_ms: u64, f: impl FnOnce(&mut Registrations) -> T) -> T {
         // Each operation leaves the maps whole before it can panic, so a poisoned lock is safe.
         let mut registrations = self
@@ -101,7 +121,7 @@ impl RegistrationStore for MemoryStore {
         max_per_number: usize,
         now_ms: u64,
     ) -> StoreFuture<'_, ()> {
-        let capacity = self.limits.capacity;
+        let (capacity, per_owner) = (self.limits.capacity, self.limits.per_owner);
         let done = self.registrations(now_ms, |r| {
             let mut active = 0;
             for id in r
@@ -121,6 +141,9 @@ impl RegistrationStore for MemoryStore {
             if active >= max_per_number {
                 return Err(StoreError::NumberFull(max_per_number));
             }
+            if r.by_owner.get(&registration.owner).copied().unwrap_or(0) >= per_owner {
+                return Err(StoreError::OwnerFull(per_owner));
+            }
             if r.due.len() >= capacity {
                 return Err(StoreError::Full(capacity));
             }
@@ -137,6 +160,7 @@ impl RegistrationStore for MemoryStore {
                 .entry((registration.owner.clone(), registration.device_id.clone()))
                 .or_default()
                 .insert(id.clone());
+            *r.by_owner.entry(registration.owner.clone()).or_default() += 1;
             r.by_id.insert(id, registration);
             Ok(())
         });
@@ -180,7 +204,12 @@ impl RegistrationStore for MemoryStore {
         now_ms: u64,
     ) -> StoreFuture<'a, Registration> {
         let done = self.registrations(now_ms, |r| {
-            r.active(id, now_ms).ok_or(StoreError::NotFound)?;
+            let found = r.active(id, now_ms).ok_or(StoreError::NotFound)?;
+            // Claimed by an expiry sweep (due at its lease's end, not at its expiry): it is
+            // ending, whatever the caller's clock says.
+            if r.due_at.get(id) != Some(&found.expires_at_ms) {
+                return Err(StoreError::NotFound);
+            }
             r.set_due(id, expires_at_ms);
             let registration = r.by_id.get_mut(id).expect("found above");
             registration.expires_at_ms = expires_at_ms;

@@ -108,6 +108,15 @@ impl RedisStore {
         invocation
     }
 
+    /// For a session created with a registration, the set of the registration's sessions and the
+    /// registration's own hash; two empty strings for any other.
+    fn registration_keys(&self, session: &Session) -> [String; 2] {
+        match session.registration.as_deref() {
+            Some(r) => [self.registered_key(r), format!("{}reg:{r}", self.prefix)],
+            None => [String::new(), String::new()],
+        }
+    }
+
     /// The set of the sessions created with `registration` (see [`SessionStore::registered`]).
     fn registered_key(&self, registration: &str) -> String {
         format!("{}reg-sessions:{registration}", self.prefix)
@@ -256,12 +265,7 @@ impl SessionStore for RedisStore {
                         .arg(session.owner.as_deref().unwrap_or(""))
                         .arg(self.limits.per_owner)
                         .arg(session.status.as_str())
-                        .arg(
-                            session
-                                .registration
-                                .as_deref()
-                                .map_or_else(String::new, |r| self.registered_key(r)),
-                        )
+                        .arg(&self.registration_keys(&session)[..])
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -288,6 +292,7 @@ impl SessionStore for RedisStore {
                         .arg(if session.is_over() { "1" } else { "0" })
                         .arg(ttl_ms)
                         .arg(session.status.as_str())
+                        .arg(&self.registration_keys(&session)[0])
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -309,10 +314,21 @@ impl SessionStore for RedisStore {
                         .invoke_async(&mut con),
                 )
                 .await?;
-            match found.as_slice() {
-                [version, json] => decode(version.parse().unwrap_or(0), json),
-                _ => Err(StoreError::NotFound),
+            let removed = match found.as_slice() {
+                [version, json] => decode(version.parse().unwrap_or(0), json)?,
+                _ => return Err(StoreError::NotFound),
+            };
+            if let Some(registration) = &removed.session.registration {
+                let _: i64 = self
+                    .run(
+                        redis::cmd("SREM")
+                            .arg(self.registered_key(registration))
+                            .arg(id.as_str())
+                            .query_async(&mut con),
+                    )
+                    .await?;
             }
+            Ok(removed)
         })
     }
 

@@ -6,7 +6,8 @@
 //! - `reg-due`: a sorted set of the registrations not yet ended, scored by when the expiry sweep
 //!   looks at them next (their expiry, or the end of a claim's lease);
 //! - `reg-number:<phone>` and `reg-device:<deviceId>:<owner>`: sets of the ids not yet ended;
-//! - `reg-sessions:<id>`: the sessions created with it (the session store's), dropped when it ends.
+//! - `reg-sessions:<id>`: the sessions created with it (the session store's), dropped when it ends;
+//! - `reg-owners`: a hash of how many registrations not yet ended each owner holds.
 //!
 //! Each operation is one Lua script, atomic across replicas. Times are the callers' (`now_ms`).
 
@@ -42,6 +43,9 @@ local function finish(p, id, due, reason, keep)
     redis.call('SREM', p .. 'reg-number:' .. f[2], id)
     redis.call('SREM', p .. 'reg-device:' .. f[1] .. ':' .. f[3], id)
     redis.call('DEL', p .. 'reg-sessions:' .. id)
+    if redis.call('HINCRBY', p .. 'reg-owners', f[3], -1) <= 0 then
+        redis.call('HDEL', p .. 'reg-owners', f[3])
+    end
 end
 ";
 
@@ -50,7 +54,8 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: 1 prefix, 2 id, 3 device, 4 number, 5 owner, 6 expiry, 7 max per number, 8 now,
-/// 9 capacity. Returns 1, -1 (exists), -2 (number full), -3 (store full).
+/// 9 capacity, 10 max per owner. Returns 1, -1 (exists), -2 (number full), -3 (store full), -4
+/// (owner full).
 static REGISTER: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -67,6 +72,9 @@ static REGISTER: LazyLock<Script> = LazyLock::new(|| {
             end
         end
         if count >= tonumber(ARGV[7]) then return -2 end
+        if tonumber(redis.call('HGET', p .. 'reg-owners', ARGV[5]) or '0') >= tonumber(ARGV[10]) then
+            return -4
+        end
         if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[9]) then return -3 end
         local key = p .. 'reg:' .. ARGV[2]
         if redis.call('EXISTS', key) == 1 then return -1 end
@@ -74,12 +82,14 @@ static REGISTER: LazyLock<Script> = LazyLock::new(|| {
         redis.call('ZADD', KEYS[1], ARGV[6], ARGV[2])
         redis.call('SADD', numbers, ARGV[2])
         redis.call('SADD', p .. 'reg-device:' .. ARGV[3] .. ':' .. ARGV[5], ARGV[2])
+        redis.call('HINCRBY', p .. 'reg-owners', ARGV[5], 1)
         return 1
         ",
     )
 });
 
-/// ARGV: 1 prefix, 2 id, 3 new expiry, 4 now. Returns the registration, or {} if not active.
+/// ARGV: 1 prefix, 2 id, 3 new expiry, 4 now. Returns the registration, or {} if not active or
+/// claimed by an expiry sweep (due at its lease's end rather than at its expiry: it is ending).
 static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -87,6 +97,8 @@ static REFRESH: LazyLock<Script> = LazyLock::new(|| {
         local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
         local out = {}
         if not active(f, tonumber(ARGV[4])) then return out end
+        local due = redis.call('ZSCORE', KEYS[1], id)
+        if not due or tonumber(due) ~= tonumber(f[4]) then return out end
         redis.call('HSET', p .. 'reg:' .. id, 'x', ARGV[3])
         redis.call('ZADD', KEYS[1], ARGV[3], id)
         add(out, p, id)
@@ -104,8 +116,9 @@ static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
         local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
         local out = {}
         if not active(f, tonumber(ARGV[3])) then return out end
-        finish(p, id, KEYS[1], 'DELETED', tonumber(ARGV[4]))
         add(out, p, id)
+        out[#out] = 'DELETED'
+        finish(p, id, KEYS[1], 'DELETED', tonumber(ARGV[4]))
         return out
         ",
     )
@@ -142,8 +155,9 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
             redis.call('ZADD', KEYS[1], f[4], id)
             return out
         end
-        finish(p, id, KEYS[1], 'REGISTRATION_EXPIRED', tonumber(ARGV[4]))
         add(out, p, id)
+        out[#out] = 'REGISTRATION_EXPIRED'
+        finish(p, id, KEYS[1], 'REGISTRATION_EXPIRED', tonumber(ARGV[4]))
         return out
         ",
     )
@@ -254,6 +268,7 @@ impl RegistrationStore for RedisStore {
                 max_per_number.to_string(),
                 now_ms.to_string(),
                 self.limits.capacity.to_string(),
+                self.limits.per_owner.to_string(),
             ];
             let mut invocation = REGISTER.prepare_invoke();
             invocation
@@ -266,6 +281,7 @@ impl RegistrationStore for RedisStore {
                 1 => Ok(()),
                 -1 => Err(StoreError::AlreadyExists),
                 -2 => Err(StoreError::NumberFull(max_per_number)),
+                -4 => Err(StoreError::OwnerFull(self.limits.per_owner)),
                 _ => Err(StoreError::Full(self.limits.capacity)),
             }
         })

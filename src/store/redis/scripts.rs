@@ -8,8 +8,9 @@ use redis::Script;
 
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
 /// refuses an owner at its quota; then stores the new session at version 1 and counts it.
-/// Adds the id to its registration's set (`ARGV[8]`, when it has one). Returns 1, or -1 (id
-/// taken), -2 (full) or -3 (the owner is at its quota).
+/// Adds the id to its registration's set (`ARGV[8]`, when it has one) if that registration
+/// (`ARGV[9]`) has not ended, so no set outlives its registration. Returns 1, or -1 (id taken),
+/// -2 (full) or -3 (the owner is at its quota).
 pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -33,7 +34,10 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
         if owner ~= '' then redis.call('ZADD', KEYS[6], now, ARGV[1]) end
         redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
         if owner ~= '' then redis.call('HINCRBY', KEYS[5], owner, 1) end
-        if ARGV[8] ~= '' then redis.call('SADD', ARGV[8], ARGV[1]) end
+        if ARGV[8] ~= '' and redis.call('HEXISTS', ARGV[9], 'd') == 1
+            and redis.call('HEXISTS', ARGV[9], 'e') == 0 then
+            redis.call('SADD', ARGV[8], ARGV[1])
+        end
         return 1
         ",
     )
@@ -41,7 +45,8 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
 
 /// Writes the session if it is still at the expected version and moves its count to its new
 /// status. A session that is over with this write leaves `live`, `touched`, its status count and
-/// its owner's count, and expires after the TTL (at once for 0). Returns `{1, new version}`, `{0, 0}` (absent) or
+/// its owner's count and its registration's set (`ARGV[7]`, when it has one), and expires after
+/// the TTL (at once for 0). Returns `{1, new version}`, `{0, 0}` (absent) or
 /// `{2, current version}` (conflict).
 pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -56,6 +61,7 @@ pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
         redis.call('HSET', KEYS[1], 'v', v + 1, 's', ARGV[3], 'st', status)
         if ARGV[4] == '1' then
             redis.call('ZREM', KEYS[6], ARGV[1])
+            if ARGV[7] ~= '' then redis.call('SREM', ARGV[7], ARGV[1]) end
             if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
                 if before then redis.call('HINCRBY', KEYS[4], before, -1) end
                 if found[3] and found[3] ~= '' then redis.call('HINCRBY', KEYS[5], found[3], -1) end
