@@ -20,8 +20,8 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use sections::{
-    AuthConfig, Backend, FixtureSession, FixturesConfig, LogConfig, LogFormat, RegistrationConfig,
-    SdpConfig, ServerConfig, SessionsConfig, StoreConfig,
+    AuthConfig, Backend, EventsConfig, FixtureSession, FixturesConfig, LogConfig, LogFormat,
+    RegistrationConfig, SdpConfig, ServerConfig, SessionsConfig, StoreConfig,
 };
 
 /// The embedded defaults: a development HS256 key and CAMARA's fixture session.
@@ -45,6 +45,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[registration]`
     pub registration: RegistrationConfig,
+    /// `[events]`
+    pub events: EventsConfig,
     /// `[store]`
     pub store: StoreConfig,
     /// `[fixtures]`

@@ -183,6 +183,38 @@ pub struct RegistrationConfig {
     pub end_calls_on_expiry: bool,
 }
 
+/// `[events]`: CAMARA's events API (subscriptions) and the delivery of its CloudEvents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Where the events API is served.
+    pub base_paths: Vec<String>,
+    /// Event types are `{type_prefix}.{name}` (`session-invitation`, `session-status`,
+    /// `registration-ends`, `subscription-ended`).
+    pub type_prefix: String,
+    /// Scopes are `{scope_prefix}:{type}:create`, `{scope_prefix}:read|update|delete`.
+    pub scope_prefix: String,
+    /// The CloudEvents `source` of every event.
+    pub source: String,
+    /// Accept `http://` sinks (development); production sinks are `https://`.
+    pub allow_http_sinks: bool,
+    /// Networks (CIDR) a sink may resolve to although they are loopback, private, link-local,
+    /// unique-local, multicast or unspecified (the SSRF guard refuses those otherwise).
+    pub allowed_sink_networks: Vec<String>,
+    /// A PEM file of CA certificates trusted for `https` sinks besides the system's roots.
+    pub ca_file: String,
+    /// Delays before each retry of a delivery, in milliseconds (± 20% jitter).
+    pub retry_schedule_ms: Vec<u64>,
+    /// How long one delivery attempt may take.
+    pub delivery_timeout_ms: u64,
+    /// Subscriptions one API consumer may hold; beyond it 429 QUOTA_EXCEEDED.
+    pub max_subscriptions_per_consumer: usize,
+    /// The longest a subscription may last; a later `subscriptionExpireTime` is capped to it.
+    pub max_expire_seconds: u64,
+    /// Redis store: an event a replica claimed and did not deliver for this long is taken over.
+    pub claim_idle_ms: u64,
+}
+
 /// Where sessions are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -49,6 +49,7 @@ impl Config {
             ),
         ])?;
         self.validate_registration()?;
+        self.validate_events()?;
         self.validate_store()?;
         crate::telemetry::parse_filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         self.fixture_sessions()?;
@@ -69,6 +70,7 @@ impl Config {
         let apis = [
             ("server.base_paths", &self.server.base_paths),
             ("registration.base_paths", &self.registration.base_paths),
+            ("events.base_paths", &self.events.base_paths),
         ];
         for (key, path) in apis
             .into_iter()
@@ -93,7 +95,7 @@ impl Config {
             if !seen.insert(path) {
                 return Err(invalid(
                     key,
-                    format!("{path:?} is listed twice (once per API, and not in both)"),
+                    format!("{path:?} is listed twice (a base path serves one API, once)"),
                 ));
             }
         }
@@ -133,6 +135,51 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The events API: its names non-empty and without spaces, its networks CIDRs, its delays and
+    /// limits positive.
+    fn validate_events(&self) -> Result<(), ConfigError> {
+        let events = &self.events;
+        for (key, value) in [
+            ("events.type_prefix", &events.type_prefix),
+            ("events.scope_prefix", &events.scope_prefix),
+            ("events.source", &events.source),
+        ] {
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(
+                    key,
+                    "must be non-empty visible ASCII, without spaces",
+                ));
+            }
+        }
+        for network in &events.allowed_sink_networks {
+            network
+                .parse::<crate::events::Cidr>()
+                .map_err(|e| invalid("events.allowed_sink_networks", e))?;
+        }
+        if events.retry_schedule_ms.len() > 32 {
+            return Err(invalid(
+                "events.retry_schedule_ms",
+                "must list at most 32 delays",
+            ));
+        }
+        let mut delays = vec![("events.delivery_timeout_ms", events.delivery_timeout_ms)];
+        delays.extend(
+            events
+                .retry_schedule_ms
+                .iter()
+                .map(|d| ("events.retry_schedule_ms", *d)),
+        );
+        delays.extend([
+            (
+                "events.max_subscriptions_per_consumer",
+                events.max_subscriptions_per_consumer as u64,
+            ),
+            ("events.max_expire_seconds", events.max_expire_seconds),
+            ("events.claim_idle_ms", events.claim_idle_ms),
+        ]);
+        positive(&delays)
     }
 
     /// The connection limits: a positive count within what a semaphore can hold, and timeouts
@@ -433,7 +480,7 @@ mod tests {
         );
         assert_eq!(
             refusal(|c| c.registration.base_paths = vec!["/webrtc-call-handling/v0.3".into()]),
-            "registration.base_paths: \"/webrtc-call-handling/v0.3\" is listed twice (once per API, and not in both)"
+            "registration.base_paths: \"/webrtc-call-handling/v0.3\" is listed twice (a base path serves one API, once)"
         );
         assert_eq!(
             refusal(|c| c.registration.base_paths = vec!["/openapi-registration.yaml".into()]),
@@ -442,6 +489,33 @@ mod tests {
         let mut config = Config::embedded();
         config.registration.base_paths.clear();
         assert!(config.validate().is_ok(), "the registration API may be off");
+    }
+
+    #[test]
+    fn the_events_section_is_checked() {
+        assert_eq!(
+            refusal(|c| c.events.allowed_sink_networks = vec!["10.0.0.0".into()]),
+            "events.allowed_sink_networks: \"10.0.0.0\" is not a network in CIDR form (e.g. 10.0.0.0/8 or fc00::/7)"
+        );
+        assert_eq!(
+            refusal(|c| c.events.type_prefix = "org camara".into()),
+            "events.type_prefix: must be non-empty visible ASCII, without spaces"
+        );
+        assert_eq!(
+            refusal(|c| c.events.retry_schedule_ms = vec![1000, 0]),
+            "events.retry_schedule_ms: must be greater than 0"
+        );
+        assert_eq!(
+            refusal(|c| c.events.max_subscriptions_per_consumer = 0),
+            "events.max_subscriptions_per_consumer: must be greater than 0"
+        );
+        assert_eq!(
+            refusal(|c| c.events.base_paths = vec!["/webrtc".into()]),
+            "events.base_paths: \"/webrtc\" is listed twice (a base path serves one API, once)"
+        );
+        let mut config = Config::embedded();
+        config.events.retry_schedule_ms.clear();
+        assert!(config.validate().is_ok(), "no retries is a valid choice");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod registration;
 pub mod sdp;
 pub mod session;
 pub mod status;
+pub mod subscription;
 
 pub use access::{ANONYMOUS, AccessError, Actor, PartyRule};
 pub use address::Address;
@@ -19,3 +20,4 @@ pub use registration::{EndReason, ExpiryError, Lifetimes, Registration};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
 pub use session::{CallType, Direction, Role, Session, SessionId, StatusChange};
 pub use status::{SessionStatus, TransitionError};
+pub use subscription::{AccessToken, Detail, EventType, Subscription, SubscriptionEnd};

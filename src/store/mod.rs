@@ -6,6 +6,7 @@ mod idle;
 mod memory;
 mod redis;
 mod registrations;
+mod subscriptions;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +18,7 @@ pub use idle::{end_idle_sessions, sweep_idle};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use registrations::{RegistrationStore, now_ms};
+pub use subscriptions::{SubscriptionChange, SubscriptionStore};
 
 use crate::domain::{Session, SessionId, SessionStatus};
 

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use camara_webrtc::config::Config;
-use camara_webrtc::domain::{EndReason, Registration};
+use camara_webrtc::domain::{
+    AccessToken, Detail, EndReason, EventType, Registration, Subscription, SubscriptionEnd,
+};
 use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
 use camara_webrtc::store::{
-    Limits, MemoryStore, RedisStore, RegistrationStore, SessionStore, StoreError, Versioned,
-    sweep_idle,
+    Limits, MemoryStore, RedisStore, RegistrationStore, SessionStore, StoreError,
+    SubscriptionChange, SubscriptionStore, Versioned, sweep_idle,
 };
 
 use crate::redis_server::{RedisServer, unique_prefix};
@@ -425,6 +427,7 @@ async fn racing_compare_and_swap_loses_nothing<S: SessionStore>(store: Arc<S>) {
 async fn memory_store_meets_the_contract() {
     run_all(MemoryStore::new).await;
     run_registrations(MemoryStore::new).await;
+    run_subscriptions(MemoryStore::new).await;
 }
 
 /// A Redis store with a fresh key prefix on `server`.
@@ -440,6 +443,7 @@ async fn redis_store_meets_the_contract() {
     };
     run_all(|limits| redis_store(&server, limits)).await;
     run_registrations(|limits| redis_store(&server, limits)).await;
+    run_subscriptions(|limits| redis_store(&server, limits)).await;
 }
 
 /// A store of 8 sessions under a fresh prefix named after `name`, the prefix, and a connection of
@@ -839,4 +843,122 @@ async fn registrations_beyond_capacity_are_refused<S: RegistrationStore>(store: 
         )
         .await
         .unwrap();
+}
+
+/// Every subscription check, against fresh stores made by `make`.
+async fn run_subscriptions<S: SubscriptionStore>(make: impl Fn(Limits) -> S) {
+    subscriptions_are_read_listed_changed_and_deleted(&make(limits(8, KEEP))).await;
+    subscriptions_are_bounded_per_owner_and_in_all(&make(Limits {
+        per_owner: 100,
+        ..limits(3, Duration::ZERO)
+    }))
+    .await;
+}
+
+fn subscription(id: &str, owner: &str, starts_at_ms: u64, expires: Option<u64>) -> Subscription {
+    Subscription {
+        id: id.to_owned(),
+        owner: owner.to_owned(),
+        sink: "https://sink.example.com/events".into(),
+        types: vec![EventType::SessionStatus, EventType::SessionInvitation],
+        detail: Detail {
+            registration_id: Some("r1".into()),
+            ..Detail::default()
+        },
+        phone_numbers: vec!["+17085854000".into()],
+        credential: None,
+        starts_at_ms,
+        expires_at_ms: expires,
+        max_events: Some(5),
+        initial_event: None,
+        ended: None,
+    }
+}
+
+async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>(store: &S) {
+    let first = subscription("s1", "app", T0, None);
+    let second = subscription("s2", "app", T0 + 1, Some(T0 + 60_000));
+    for s in [&second, &first] {
+        store.subscribe(s.clone(), 10, T0).await.unwrap();
+    }
+    store
+        .subscribe(subscription("s3", "other", T0, None), 10, T0)
+        .await
+        .unwrap();
+    assert_eq!(store.subscription("s1", T0).await, Ok(Some(first.clone())));
+    assert_eq!(store.subscription("nope", T0).await, Ok(None));
+    // Oldest first; another owner's are not listed.
+    assert_eq!(
+        store.owned("app", T0).await,
+        Ok(vec![first.clone(), second.clone()])
+    );
+    let token = AccessToken {
+        token: "t0ken".into(),
+        expires_at_ms: T0 + 3_600_000,
+    };
+    let change = SubscriptionChange {
+        credential: Some(token.clone()),
+        expires_at_ms: Some(T0 + 120_000),
+    };
+    let changed = store.change("s2", change, T0).await.unwrap();
+    assert_eq!(changed.credential, Some(token));
+    assert_eq!(changed.expires_at_ms, Some(T0 + 120_000));
+    assert_eq!(
+        store.subscription("s2", T0).await,
+        Ok(Some(changed.clone()))
+    );
+    // Past its expiry it is gone for every read and write.
+    let late = T0 + 120_000;
+    assert_eq!(store.subscription("s2", late).await, Ok(None));
+    assert_eq!(store.owned("app", late).await, Ok(vec![first.clone()]));
+    assert_eq!(
+        store
+            .change("s2", SubscriptionChange::default(), late)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    let deleted = store.unsubscribe("s1", T0).await.unwrap();
+    assert_eq!(deleted.ended, Some(SubscriptionEnd::SubscriptionDeleted));
+    assert_eq!(store.subscription("s1", T0).await, Ok(None));
+    assert_eq!(store.unsubscribe("s1", T0).await, Err(StoreError::NotFound));
+    assert_eq!(store.owned("app", T0).await, Ok(vec![changed]));
+}
+
+async fn subscriptions_are_bounded_per_owner_and_in_all<S: SubscriptionStore>(store: &S) {
+    store
+        .subscribe(subscription("b1", "app", T0, None), 2, T0)
+        .await
+        .unwrap();
+    store
+        .subscribe(subscription("b2", "app", T0, None), 2, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .subscribe(subscription("b3", "app", T0, None), 2, T0)
+            .await,
+        Err(StoreError::OwnerFull(2))
+    );
+    store
+        .subscribe(subscription("b4", "other", T0, None), 2, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .subscribe(subscription("b5", "third", T0, None), 2, T0)
+            .await,
+        Err(StoreError::Full(3))
+    );
+    // A deleted one frees its place (it is gone at once with an ended_ttl of 0).
+    store.unsubscribe("b1", T0).await.unwrap();
+    store
+        .subscribe(subscription("b3", "app", T0, None), 2, T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .subscribe(subscription("b1", "third", T0, None), 2, T0)
+            .await,
+        Err(StoreError::Full(3))
+    );
 }

@@ -2,6 +2,7 @@
 //! the registrations ([`registrations`]).
 
 mod registrations;
+mod subscriptions;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
@@ -109,6 +110,7 @@ impl Sessions {
 pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     registrations: Mutex<registrations::Registrations>,
+    subscriptions: Mutex<subscriptions::Subscriptions>,
     limits: Limits,
 }
 
@@ -117,6 +119,7 @@ impl MemoryStore {
         Self {
             sessions: RwLock::new(Sessions::default()),
             registrations: Mutex::default(),
+            subscriptions: Mutex::default(),
             limits,
         }
     }

@@ -27,6 +27,7 @@ use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 
 mod registrations;
 mod scripts;
+mod subscriptions;
 use crate::domain::{Session, SessionId, SessionStatus};
 use scripts::{COMPARE_AND_SWAP, IDLE, INSERT, RECONCILE, REMOVE};
 

@@ -1,0 +1,137 @@
+//! The in-process subscriptions: a map and its indexes under one short-lived lock.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::ready;
+use std::sync::PoisonError;
+
+use super::MemoryStore;
+use crate::domain::{Subscription, SubscriptionEnd};
+use crate::store::{StoreError, StoreFuture, SubscriptionChange, SubscriptionStore};
+
+/// Subscriptions and their indexes. Ended ones stay in `by_id` (as a record) until their `gone`
+/// time; `by_owner` and `live` hold only those not yet ended.
+#[derive(Debug, Default)]
+pub(super) struct Subscriptions {
+    by_id: HashMap<String, Subscription>,
+    /// Ids per owner.
+    by_owner: HashMap<String, Vec<String>>,
+    /// How many have not ended.
+    live: usize,
+    /// Ended records, by when they are dropped.
+    gone: BTreeSet<(u64, String)>,
+}
+
+impl Subscriptions {
+    fn purge(&mut self, now_ms: u64) {
+        while let Some((at, id)) = self.gone.first().cloned() {
+            if at > now_ms {
+                break;
+            }
+            self.gone.pop_first();
+            self.by_id.remove(&id);
+        }
+    }
+
+    fn active(&self, id: &str, now_ms: u64) -> Option<&Subscription> {
+        self.by_id.get(id).filter(|s| s.is_active(now_ms))
+    }
+}
+
+impl MemoryStore {
+    fn subscriptions<T>(&self, now_ms: u64, f: impl FnOnce(&mut Subscriptions) -> T) -> T {
+        // Each operation leaves the maps whole before it can panic, so a poisoned lock is safe.
+        let mut subscriptions = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subscriptions.purge(now_ms);
+        f(&mut subscriptions)
+    }
+}
+
+impl SubscriptionStore for MemoryStore {
+    fn subscribe(
+        &self,
+        subscription: Subscription,
+        max_per_owner: usize,
+        now_ms: u64,
+    ) -> StoreFuture<'_, ()> {
+        let capacity = self.limits.capacity;
+        let done = self.subscriptions(now_ms, |s| {
+            let held = (s.by_owner.get(&subscription.owner).into_iter().flatten())
+                .filter(|id| s.active(id, now_ms).is_some())
+                .count();
+            if held >= max_per_owner {
+                return Err(StoreError::OwnerFull(max_per_owner));
+            }
+            if s.live >= capacity {
+                return Err(StoreError::Full(capacity));
+            }
+            if s.by_id.contains_key(&subscription.id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            let ids = s.by_owner.entry(subscription.owner.clone()).or_default();
+            ids.push(subscription.id.clone());
+            s.live += 1;
+            s.by_id.insert(subscription.id.clone(), subscription);
+            Ok(())
+        });
+        Box::pin(ready(done))
+    }
+
+    fn subscription<'a>(
+        &'a self,
+        id: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        let found = self.subscriptions(now_ms, |s| s.active(id, now_ms).cloned());
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn owned<'a>(&'a self, owner: &'a str, now_ms: u64) -> StoreFuture<'a, Vec<Subscription>> {
+        let found = self.subscriptions(now_ms, |s| {
+            let mut found: Vec<Subscription> = (s.by_owner.get(owner).into_iter().flatten())
+                .filter_map(|id| s.active(id, now_ms).cloned())
+                .collect();
+            found.sort_by(|a, b| (a.starts_at_ms, &a.id).cmp(&(b.starts_at_ms, &b.id)));
+            found
+        });
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn change<'a>(
+        &'a self,
+        id: &'a str,
+        change: SubscriptionChange,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Subscription> {
+        let done = self.subscriptions(now_ms, |s| {
+            s.active(id, now_ms).ok_or(StoreError::NotFound)?;
+            let subscription = s.by_id.get_mut(id).expect("found above");
+            change.apply(subscription);
+            Ok(subscription.clone())
+        });
+        Box::pin(ready(done))
+    }
+
+    fn unsubscribe<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Subscription> {
+        let keep_ms = u64::try_from(self.limits.ended_ttl.as_millis()).unwrap_or(u64::MAX);
+        let done = self.subscriptions(now_ms, |s| {
+            s.active(id, now_ms).ok_or(StoreError::NotFound)?;
+            let subscription = s.by_id.get_mut(id).expect("found above");
+            subscription.ended = Some(SubscriptionEnd::SubscriptionDeleted);
+            let ended = subscription.clone();
+            if let Some(ids) = s.by_owner.get_mut(&ended.owner) {
+                ids.retain(|other| other != id);
+                if ids.is_empty() {
+                    s.by_owner.remove(&ended.owner);
+                }
+            }
+            s.live -= 1;
+            s.gone
+                .insert((now_ms.saturating_add(keep_ms), id.to_owned()));
+            Ok(ended)
+        });
+        Box::pin(ready(done))
+    }
+}
