@@ -55,7 +55,12 @@ impl Caller {
     }
 
     pub fn has_scope(&self, scope: Scope) -> bool {
-        self.claims.scope.iter().any(|s| s == scope.as_str())
+        self.has_scope_named(scope.as_str())
+    }
+
+    /// Whether the token grants the scope named `scope` (for scopes the configuration names).
+    pub fn has_scope_named(&self, scope: &str) -> bool {
+        self.claims.scope.iter().any(|s| s == scope)
     }
 
     /// The phone number (`+E.164`) a 3-legged token acts for.

@@ -162,6 +162,14 @@ impl Config {
                  auth.hs256_secret) before exposing this service.",
             );
         }
+        if self.events.allow_http_sinks || !self.events.allowed_sink_networks.is_empty() {
+            warnings.push(
+                "EVENT SINKS MAY BE PLAIN HTTP OR ON INTERNAL NETWORKS: a subscription can make \
+                 this service send requests into its own network. Set events.allow_http_sinks = \
+                 false and events.allowed_sink_networks = [] (or only your own sinks' networks) \
+                 before exposing this service.",
+            );
+        }
         if self.server.cors_allowed_origins == ["*"] {
             warnings.push(
                 "CORS ALLOWS EVERY ORIGIN: any web page may call this API from a browser. List \

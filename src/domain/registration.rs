@@ -62,6 +62,22 @@ pub fn rfc3339_ms(ms: u64) -> String {
     )
 }
 
+/// `text`, an RFC 3339 date-time with an offset of at most 64 characters (CAMARA's
+/// `maxLength`), as milliseconds since the epoch. Held to RFC 3339's own grammar (section 5.6):
+/// `T` between date and time, upper-case `Z` (the `time` crate alone also takes a space and lower
+/// case, the RFC's note on readability).
+pub fn rfc3339_to_ms(text: &str) -> Result<i128, ExpiryError> {
+    if text.len() > 64 {
+        return Err(ExpiryError::TooLong);
+    }
+    let strict = text.as_bytes().get(10) == Some(&b'T') && !text.contains(['t', 'z']);
+    let at = OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .filter(|_| strict)
+        .ok_or(ExpiryError::NotRfc3339)?;
+    Ok(at.unix_timestamp_nanos() / 1_000_000)
+}
+
 /// Why a `registrationExpireTime` is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExpiryError {
@@ -90,17 +106,7 @@ impl Lifetimes {
         let Some(requested) = requested else {
             return Ok(now_ms + self.default_seconds * 1000);
         };
-        if requested.len() > 64 {
-            return Err(ExpiryError::TooLong);
-        }
-        // RFC 3339's own grammar (section 5.6): `T` between date and time, upper-case `Z`; the
-        // parser also takes a space and lower case (the RFC's note on readability).
-        let strict = requested.as_bytes().get(10) == Some(&b'T') && !requested.contains(['t', 'z']);
-        let at = OffsetDateTime::parse(requested, &Rfc3339)
-            .ok()
-            .filter(|_| strict)
-            .ok_or(ExpiryError::NotRfc3339)?;
-        let at_ms = at.unix_timestamp_nanos() / 1_000_000;
+        let at_ms = rfc3339_to_ms(requested)?;
         if at_ms < i128::from(now_ms + self.min_seconds * 1000) {
             return Err(ExpiryError::TooSoon {
                 min_seconds: self.min_seconds,

@@ -40,6 +40,10 @@ pub enum Code {
     MaxRegistrationPerMsisdn,
     MissingIdentifier,
     UnnecessaryIdentifier,
+    InvalidProtocol,
+    InvalidSink,
+    InvalidCredential,
+    InvalidToken,
 }
 
 impl Code {
@@ -171,6 +175,26 @@ impl Code {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "UNNECESSARY_IDENTIFIER",
                 "The phone number is already identified by the access token.",
+            ),
+            InvalidProtocol => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_PROTOCOL",
+                "Only HTTP is supported",
+            ),
+            InvalidSink => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_SINK",
+                "sink not valid for the specified protocol",
+            ),
+            InvalidCredential => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_CREDENTIAL",
+                "Only Access token is supported",
+            ),
+            InvalidToken => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_TOKEN",
+                "Only bearer token is supported",
             ),
         }
     }

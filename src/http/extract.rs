@@ -20,9 +20,11 @@ use crate::auth::{Caller, Scope};
 use crate::domain::SessionId;
 use crate::domain::session::MAX_ID_LEN;
 
-/// The scope an operation needs, as a type, so the handler's signature shows it.
+/// The scope an operation needs, as a type, so the handler's signature shows it; `None` for an
+/// operation whose scope depends on the configuration or the request (the events API), which
+/// its handler checks with [`require_scope`].
 pub trait Operation: Send + Sync + 'static {
-    const SCOPE: Scope;
+    const SCOPE: Option<Scope>;
 }
 
 macro_rules! operation {
@@ -30,9 +32,29 @@ macro_rules! operation {
         #[doc = concat!("Marker for the `", stringify!($scope), "` scope.")]
         pub struct $name;
         impl Operation for $name {
-            const SCOPE: Scope = Scope::$scope;
+            const SCOPE: Option<Scope> = Some(Scope::$scope);
         }
     };
+}
+
+/// Marker for an operation whose handler checks its scope itself ([`require_scope`]).
+pub struct ScopeInHandler;
+impl Operation for ScopeInHandler {
+    const SCOPE: Option<Scope> = None;
+}
+
+/// 403 PERMISSION_DENIED unless `caller` holds `scope`.
+pub fn require_scope(caller: &Caller, scope: &str) -> Result<(), ApiError> {
+    if caller.has_scope_named(scope) {
+        return Ok(());
+    }
+    tracing::info!(scope, "scope missing");
+    Err(ApiError::new(
+        Code::PermissionDenied,
+        format!(
+            "Client does not have sufficient permissions to perform this action: the access token lacks the scope {scope}."
+        ),
+    ))
 }
 operation!(CreateOp, Create);
 operation!(ReadOp, Read);
@@ -54,6 +76,12 @@ pub struct Authorized<O> {
 }
 
 impl<O> Authorized<O> {
+    /// The caller before the subscriber list is applied, for checks DESIGN §5 makes before it
+    /// (a scope that depends on the request).
+    pub fn peek(&self) -> &Caller {
+        &self.caller
+    }
+
     /// The caller, or 404 IDENTIFIER_NOT_FOUND when `auth.subscribers` is configured and a
     /// 3-legged token's subscriber is not on it. DESIGN §5 answers that 404 after the request's
     /// own 400s, so a handler asks once it has checked its path and body.
@@ -87,15 +115,8 @@ impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
             log.caller(&caller);
         }
         state.check_rate(caller.consumer())?;
-        if !caller.has_scope(O::SCOPE) {
-            tracing::info!(scope = O::SCOPE.as_str(), "scope missing");
-            return Err(ApiError::new(
-                Code::PermissionDenied,
-                format!(
-                    "Client does not have sufficient permissions to perform this action: the access token lacks the scope {}.",
-                    O::SCOPE.as_str()
-                ),
-            ));
+        if let Some(scope) = O::SCOPE {
+            require_scope(&caller, scope.as_str())?;
         }
         let listed = caller
             .subscriber
@@ -137,25 +158,43 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
     }
 }
 
-/// The `{registrationId}` path parameter: 1 to 256 characters (the service's ids are UUIDs,
-/// lower-cased here; any other id is simply not found).
+/// The `{registrationId}` path parameter (see [`resource_id`]).
 pub struct RegistrationPath(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for RegistrationPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let raw = path_param(parts, state, "registrationId").await?;
-        if raw.is_empty() || raw.chars().count() > MAX_ID_LEN {
-            return Err(ApiError::invalid(
-                "registrationId in the path must be 1 to 256 characters.",
-            ));
-        }
-        // The service's ids are UUIDs, read in any case (RFC 9562).
-        Ok(Self(
-            crate::domain::registration::device_id(&raw).unwrap_or(raw),
-        ))
+        resource_id(parts, state, "registrationId").await.map(Self)
     }
+}
+
+/// The `{subscriptionId}` path parameter (see [`resource_id`]).
+pub struct SubscriptionPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SubscriptionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        resource_id(parts, state, "subscriptionId").await.map(Self)
+    }
+}
+
+/// A path parameter naming a resource the service made: 1 to 256 characters. The service's ids
+/// are UUIDs, lower-cased here, so any case names the same one (RFC 9562); any other id is
+/// simply not found.
+async fn resource_id<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<String, ApiError> {
+    let raw = path_param(parts, state, name).await?;
+    if raw.is_empty() || raw.chars().count() > MAX_ID_LEN {
+        return Err(ApiError::invalid(format!(
+            "{name} in the path must be 1 to 256 characters."
+        )));
+    }
+    Ok(crate::domain::registration::device_id(&raw).unwrap_or(raw))
 }
 
 /// The `registrationId` header of `POST /sessions`: required, 1 to 256 visible ASCII characters

@@ -10,6 +10,7 @@ pub mod openapi;
 mod ops;
 mod registrations;
 mod sessions;
+mod subscriptions;
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -40,7 +41,8 @@ pub use sessions::StatusBody;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::domain::Address;
-use crate::store::{RegistrationStore, SessionStore};
+use crate::events::SinkGuard;
+use crate::store::{RegistrationStore, SessionStore, SubscriptionStore};
 
 /// The header carrying a request's correlation id, CAMARA's `x-correlator`.
 pub static X_CORRELATOR: HeaderName = HeaderName::from_static("x-correlator");
@@ -55,15 +57,21 @@ pub struct Shared {
     pub store: Arc<dyn SessionStore>,
     /// The registrations, on the same backend as the sessions.
     pub registrations: Arc<dyn RegistrationStore>,
+    /// The event subscriptions, on the same backend.
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    /// Which sinks a subscription may name (`events.allow_http_sinks`,
+    /// `events.allowed_sink_networks`).
+    pub sink_guard: SinkGuard,
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
     /// `server.rate_limit_per_second` per API consumer, when set.
     rate_limit: Option<DefaultKeyedRateLimiter<String>>,
-    /// The OpenAPI documents (call handling, registration), their servers set to the configured
+    /// The OpenAPI documents (call handling, registration, events), their servers set to the configured
     /// base paths.
     openapi: axum::body::Bytes,
     openapi_registration: axum::body::Bytes,
+    openapi_events: axum::body::Bytes,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,21 +99,33 @@ impl AppState {
             let burst = NonZeroU32::new(server.rate_limit_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
+        let sink_guard = SinkGuard::new(
+            config.events.allow_http_sinks,
+            // Validated with the configuration.
+            (config.events.allowed_sink_networks.iter())
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+        );
         let openapi = openapi::document(openapi::DOCUMENT, &server.base_paths).into();
         let openapi_registration = openapi::document(
             openapi::REGISTRATION_DOCUMENT,
             &config.registration.base_paths,
         )
         .into();
+        let openapi_events =
+            openapi::document(openapi::EVENTS_DOCUMENT, &config.events.base_paths).into();
         Self(Arc::new(Shared {
             config,
             store: stores.sessions,
             registrations: stores.registrations,
+            subscriptions: stores.subscriptions,
+            sink_guard,
             verifier,
             subscribers,
             rate_limit,
             openapi,
             openapi_registration,
+            openapi_events,
         }))
     }
 
@@ -146,6 +166,8 @@ pub enum Mount {
     Api,
     /// Under every base path of the registration API (`registration.base_paths`).
     Registration,
+    /// Under every base path of the events API (`events.base_paths`).
+    Events,
     /// At the root, unauthenticated.
     Root,
 }
@@ -186,26 +208,53 @@ pub fn operations() -> impl Iterator<Item = (&'static Route, Mount)> {
     let registration = registrations::ROUTES
         .iter()
         .map(|route| (route, Mount::Registration));
+    let events = subscriptions::ROUTES
+        .iter()
+        .map(|route| (route, Mount::Events));
     api.chain(registration)
+        .chain(events)
         .chain(ops::ROUTES.iter().map(|route| (route, Mount::Root)))
 }
 
-/// Unknown routes: 400 when the path is a session or registration route with an empty id
-/// (`/sessions/`, `/sessions//status`), else 404, both as CAMARA JSON.
+/// Methods a collection (`/sessions` of the registration API, `/subscriptions`) that serves GET
+/// and POST has no operation for: PUT and DELETE there lack the item's id (`missing_id`, 400);
+/// anything else is 405, `Allow` listing the real operations.
+fn collection_other_method(
+    method: &Method,
+    missing_id: fn() -> ApiError,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if method == Method::PUT || method == Method::DELETE {
+        missing_id().into_response()
+    } else {
+        (
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            [(axum::http::header::ALLOW, "GET,HEAD,POST")],
+        )
+            .into_response()
+    }
+}
+
+/// Unknown routes: 400 when the path is a session, registration or subscription route with an
+/// empty id (`/sessions/`, `/sessions//status`, `/subscriptions/`), else 404, both as CAMARA JSON.
 async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -> ApiError {
     let path = uri.path();
-    let empty_id = |bases: &[String]| {
+    let config = &state.config;
+    let empty_id = |bases: &[String], collection: &str| {
         bases.iter().any(|base| {
             path.strip_prefix(base.as_str())
-                .and_then(|rest| rest.strip_prefix("/sessions/"))
+                .and_then(|rest| rest.strip_prefix(collection))
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         })
     };
-    if empty_id(&state.config.server.base_paths) {
+    if empty_id(&config.server.base_paths, "/sessions/") {
         return sessions::missing_id_error();
     }
-    if empty_id(&state.config.registration.base_paths) {
+    if empty_id(&config.registration.base_paths, "/sessions/") {
         return registrations::missing_id_error();
+    }
+    if empty_id(&config.events.base_paths, "/subscriptions/") {
+        return subscriptions::missing_id_error();
     }
     tracing::debug!(%method, "no route");
     ApiError::new(
@@ -237,7 +286,9 @@ pub fn router(state: AppState) -> Router {
         .iter()
         .fold(Router::new(), |api, base| api.merge(sessions::router(base)));
     let api = (state.config.registration.base_paths.iter())
-        .fold(api, |api, base| api.merge(registrations::router(base)))
+        .fold(api, |api, base| api.merge(registrations::router(base)));
+    let api = (state.config.events.base_paths.iter())
+        .fold(api, |api, base| api.merge(subscriptions::router(base)))
         .route_layer(shed);
     let app = ops::router(server.metrics_listen.is_empty()).merge(api);
     with_stack(app.fallback(fallback), &state).with_state(state)

@@ -1,6 +1,7 @@
 //! The project's OpenAPI documents, as served: the call-handling API and the operational routes
 //! (`openapi/camara-webrtc.yaml`) at `/openapi.yaml`, the registration API
-//! (`openapi/webrtc-registration.yaml`) at `/openapi-registration.yaml`; each with its top-level
+//! (`openapi/webrtc-registration.yaml`) at `/openapi-registration.yaml`, the events API
+//! (`openapi/webrtc-events.yaml`) at `/openapi-events.yaml`; each with its top-level
 //! `servers` rewritten to the base paths this instance serves its API under.
 
 /// The call-handling document as written, listing the default `server.base_paths`.
@@ -8,6 +9,9 @@ pub const DOCUMENT: &str = include_str!("../../openapi/camara-webrtc.yaml");
 
 /// The registration document as written, listing the default `registration.base_paths`.
 pub const REGISTRATION_DOCUMENT: &str = include_str!("../../openapi/webrtc-registration.yaml");
+
+/// The events document as written, listing the default `events.base_paths`.
+pub const EVENTS_DOCUMENT: &str = include_str!("../../openapi/webrtc-events.yaml");
 
 /// One entry of the top-level `servers` list.
 fn server_entry(base: &str) -> String {
@@ -48,6 +52,10 @@ mod tests {
         assert_eq!(
             document(REGISTRATION_DOCUMENT, &defaults.registration.base_paths),
             REGISTRATION_DOCUMENT
+        );
+        assert_eq!(
+            document(EVENTS_DOCUMENT, &defaults.events.base_paths),
+            EVENTS_DOCUMENT
         );
     }
 

@@ -13,7 +13,7 @@ use super::error::{ApiError, Code};
 use super::{AppState, Route, router_of};
 
 /// The operational routes, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 5] = [
+pub static ROUTES: [Route; 6] = [
     Route::new(Method::GET, "/health/live", || get(live)),
     Route::new(Method::GET, "/health/ready", || get(ready)),
     Route::new(Method::GET, "/metrics", || get(metrics)),
@@ -21,6 +21,7 @@ pub static ROUTES: [Route; 5] = [
     Route::new(Method::GET, "/openapi-registration.yaml", || {
         get(openapi_registration)
     }),
+    Route::new(Method::GET, "/openapi-events.yaml", || get(openapi_events)),
 ];
 
 /// The operational routes on the main listener: all of them, or all but `/metrics` when
@@ -71,13 +72,19 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
 
 /// The call-handling OpenAPI document, listing this instance's base paths.
 async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "application/yaml")], state.openapi.clone())
+    yaml(&state.openapi)
 }
 
 /// The registration API's OpenAPI document, listing this instance's registration base paths.
 async fn openapi_registration(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(CONTENT_TYPE, "application/yaml")],
-        state.openapi_registration.clone(),
-    )
+    yaml(&state.openapi_registration)
+}
+
+/// The events API's OpenAPI document, listing this instance's events base paths.
+async fn openapi_events(State(state): State<AppState>) -> impl IntoResponse {
+    yaml(&state.openapi_events)
+}
+
+fn yaml(document: &axum::body::Bytes) -> impl IntoResponse + use<> {
+    ([(CONTENT_TYPE, "application/yaml")], document.clone())
 }

@@ -31,6 +31,7 @@ const END_ATTEMPTS: usize = 8;
 pub struct WeakStores {
     sessions: Weak<dyn SessionStore>,
     registrations: Weak<dyn RegistrationStore>,
+    subscriptions: Weak<dyn super::SubscriptionStore>,
 }
 
 impl Stores {
@@ -38,6 +39,7 @@ impl Stores {
         WeakStores {
             sessions: Arc::downgrade(&self.sessions),
             registrations: Arc::downgrade(&self.registrations),
+            subscriptions: Arc::downgrade(&self.subscriptions),
         }
     }
 }
@@ -48,14 +50,17 @@ pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
     let mut failing = false;
     loop {
         tokio::time::sleep(INTERVAL).await;
-        let (Some(sessions), Some(registrations)) =
-            (stores.sessions.upgrade(), stores.registrations.upgrade())
-        else {
+        let (Some(sessions), Some(registrations), Some(subscriptions)) = (
+            stores.sessions.upgrade(),
+            stores.registrations.upgrade(),
+            stores.subscriptions.upgrade(),
+        ) else {
             return;
         };
         let stores = Stores {
             sessions,
             registrations,
+            subscriptions,
         };
         match sweep_expired(&stores, end_calls).await {
             Err(e) if !failing => {

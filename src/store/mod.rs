@@ -27,15 +27,17 @@ use crate::domain::{Session, SessionId, SessionStatus};
 pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub registrations: Arc<dyn RegistrationStore>,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
 }
 
 impl Stores {
-    /// Both members on one store.
-    pub fn on<S: SessionStore + RegistrationStore>(store: S) -> Self {
+    /// Every member on one store.
+    pub fn on<S: SessionStore + RegistrationStore + SubscriptionStore>(store: S) -> Self {
         let store = Arc::new(store);
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
-            registrations: store,
+            registrations: Arc::clone(&store) as Arc<dyn RegistrationStore>,
+            subscriptions: store,
         }
     }
 }

@@ -149,6 +149,8 @@ fn check_config_warns_only_about_development_values() {
                 "CAMARA_WEBRTC__SERVER__CORS_ALLOWED_ORIGINS",
                 r#"["https://app.example.com", "http://127.0.0.1:5173"]"#,
             ),
+            ("CAMARA_WEBRTC__EVENTS__ALLOW_HTTP_SINKS", "false"),
+            ("CAMARA_WEBRTC__EVENTS__ALLOWED_SINK_NETWORKS", "[]"),
         ],
     );
     assert!(ok);
@@ -275,7 +277,14 @@ const CORS_WARNING: &str = "camara-webrtc: warning: CORS ALLOWS EVERY ORIGIN: an
     call this API from a browser. List your apps' origins in server.cors_allowed_origins (or [] \
     for none) before exposing this service.\n";
 
-/// With the embedded defaults, the development key and CORS for any origin are warned about.
+/// `check-config`'s warning while event sinks may be http or on internal networks.
+const SINKS_WARNING: &str = "camara-webrtc: warning: EVENT SINKS MAY BE PLAIN HTTP OR ON \
+    INTERNAL NETWORKS: a subscription can make this service send requests into its own network. \
+    Set events.allow_http_sinks = false and events.allowed_sink_networks = [] (or only your own \
+    sinks' networks) before exposing this service.\n";
+
+/// With the embedded defaults, the development key, sinks anywhere and CORS for any origin are
+/// warned about.
 #[test]
 fn check_config_loads_every_key_and_says_which_are_in_force() {
     let (ok, _, stderr) = run(&["check-config"], &[]);
@@ -287,6 +296,7 @@ fn check_config_loads_every_key_and_says_which_are_in_force() {
          Configure a key source of your own (auth.jwks_url, auth.oidc_discovery, \
          auth.public_keys, or auth.hs256_secret) before exposing this service.\n"
             .to_owned()
+            + SINKS_WARNING
             + CORS_WARNING
     );
     for (key, value, refusal) in [
@@ -317,7 +327,7 @@ fn check_config_loads_every_key_and_says_which_are_in_force() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stderr,
-        "token keys in force: public_keys (1 PEM)\n".to_owned() + CORS_WARNING
+        "token keys in force: public_keys (1 PEM)\n".to_owned() + SINKS_WARNING + CORS_WARNING
     );
 }
 

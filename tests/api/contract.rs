@@ -30,12 +30,17 @@ pub static DOCUMENT: LazyLock<Document> =
 pub static REGISTRATION: LazyLock<Document> =
     LazyLock::new(|| Document::parse(camara_webrtc::http::openapi::REGISTRATION_DOCUMENT));
 
-/// Where an app serves each document's API operations: its `server.base_paths` and
-/// `registration.base_paths`.
+/// The project's events document, as written in the repository.
+pub static EVENTS: LazyLock<Document> =
+    LazyLock::new(|| Document::parse(camara_webrtc::http::openapi::EVENTS_DOCUMENT));
+
+/// Where an app serves each document's API operations: its `server.base_paths`,
+/// `registration.base_paths` and `events.base_paths`.
 #[derive(Debug, Clone)]
 pub struct Mounts {
     pub calls: Arc<[String]>,
     pub registration: Arc<[String]>,
+    pub events: Arc<[String]>,
 }
 
 impl Mounts {
@@ -43,6 +48,7 @@ impl Mounts {
         Self {
             calls: config.server.base_paths.as_slice().into(),
             registration: config.registration.base_paths.as_slice().into(),
+            events: config.events.base_paths.as_slice().into(),
         }
     }
 
@@ -132,9 +138,10 @@ pub fn operation(
     path: &str,
 ) -> Option<(&'static Document, String, String)> {
     let method = method.as_str().to_ascii_lowercase();
-    let apis: [(&'static Document, &[String]); 2] = [
+    let apis: [(&'static Document, &[String]); 3] = [
         (&DOCUMENT, &mounts.calls),
         (&REGISTRATION, &mounts.registration),
+        (&EVENTS, &mounts.events),
     ];
     apis.into_iter().find_map(|(document, base_paths)| {
         let paths = document.value["paths"].as_object()?;

@@ -418,3 +418,82 @@ pub fn assert_every_scenario_has_a_test(dir: &str, prefix: &str, count: usize, s
         .collect();
     assert!(missing.is_empty(), "scenarios without a test: {missing:?}");
 }
+
+/// The `x-correlator` CAMARA's scenarios send ("complies with the schema").
+pub const SCENARIO_CORRELATOR: &str = "b4333c46-49c0-4f62-80d7-f0ef930f1c46";
+
+/// How a CAMARA scenario sets the Authorization header.
+#[derive(Clone, Copy)]
+pub enum TokenKind {
+    Valid,
+    Absent,
+    Expired,
+    Invalid,
+}
+
+/// The 401s of CAMARA's scenarios: no header, an expired token, a badly signed one.
+pub const NO_HEADER: (u16, &str, &str) = (
+    401,
+    "UNAUTHENTICATED",
+    "Request not authenticated: the Authorization header is missing. A new authentication is required.",
+);
+pub const EXPIRED: (u16, &str, &str) = (
+    401,
+    "UNAUTHENTICATED",
+    "Request not authenticated: the access token has expired. A new authentication is required.",
+);
+pub const INVALID: (u16, &str, &str) = (
+    401,
+    "UNAUTHENTICATED",
+    "Request not authenticated: the access token's signature is invalid. A new authentication is required.",
+);
+
+/// The token `kind` asks for, of `sub` and API consumer `client_id` with `scope` (a valid or an
+/// expired one from the configured key; an invalid one signed with another key; none).
+pub fn scenario_token(
+    app: &TestApp,
+    kind: TokenKind,
+    sub: &str,
+    client_id: &str,
+    scope: &str,
+) -> Option<String> {
+    let mint = |ttl| mint(&app.config.auth, sub, scope, Some(client_id), ttl).unwrap();
+    match kind {
+        TokenKind::Valid => Some(mint(3600)),
+        TokenKind::Absent => None,
+        TokenKind::Expired => Some(mint(-3600)),
+        TokenKind::Invalid => Some(sign_hmac(
+            Algorithm::HS256,
+            b"not the configured secret",
+            &json!({ "sub": sub, "scope": scope, "exp": now() + 600 }),
+        )),
+    }
+}
+
+/// A request as CAMARA's Backgrounds set it up: JSON content type, the scenario correlator,
+/// `token` when there is one, `body` when there is one.
+pub async fn send_scenario(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Response {
+    let mut request = app
+        .client
+        .request(method, app.url(path))
+        .header("content-type", "application/json")
+        .header("x-correlator", SCENARIO_CORRELATOR);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// "the response header x-correlator has same value as the request header x-correlator"
+pub fn assert_correlator_echoed(response: &Response) {
+    assert_eq!(response.headers()["x-correlator"], SCENARIO_CORRELATOR);
+}

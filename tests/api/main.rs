@@ -12,6 +12,7 @@ mod connections;
 mod contract;
 mod cors;
 mod errors;
+mod events;
 mod helpers;
 mod keys;
 mod lifecycle;

@@ -12,7 +12,7 @@ use camara_webrtc::http::{Mount, operations};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::contract::{DOCUMENT, Document, REGISTRATION, escape};
+use crate::contract::{DOCUMENT, Document, EVENTS, REGISTRATION, escape};
 use crate::helpers::*;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
@@ -20,10 +20,12 @@ const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 /// `(METHOD, path, where)` of every operation in the documents.
 fn documented() -> BTreeSet<(String, String, Mount)> {
     let mut ops = BTreeSet::new();
-    for (document, api) in [
+    let documents = [
         (&DOCUMENT, Mount::Api),
         (&REGISTRATION, Mount::Registration),
-    ] {
+        (&EVENTS, Mount::Events),
+    ];
+    for (document, api) in documents {
         for (path, item) in document.value["paths"].as_object().unwrap() {
             for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
                 let mount = if item.get("servers").is_some() {
@@ -53,11 +55,13 @@ async fn every_documented_operation_is_served_on_every_base_path() {
     for (method, path, mount) in documented() {
         let path = path
             .replace("{mediaSessionId}", "probe")
-            .replace("{registrationId}", "probe");
+            .replace("{registrationId}", "probe")
+            .replace("{subscriptionId}", "probe");
         let bases = match mount {
             Mount::Root => vec![String::new()],
             Mount::Api => config.server.base_paths.clone(),
             Mount::Registration => config.registration.base_paths.clone(),
+            Mount::Events => config.events.base_paths.clone(),
         };
         let at_root = mount == Mount::Root;
         let urls: Vec<String> = bases.iter().map(|base| format!("{base}{path}")).collect();
@@ -93,6 +97,8 @@ async fn openapi_yaml_is_served_with_the_configured_base_paths() {
     assert_eq!(response.headers()["content-type"], "application/yaml");
     let text = response.text().await.unwrap();
     assert_eq!(text, camara_webrtc::http::openapi::REGISTRATION_DOCUMENT);
+    let text = app.get("/openapi-events.yaml").await.text().await.unwrap();
+    assert_eq!(text, camara_webrtc::http::openapi::EVENTS_DOCUMENT);
 
     let mut config = Config::embedded();
     config.server.base_paths = vec!["/calls/v1".into()];
@@ -170,7 +176,7 @@ fn examples(document: &Document) -> Vec<(String, String, Value)> {
 
 #[test]
 fn every_example_fits_its_schema() {
-    for (document, at_least) in [(&*DOCUMENT, 30), (&*REGISTRATION, 15)] {
+    for (document, at_least) in [(&*DOCUMENT, 30), (&*REGISTRATION, 15), (&*EVENTS, 5)] {
         let examples = examples(document);
         assert!(examples.len() > at_least, "{} examples", examples.len());
         for (name, schema, value) in examples {
@@ -242,6 +248,10 @@ async fn an_openapi_validator_accepts_the_document() {
             env!("CARGO_MANIFEST_DIR"),
             "/openapi/webrtc-registration.yaml"
         ))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/openapi/webrtc-events.yaml"
+        ))
         .arg(&copy)
         .output()
         .unwrap();
@@ -252,5 +262,5 @@ async fn an_openapi_validator_accepts_the_document() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(stdout.matches(": OK").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches(": OK").count(), 4, "{stdout}");
 }

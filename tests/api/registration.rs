@@ -43,32 +43,10 @@ fn token(app: &TestApp, sub: &str, client_id: &str) -> String {
     camara_webrtc::auth::mint(&app.config.auth, sub, EVERY_SCOPE, Some(client_id), 3600).unwrap()
 }
 
-/// A request to `base` + `path` with the Background's headers.
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Response {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .header("content-type", "application/json")
-        .header("x-correlator", "b4333c46-49c0-4f62-80d7-f0ef930f1c46");
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
 /// `POST {base}/sessions` with `body`.
 async fn register(app: &TestApp, base: &str, token: &str, body: Value) -> Response {
     let path = format!("{base}/sessions");
-    send(app, Method::POST, &path, Some(token), Some(body)).await
+    send_scenario(app, Method::POST, &path, Some(token), Some(body)).await
 }
 
 /// A new registration under the draft (201); its body.
@@ -101,14 +79,6 @@ fn registration_body(id: &str, number: &str, expires: &Value) -> Value {
         "regInfo": { "phoneNumber": number, "regStatus": "Registered" },
         "expiresAt": expires,
     })
-}
-
-/// "the response header x-correlator has same value as the request header x-correlator"
-fn assert_correlator_echoed(response: &Response) {
-    assert_eq!(
-        response.headers()["x-correlator"],
-        "b4333c46-49c0-4f62-80d7-f0ef930f1c46"
-    );
 }
 
 // --- CAMARA's scenarios (createRegistration) --------------------------------------------------
@@ -147,26 +117,8 @@ async fn scenario_error(
     let valid = token(&app, RECEIVER, CONSUMER);
     let existing = registered(&app, &valid).await;
     let path = path.replace("{existing}", existing["registrationId"].as_str().unwrap());
-    let token = match token_kind {
-        TokenKind::Valid => Some(valid),
-        TokenKind::Absent => None,
-        TokenKind::Expired => Some(
-            camara_webrtc::auth::mint(
-                &app.config.auth,
-                RECEIVER,
-                REG_SCOPES,
-                Some(CONSUMER),
-                -3600,
-            )
-            .unwrap(),
-        ),
-        TokenKind::Invalid => Some(sign_hmac(
-            jsonwebtoken::Algorithm::HS256,
-            b"not the configured secret",
-            &json!({ "sub": RECEIVER, "scope": REG_SCOPES, "exp": now() + 600 }),
-        )),
-    };
-    let response = send(
+    let token = scenario_token(&app, token_kind, RECEIVER, CONSUMER, REG_SCOPES);
+    let response = send_scenario(
         &app,
         method,
         &format!("{RELEASED}{path}"),
@@ -177,30 +129,6 @@ async fn scenario_error(
     assert_correlator_echoed(&response);
     assert_error(response, status, code, message).await;
 }
-
-#[derive(Clone, Copy)]
-enum TokenKind {
-    Valid,
-    Absent,
-    Expired,
-    Invalid,
-}
-
-const NO_HEADER: (u16, &str, &str) = (
-    401,
-    "UNAUTHENTICATED",
-    "Request not authenticated: the Authorization header is missing. A new authentication is required.",
-);
-const EXPIRED: (u16, &str, &str) = (
-    401,
-    "UNAUTHENTICATED",
-    "Request not authenticated: the access token has expired. A new authentication is required.",
-);
-const INVALID: (u16, &str, &str) = (
-    401,
-    "UNAUTHENTICATED",
-    "Request not authenticated: the access token's signature is invalid. A new authentication is required.",
-);
 
 fn valid_body() -> Option<Value> {
     Some(json!({ "deviceId": "0b8a7c1e-4f5d-4e9a-8c3b-2d1e0f9a8b7c" }))
@@ -254,12 +182,12 @@ async fn delete_registration_by_id_01_generic_success_scenario() {
         "{RELEASED}/sessions/{}",
         existing["registrationId"].as_str().unwrap()
     );
-    let response = send(&app, Method::DELETE, &path, Some(&valid), None).await;
+    let response = send_scenario(&app, Method::DELETE, &path, Some(&valid), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_correlator_echoed(&response);
     assert_eq!(response.bytes().await.unwrap(), "");
     // "the registration session should no longer exist"
-    let read = send(&app, Method::GET, &path, Some(&valid), None).await;
+    let read = send_scenario(&app, Method::GET, &path, Some(&valid), None).await;
     assert_error(read, 404, "NOT_FOUND", NOT_FOUND).await;
 }
 
@@ -315,11 +243,11 @@ async fn update_registration_by_id_01_generic_success_scenario() {
     let path = format!("{RELEASED}/sessions/{id}");
     // The scenario sends no body: the default lifetime, from now.
     let before = now_ms();
-    let response = send(&app, Method::PUT, &path, Some(&valid), None).await;
+    let response = send_scenario(&app, Method::PUT, &path, Some(&valid), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_correlator_echoed(&response);
     assert_eq!(response.bytes().await.unwrap(), "");
-    let read = json_ok(send(&app, Method::GET, &path, Some(&valid), None).await).await;
+    let read = json_ok(send_scenario(&app, Method::GET, &path, Some(&valid), None).await).await;
     assert!(expires_ms(&read) >= before + 3_600_000, "{read}");
     assert_eq!(
         read,
@@ -385,33 +313,34 @@ async fn a_registration_is_created_read_listed_refreshed_and_deleted() {
     assert_eq!(location, format!("{DRAFT}/sessions/{id}"));
     for base in [DRAFT, RELEASED] {
         let path = format!("{base}/sessions/{id}");
-        let read = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
+        let read = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
         assert_eq!(read, created);
         // A UUID in any case names the same registration.
         let upper = format!("{base}/sessions/{}", id.to_uppercase());
-        let read = json_ok(send(&app, Method::GET, &upper, Some(&bob), None).await).await;
+        let read = json_ok(send_scenario(&app, Method::GET, &upper, Some(&bob), None).await).await;
         assert_eq!(read, created);
         let path = format!("{base}/sessions?deviceId={}", DEVICE.to_uppercase());
-        let listed = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
+        let listed = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
         assert_eq!(listed, json!([created]));
     }
     let wanted = now_ms() + 7_200_000;
     let body = json!({ "registrationExpireTime": rfc3339(wanted) });
     let path = format!("{DRAFT}/sessions/{id}");
-    let refreshed = json_ok(send(&app, Method::PUT, &path, Some(&bob), Some(body)).await).await;
+    let refreshed =
+        json_ok(send_scenario(&app, Method::PUT, &path, Some(&bob), Some(body)).await).await;
     assert_eq!(expires_ms(&refreshed), wanted);
     assert_eq!(
         refreshed,
         registration_body(id, "+17085854000", &refreshed["expiresAt"])
     );
-    let deleted = send(&app, Method::DELETE, &path, Some(&bob), None).await;
+    let deleted = send_scenario(&app, Method::DELETE, &path, Some(&bob), None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     for method in [Method::GET, Method::PUT, Method::DELETE] {
-        let gone = send(&app, method, &path, Some(&bob), None).await;
+        let gone = send_scenario(&app, method, &path, Some(&bob), None).await;
         assert_error(gone, 404, "NOT_FOUND", NOT_FOUND).await;
     }
     let path = format!("{DRAFT}/sessions?deviceId={DEVICE}");
-    let listed = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
+    let listed = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
     assert_eq!(listed, json!([]));
 }
 
@@ -457,7 +386,7 @@ async fn the_phone_number_comes_from_a_3_legged_token_or_a_2_legged_body() {
         "{DRAFT}/sessions/{}",
         created["registrationId"].as_str().unwrap()
     );
-    let other = send(&app, Method::GET, &path, Some(&bob), None).await;
+    let other = send_scenario(&app, Method::GET, &path, Some(&bob), None).await;
     assert_error(other, 404, "NOT_FOUND", NOT_FOUND).await;
 }
 
@@ -482,10 +411,10 @@ async fn one_registration_per_device_and_number_and_a_limit_per_number() {
     registered(&app, &alice).await;
     let path = format!("{DRAFT}/sessions?deviceId={DEVICE}");
     let gateway = token(&app, "app", "app");
-    let listed = json_ok(send(&app, Method::GET, &path, Some(&gateway), None).await).await;
+    let listed = json_ok(send_scenario(&app, Method::GET, &path, Some(&gateway), None).await).await;
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     // A 3-legged caller lists only its own number's.
-    let listed = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
+    let listed = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
     assert_eq!(listed[0]["regInfo"]["phoneNumber"], "+17085854000");
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     // Bob's number has room for one more device, then none.
@@ -531,9 +460,9 @@ async fn expiry_is_clamped_and_expires_at_tells_the_truth() {
     let at = rfc3339(wanted + 2 * 3_600_000).replace('Z', "+02:00");
     let path = format!("{RELEASED}/sessions/{id}");
     let body = Some(json!({ "registrationExpireTime": at }));
-    let refreshed = send(&app, Method::PUT, &path, Some(&bob), body).await;
+    let refreshed = send_scenario(&app, Method::PUT, &path, Some(&bob), body).await;
     assert_eq!(refreshed.status(), StatusCode::NO_CONTENT);
-    let read = json_ok(send(&app, Method::GET, &path, Some(&bob), None).await).await;
+    let read = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
     assert_eq!(expires_ms(&read), wanted);
 }
 
@@ -577,7 +506,7 @@ async fn bad_input_gets_a_400_naming_the_field() {
             "phoneNumber: invalid type: sequence, expected a string.",
         ),
     ] {
-        let response = send(&app, Method::POST, &post, Some(&bob), Some(body)).await;
+        let response = send_scenario(&app, Method::POST, &post, Some(&bob), Some(body)).await;
         assert_error(response, 400, "INVALID_ARGUMENT", message).await;
     }
     let not_json = app
@@ -604,7 +533,7 @@ async fn bad_input_gets_a_400_naming_the_field() {
             "deviceId must be a UUID in its hyphenated form, e.g. 7d444840-9dc0-11d1-b245-5ffdce74fad2.",
         ),
     ] {
-        let response = send(&app, Method::GET, &listing(query), Some(&bob), None).await;
+        let response = send_scenario(&app, Method::GET, &listing(query), Some(&bob), None).await;
         assert_error(response, 400, "INVALID_ARGUMENT", message).await;
     }
     let id = registered(&app, &bob).await["registrationId"]
@@ -613,7 +542,7 @@ async fn bad_input_gets_a_400_naming_the_field() {
         .to_owned();
     let path = format!("{DRAFT}/sessions/{id}");
     let body = Some(json!({ "registrationExpireTime": "soon" }));
-    let refused = send(&app, Method::PUT, &path, Some(&bob), body).await;
+    let refused = send_scenario(&app, Method::PUT, &path, Some(&bob), body).await;
     assert_error(
         refused,
         400,
@@ -623,7 +552,7 @@ async fn bad_input_gets_a_400_naming_the_field() {
     .await;
     // Nothing was created by the refusals: only the one registration is listed.
     let listed = json_ok(
-        send(
+        send_scenario(
             &app,
             Method::GET,
             &listing(&format!("?deviceId={DEVICE}")),
@@ -669,7 +598,7 @@ async fn each_operation_needs_its_scope_and_the_owner() {
         .unwrap();
         let body = (method == Method::POST).then(|| json!({ "deviceId": DEVICE }));
         assert_error(
-            send(&app, method, path, Some(&without), body).await,
+            send_scenario(&app, method, path, Some(&without), body).await,
             403,
             "PERMISSION_DENIED",
             &format!("Client does not have sufficient permissions to perform this action: the access token lacks the scope webrtc-registration:sessions:{scope}."),
@@ -682,14 +611,15 @@ async fn each_operation_needs_its_scope_and_the_owner() {
         token(&app, ORIGINATOR, "app"),
     ] {
         for method in [Method::GET, Method::PUT, Method::DELETE] {
-            let response = send(&app, method, &item, Some(&stranger), None).await;
+            let response = send_scenario(&app, method, &item, Some(&stranger), None).await;
             assert_error(response, 404, "NOT_FOUND", NOT_FOUND).await;
         }
-        let listed = json_ok(send(&app, Method::GET, &listing, Some(&stranger), None).await).await;
+        let listed =
+            json_ok(send_scenario(&app, Method::GET, &listing, Some(&stranger), None).await).await;
         assert_eq!(listed, json!([]));
     }
     // Still there for its owner.
-    json_ok(send(&app, Method::GET, &item, Some(&bob), None).await).await;
+    json_ok(send_scenario(&app, Method::GET, &item, Some(&bob), None).await).await;
 }
 
 #[tokio::test]
@@ -742,7 +672,7 @@ async fn an_api_consumer_holds_at_most_its_quota_of_registrations() {
         "{DRAFT}/sessions/{}",
         first["registrationId"].as_str().unwrap()
     );
-    let deleted = send(&app, Method::DELETE, &path, Some(&gateway), None).await;
+    let deleted = send_scenario(&app, Method::DELETE, &path, Some(&gateway), None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     created(&app, &gateway, body(3)).await;
 }
@@ -848,7 +778,7 @@ async fn expiry_ends_the_registration_and_its_regular_calls(app: &TestApp) {
     let (path, regular, emergency) = bob_calls_with_a_short_registration(app, 1).await;
     let bob = token(app, ORIGINATOR, "app");
     eventually(|| async {
-        send(app, Method::GET, &path, Some(&bob), None)
+        send_scenario(app, Method::GET, &path, Some(&bob), None)
             .await
             .status()
             == StatusCode::NOT_FOUND
@@ -867,7 +797,7 @@ async fn expiry_ends_the_registration_and_its_regular_calls(app: &TestApp) {
     assert_eq!(going_on["status"], "Initial");
     assert_eq!(going_on.get("reason"), None);
     for method in [Method::PUT, Method::DELETE] {
-        let gone = send(app, method, &path, Some(&bob), None).await;
+        let gone = send_scenario(app, method, &path, Some(&bob), None).await;
         assert_error(gone, 404, "NOT_FOUND", NOT_FOUND).await;
     }
 }
@@ -890,7 +820,7 @@ async fn with_end_calls_on_expiry_off_calls_outlive_their_registration() {
     let (path, regular, _) = bob_calls_with_a_short_registration(&app, 1).await;
     let bob = token(&app, ORIGINATOR, "app");
     eventually(|| async {
-        send(&app, Method::GET, &path, Some(&bob), None)
+        send_scenario(&app, Method::GET, &path, Some(&bob), None)
             .await
             .status()
             == StatusCode::NOT_FOUND
@@ -947,7 +877,7 @@ async fn check_registration_needs_a_live_registration_of_the_caller_at_the_origi
         assert_error(response, 404, "IDENTIFIER_NOT_FOUND", refused).await;
     }
     let path = format!("{DRAFT}/sessions/{id}");
-    let deleted = send(&app, Method::DELETE, &path, Some(&alice), None).await;
+    let deleted = send_scenario(&app, Method::DELETE, &path, Some(&alice), None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let response = place(alice.clone(), id.to_owned()).await;
     assert_error(response, 404, "IDENTIFIER_NOT_FOUND", refused).await;
@@ -996,7 +926,7 @@ async fn two_replicas_share_registrations_and_end_each_expiry_once() {
         created["registrationId"].as_str().unwrap()
     );
     assert_eq!(
-        json_ok(send(&b, Method::GET, &path, Some(&bob), None).await).await,
+        json_ok(send_scenario(&b, Method::GET, &path, Some(&bob), None).await).await,
         created
     );
     assert_error(
@@ -1007,12 +937,12 @@ async fn two_replicas_share_registrations_and_end_each_expiry_once() {
     )
     .await;
     assert_eq!(
-        send(&b, Method::DELETE, &path, Some(&bob), None)
+        send_scenario(&b, Method::DELETE, &path, Some(&bob), None)
             .await
             .status(),
         StatusCode::NO_CONTENT
     );
-    let gone = send(&a, Method::GET, &path, Some(&bob), None).await;
+    let gone = send_scenario(&a, Method::GET, &path, Some(&bob), None).await;
     assert_error(gone, 404, "NOT_FOUND", NOT_FOUND).await;
 
     let (path, regular, _) = bob_calls_with_a_short_registration(&a, 1).await;
@@ -1027,7 +957,7 @@ async fn two_replicas_share_registrations_and_end_each_expiry_once() {
     assert_eq!(etag_version(&response), Some(3));
     assert_eq!(json_ok(response).await["reason"], "registration ended");
     for replica in [&a, &b] {
-        let gone = send(replica, Method::GET, &path, Some(&alice), None).await;
+        let gone = send_scenario(replica, Method::GET, &path, Some(&alice), None).await;
         assert_error(gone, 404, "NOT_FOUND", NOT_FOUND).await;
     }
 }
@@ -1067,7 +997,7 @@ async fn an_expiry_claimed_by_a_replica_that_died_is_taken_over() {
     // Past its expiry it is gone for the API, while the lease keeps the live replica off it.
     let alice = token(&app, ORIGINATOR, "app");
     eventually(|| async {
-        send(&app, Method::GET, &path, Some(&alice), None)
+        send_scenario(&app, Method::GET, &path, Some(&alice), None)
             .await
             .status()
             == StatusCode::NOT_FOUND

@@ -6,8 +6,8 @@
 
 mod handlers;
 
-use axum::http::{Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Extension, Router};
 use serde::Serialize;
@@ -67,15 +67,7 @@ pub fn router(base: &str) -> Router<AppState> {
 /// Methods `/sessions` has no operation for: PUT and DELETE there lack an id (400); anything
 /// else is 405, `Allow` listing the real operations.
 async fn collection_other_method(method: Method) -> Response {
-    if method == Method::PUT || method == Method::DELETE {
-        missing_id_error().into_response()
-    } else {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "GET,HEAD,POST")],
-        )
-            .into_response()
-    }
+    super::collection_other_method(&method, missing_id_error)
 }
 
 /// The error for a route that needs a `registrationId` and got none.
