@@ -45,6 +45,13 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, Option<Subscription>>;
 
+    /// The active subscriptions to the events of `phone_number` (every owner's), oldest first.
+    fn for_number<'a>(
+        &'a self,
+        phone_number: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Subscription>>;
+
     /// `owner`'s active subscriptions, oldest first.
     fn owned<'a>(&'a self, owner: &'a str, now_ms: u64) -> StoreFuture<'a, Vec<Subscription>>;
 

@@ -892,6 +892,14 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
         store.owned("app", T0).await,
         Ok(vec![first.clone(), second.clone()])
     );
+    // By phone number, every owner's.
+    let mut third = subscription("s3", "other", T0, None);
+    third.phone_numbers = vec!["+17085854000".into()];
+    assert_eq!(
+        store.for_number("+17085854000", T0).await,
+        Ok(vec![first.clone(), third.clone(), second.clone()])
+    );
+    assert_eq!(store.for_number("+17085850000", T0).await, Ok(vec![]));
     let token = AccessToken {
         token: "t0ken".into(),
         expires_at_ms: T0 + 3_600_000,
@@ -921,7 +929,11 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
     assert_eq!(deleted.ended, Some(SubscriptionEnd::SubscriptionDeleted));
     assert_eq!(store.subscription("s1", T0).await, Ok(None));
     assert_eq!(store.unsubscribe("s1", T0).await, Err(StoreError::NotFound));
-    assert_eq!(store.owned("app", T0).await, Ok(vec![changed]));
+    assert_eq!(store.owned("app", T0).await, Ok(vec![changed.clone()]));
+    assert_eq!(
+        store.for_number("+17085854000", T0).await,
+        Ok(vec![third, changed])
+    );
 }
 
 async fn subscriptions_are_bounded_per_owner_and_in_all<S: SubscriptionStore>(store: &S) {

@@ -15,6 +15,8 @@ pub(super) struct Subscriptions {
     by_id: HashMap<String, Subscription>,
     /// Ids per owner.
     by_owner: HashMap<String, Vec<String>>,
+    /// Ids per phone number whose events they receive.
+    by_number: HashMap<String, Vec<String>>,
     /// How many have not ended.
     live: usize,
     /// Ended records, by when they are dropped.
@@ -35,6 +37,25 @@ impl Subscriptions {
     fn active(&self, id: &str, now_ms: u64) -> Option<&Subscription> {
         self.by_id.get(id).filter(|s| s.is_active(now_ms))
     }
+}
+
+/// Takes `id` out of `index[key]`, and the key out once it lists none.
+fn unindex(index: &mut HashMap<String, Vec<String>>, key: &str, id: &str) {
+    if let Some(ids) = index.get_mut(key) {
+        ids.retain(|other| other != id);
+        if ids.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+/// The active subscriptions `ids` name, oldest first.
+fn active_of(s: &Subscriptions, ids: Option<&Vec<String>>, now_ms: u64) -> Vec<Subscription> {
+    let mut found: Vec<Subscription> = (ids.into_iter().flatten())
+        .filter_map(|id| s.active(id, now_ms).cloned())
+        .collect();
+    found.sort_by(|a, b| (a.starts_at_ms, &a.id).cmp(&(b.starts_at_ms, &b.id)));
+    found
 }
 
 impl MemoryStore {
@@ -72,6 +93,10 @@ impl SubscriptionStore for MemoryStore {
             }
             let ids = s.by_owner.entry(subscription.owner.clone()).or_default();
             ids.push(subscription.id.clone());
+            for number in &subscription.phone_numbers {
+                let ids = s.by_number.entry(number.clone()).or_default();
+                ids.push(subscription.id.clone());
+            }
             s.live += 1;
             s.by_id.insert(subscription.id.clone(), subscription);
             Ok(())
@@ -89,12 +114,17 @@ impl SubscriptionStore for MemoryStore {
     }
 
     fn owned<'a>(&'a self, owner: &'a str, now_ms: u64) -> StoreFuture<'a, Vec<Subscription>> {
+        let found = self.subscriptions(now_ms, |s| active_of(s, s.by_owner.get(owner), now_ms));
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn for_number<'a>(
+        &'a self,
+        phone_number: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Subscription>> {
         let found = self.subscriptions(now_ms, |s| {
-            let mut found: Vec<Subscription> = (s.by_owner.get(owner).into_iter().flatten())
-                .filter_map(|id| s.active(id, now_ms).cloned())
-                .collect();
-            found.sort_by(|a, b| (a.starts_at_ms, &a.id).cmp(&(b.starts_at_ms, &b.id)));
-            found
+            active_of(s, s.by_number.get(phone_number), now_ms)
         });
         Box::pin(ready(Ok(found)))
     }
@@ -121,11 +151,9 @@ impl SubscriptionStore for MemoryStore {
             let subscription = s.by_id.get_mut(id).expect("found above");
             subscription.ended = Some(SubscriptionEnd::SubscriptionDeleted);
             let ended = subscription.clone();
-            if let Some(ids) = s.by_owner.get_mut(&ended.owner) {
-                ids.retain(|other| other != id);
-                if ids.is_empty() {
-                    s.by_owner.remove(&ended.owner);
-                }
+            unindex(&mut s.by_owner, &ended.owner, id);
+            for number in &ended.phone_numbers {
+                unindex(&mut s.by_number, number, id);
             }
             s.live -= 1;
             s.gone

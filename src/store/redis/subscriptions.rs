@@ -17,7 +17,7 @@ use crate::domain::{Subscription, SubscriptionEnd};
 use crate::store::{StoreError, StoreFuture, SubscriptionChange, SubscriptionStore};
 
 /// ARGV: 1 prefix, 2 id, 3 JSON, 4 owner, 5 expiry (0: none), 6 max per owner, 7 now,
-/// 8 capacity. Returns 1, -1 (exists), -2 (owner full), -3 (store full).
+/// 8 capacity, 9... its phone numbers. Returns 1, -1 (exists), -2 (owner full), -3 (store full).
 static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -40,13 +40,15 @@ static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
         redis.call('HSET', key, 'v', 1, 'j', ARGV[3], 'o', ARGV[4], 'x', ARGV[5], 'e', '')
         redis.call('SADD', mine, ARGV[2])
         redis.call('SADD', p .. 'subs', ARGV[2])
+        for i = 9, #ARGV do redis.call('SADD', p .. 'subs-number:' .. ARGV[i], ARGV[2]) end
         return 1
         ",
     )
 });
 
 /// ARGV: 1 prefix, 2 id, 3 expected version, 4 JSON, 5 expiry, 6 end reason ("" for none),
-/// 7 ms to keep an ended record. Returns 1, 0 (absent) or 2 (version moved on).
+/// 7 ms to keep an ended record, 8... its phone numbers. Returns 1, 0 (absent) or 2 (version
+/// moved on).
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -59,6 +61,7 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
         if ARGV[6] ~= '' then
             redis.call('SREM', p .. 'subs-owner:' .. f[2], id)
             redis.call('SREM', p .. 'subs', id)
+            for i = 8, #ARGV do redis.call('SREM', p .. 'subs-number:' .. ARGV[i], id) end
             local keep = tonumber(ARGV[7])
             if keep > 0 then redis.call('PEXPIRE', key, keep) else redis.call('DEL', key) end
         end
@@ -94,6 +97,33 @@ impl RedisStore {
         }
     }
 
+    /// The active subscriptions of the set at `key`, oldest first.
+    async fn active_in(&self, key: &str, now_ms: u64) -> Result<Vec<Subscription>, StoreError> {
+        let mut con = self.connection.clone();
+        let ids: Vec<String> = self
+            .run(redis::cmd("SMEMBERS").arg(key).query_async(&mut con))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGET")
+                .arg(format!("{}sub:{id}", self.prefix))
+                .arg("j");
+        }
+        let found: Vec<Option<String>> = self.run(pipe.query_async(&mut con)).await?;
+        let mut active = Vec::new();
+        for json in found.into_iter().flatten() {
+            let subscription = decode(&json)?;
+            if subscription.is_active(now_ms) {
+                active.push(subscription);
+            }
+        }
+        active.sort_by(|a, b| (a.starts_at_ms, &a.id).cmp(&(b.starts_at_ms, &b.id)));
+        Ok(active)
+    }
+
     /// Read → `edit` → compare-and-swap, for an active subscription; the result as written.
     async fn rewrite(
         &self,
@@ -127,7 +157,8 @@ impl RedisStore {
                 .arg(json)
                 .arg(subscription.expires_at_ms.unwrap_or(0))
                 .arg(ended)
-                .arg(keep);
+                .arg(keep)
+                .arg(&subscription.phone_numbers[..]);
             let mut con = self.connection.clone();
             let outcome: i64 = self.run(invocation.invoke_async(&mut con)).await?;
             match outcome {
@@ -160,7 +191,8 @@ impl SubscriptionStore for RedisStore {
                 .arg(subscription.expires_at_ms.unwrap_or(0))
                 .arg(max_per_owner)
                 .arg(now_ms)
-                .arg(self.limits.capacity);
+                .arg(self.limits.capacity)
+                .arg(&subscription.phone_numbers[..]);
             let mut con = self.connection.clone();
             let done: i64 = self.run(invocation.invoke_async(&mut con)).await?;
             match done {
@@ -188,33 +220,19 @@ impl SubscriptionStore for RedisStore {
 
     fn owned<'a>(&'a self, owner: &'a str, now_ms: u64) -> StoreFuture<'a, Vec<Subscription>> {
         Box::pin(async move {
-            let mut con = self.connection.clone();
-            let ids: Vec<String> = self
-                .run(
-                    redis::cmd("SMEMBERS")
-                        .arg(format!("{}subs-owner:{owner}", self.prefix))
-                        .query_async(&mut con),
-                )
-                .await?;
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.cmd("HGET")
-                    .arg(format!("{}sub:{id}", self.prefix))
-                    .arg("j");
-            }
-            let found: Vec<Option<String>> = self.run(pipe.query_async(&mut con)).await?;
-            let mut owned = Vec::new();
-            for json in found.into_iter().flatten() {
-                let subscription = decode(&json)?;
-                if subscription.is_active(now_ms) {
-                    owned.push(subscription);
-                }
-            }
-            owned.sort_by(|a, b| (a.starts_at_ms, &a.id).cmp(&(b.starts_at_ms, &b.id)));
-            Ok(owned)
+            let key = format!("{}subs-owner:{owner}", self.prefix);
+            self.active_in(&key, now_ms).await
+        })
+    }
+
+    fn for_number<'a>(
+        &'a self,
+        phone_number: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Subscription>> {
+        Box::pin(async move {
+            let key = format!("{}subs-number:{phone_number}", self.prefix);
+            self.active_in(&key, now_ms).await
         })
     }
 
