@@ -59,7 +59,21 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         config.registration.end_calls_on_expiry,
     ));
     seed_fixtures(&stores.sessions, config.fixture_sessions()?).await?;
-    Ok(AppState::new(Arc::new(config), stores, verifier))
+    let dispatcher = events::Dispatcher::new(
+        &config.events,
+        events::SinkGuard::from_config(&config.events),
+        Arc::clone(&stores.subscriptions),
+    )
+    .map_err(|reason| ConfigError::Invalid {
+        key: "events.ca_file".into(),
+        reason,
+    })?;
+    let events = Arc::new(events::Events::start(
+        &config.events,
+        Arc::clone(&stores.subscriptions),
+        Arc::new(dispatcher),
+    ));
+    Ok(AppState::new(Arc::new(config), stores, verifier, events))
 }
 
 /// The configured store family. A Redis store connects lazily, so an unreachable Redis does not

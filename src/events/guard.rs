@@ -122,6 +122,15 @@ impl SinkGuard {
         }
     }
 
+    /// The guard of `events.allow_http_sinks` and `events.allowed_sink_networks` (validated with
+    /// the configuration).
+    pub fn from_config(config: &crate::config::EventsConfig) -> Self {
+        let allowed = (config.allowed_sink_networks.iter())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        Self::new(config.allow_http_sinks, allowed)
+    }
+
     /// Whether the service may connect to `address`.
     pub fn address_allowed(&self, address: IpAddr) -> bool {
         !is_internal(canonical(address)) || self.allowed.iter().any(|net| net.contains(address))

@@ -1,7 +1,12 @@
-//! Events (CAMARA webrtc-events): what may receive them. The delivery engine (dispatcher, retry
-//! schedule, sink client) comes with the events themselves; the [`guard`] decides which sinks a
-//! subscription may name.
+//! Events (CAMARA webrtc-events): which committed changes make which CloudEvents ([`emit`]),
+//! their shape ([`cloud`]), their delivery with retries ([`dispatcher`]) and which sinks may
+//! receive them ([`guard`]).
 
+pub mod cloud;
+pub mod dispatcher;
+pub mod emit;
 pub mod guard;
 
+pub use dispatcher::Dispatcher;
+pub use emit::Events;
 pub use guard::{Cidr, SinkError, SinkGuard};

@@ -36,12 +36,12 @@ use tracing::Span;
 
 pub use error::{ApiError, Code};
 pub use extract::parse as read_json;
-pub use sessions::StatusBody;
+pub use sessions::{SessionResponse, StatusBody};
 
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::domain::Address;
-use crate::events::SinkGuard;
+use crate::events::{Events, SinkGuard};
 use crate::store::{RegistrationStore, SessionStore, SubscriptionStore};
 
 /// The header carrying a request's correlation id, CAMARA's `x-correlator`.
@@ -62,6 +62,8 @@ pub struct Shared {
     /// Which sinks a subscription may name (`events.allow_http_sinks`,
     /// `events.allowed_sink_networks`).
     pub sink_guard: SinkGuard,
+    /// Where committed changes are recorded for their events.
+    pub events: Arc<Events>,
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
@@ -86,7 +88,12 @@ impl std::ops::Deref for AppState {
 const MAX_TRACKED_CONSUMERS: usize = 100_000;
 
 impl AppState {
-    pub fn new(config: Arc<Config>, stores: crate::store::Stores, verifier: Arc<Verifier>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        stores: crate::store::Stores,
+        verifier: Arc<Verifier>,
+        events: Arc<Events>,
+    ) -> Self {
         crate::telemetry::metrics::handle();
         let subscribers = config
             .auth
@@ -99,13 +106,7 @@ impl AppState {
             let burst = NonZeroU32::new(server.rate_limit_burst).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        let sink_guard = SinkGuard::new(
-            config.events.allow_http_sinks,
-            // Validated with the configuration.
-            (config.events.allowed_sink_networks.iter())
-                .filter_map(|n| n.parse().ok())
-                .collect(),
-        );
+        let sink_guard = SinkGuard::from_config(&config.events);
         let openapi = openapi::document(openapi::DOCUMENT, &server.base_paths).into();
         let openapi_registration = openapi::document(
             openapi::REGISTRATION_DOCUMENT,
@@ -120,6 +121,7 @@ impl AppState {
             registrations: stores.registrations,
             subscriptions: stores.subscriptions,
             sink_guard,
+            events,
             verifier,
             subscribers,
             rate_limit,

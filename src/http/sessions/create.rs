@@ -239,6 +239,9 @@ pub async fn create_session(
         }
     };
     log.change(&session.id, None, session.status, version);
+    state
+        .events
+        .session_changed(Arc::new(session.clone()), version);
     tracing::debug!(
         call_type = ?session.call_type,
         offer_len = session.offer.as_ref().map(Sdp::len),

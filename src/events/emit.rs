@@ -1,0 +1,164 @@
+//! Which events a committed change makes, and for whom. A change is recorded by the request that
+//! committed it ([`Events::session_changed`]: a channel send, nothing more) and turned into
+//! CloudEvents by one emitter task, in the order recorded: it finds the active subscriptions to
+//! each party's phone number whose API consumer may see the session, and hands each event to the
+//! [`Dispatcher`].
+//!
+//! - A new session (version 1): `session-invitation` to the receiver's subscriptions.
+//! - Every later change: `session-status` to both parties' subscriptions (narrowed to one call
+//!   when the subscription named a `sessionId`), `sequenceNumber` being the session's version.
+//! - A subscription deleted: `subscription-ended` (SUBSCRIPTION_DELETED) to its sink.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::cloud::{CloudEvent, SessionData, SubscriptionEndedData};
+use super::dispatcher::{Delivery, Dispatcher};
+use crate::config::EventsConfig;
+use crate::domain::{EventType, Session, Subscription, SubscriptionEnd};
+use crate::http::SessionResponse;
+use crate::store::{SubscriptionStore, now_ms};
+
+/// A committed change, as recorded.
+enum Change {
+    Session { session: Arc<Session>, version: u64 },
+    SubscriptionEnded(Box<Subscription>, SubscriptionEnd),
+}
+
+/// What records changes and turns them into events.
+pub struct Events {
+    changes: mpsc::UnboundedSender<Change>,
+}
+
+/// The emitter task's own state.
+struct Emitter {
+    type_prefix: String,
+    source: String,
+    subscriptions: Arc<dyn SubscriptionStore>,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Events {
+    /// Starts the emitter task; it ends when the [`Events`] is dropped.
+    pub fn start(
+        config: &EventsConfig,
+        subscriptions: Arc<dyn SubscriptionStore>,
+        dispatcher: Arc<Dispatcher>,
+    ) -> Self {
+        let (changes, recorded) = mpsc::unbounded_channel();
+        let emitter = Emitter {
+            type_prefix: config.type_prefix.clone(),
+            source: config.source.clone(),
+            subscriptions,
+            dispatcher,
+        };
+        tokio::spawn(emitter.run(recorded));
+        Self { changes }
+    }
+
+    /// Records a committed change of `session`, which gave it `version`.
+    pub fn session_changed(&self, session: Arc<Session>, version: u64) {
+        let _ = self.changes.send(Change::Session { session, version });
+    }
+
+    /// Records the end of `subscription`.
+    pub fn subscription_ended(&self, subscription: Subscription, reason: SubscriptionEnd) {
+        let _ = self
+            .changes
+            .send(Change::SubscriptionEnded(Box::new(subscription), reason));
+    }
+}
+
+impl Emitter {
+    async fn run(self, mut recorded: mpsc::UnboundedReceiver<Change>) {
+        while let Some(change) = recorded.recv().await {
+            match change {
+                Change::Session { session, version } => {
+                    if let Err(e) = self.session(&session, version).await {
+                        tracing::warn!(session = session.id.as_str(), error = %e, "events of a change not made: the store did not answer");
+                    }
+                }
+                Change::SubscriptionEnded(subscription, reason) => {
+                    self.dispatcher.forget(&subscription.id);
+                    let subscription: Arc<Subscription> = Arc::from(subscription);
+                    let data = SubscriptionEndedData {
+                        subscription_id: &subscription.id,
+                        termination_reason: reason,
+                    };
+                    let kind = format!("{}.subscription-ended", self.type_prefix);
+                    self.deliver(&subscription, "subscription-ended", kind, &data);
+                }
+            }
+        }
+    }
+
+    async fn session(
+        &self,
+        session: &Session,
+        version: u64,
+    ) -> Result<(), crate::store::StoreError> {
+        let receiver = session.receiver.phone_number();
+        let originator = (session.withheld_originator.as_ref())
+            .unwrap_or(&session.originator)
+            .phone_number();
+        let now = now_ms();
+        let mut seen: Vec<String> = Vec::new();
+        for number in [receiver, originator].into_iter().flatten() {
+            for subscription in self.subscriptions.for_number(number, now).await? {
+                let visible = session
+                    .owner
+                    .as_ref()
+                    .is_none_or(|owner| **owner == *subscription.owner);
+                if !visible || seen.contains(&subscription.id) {
+                    continue;
+                }
+                seen.push(subscription.id.clone());
+                let subscription = Arc::new(subscription);
+                let (event, name) = if version == 1 {
+                    (EventType::SessionInvitation, "session-invitation")
+                } else {
+                    (EventType::SessionStatus, "session-status")
+                };
+                let invited = Some(number) == receiver;
+                let wanted = subscription.types.contains(&event)
+                    && (version > 1 || invited)
+                    && (subscription.detail.session_id.as_deref())
+                        .is_none_or(|one| one == session.id.as_str());
+                if !wanted {
+                    continue;
+                }
+                let data = SessionData {
+                    session: SessionResponse::from(session),
+                    sequence_number: version,
+                    subscription_id: subscription.id.clone(),
+                };
+                let kind = format!("{}.{name}", self.type_prefix);
+                self.deliver(&subscription, name, kind, &data);
+            }
+        }
+        Ok(())
+    }
+
+    /// Serialises one CloudEvent for `subscription` and hands it to the dispatcher.
+    fn deliver<D: Serialize>(
+        &self,
+        subscription: &Arc<Subscription>,
+        name: &'static str,
+        kind: String,
+        data: &D,
+    ) {
+        let event = CloudEvent::new(&self.source, kind, now_ms(), data);
+        match serde_json::to_vec(&event) {
+            Ok(body) => self.dispatcher.send(Delivery {
+                subscription: Arc::clone(subscription),
+                event_id: event.id.clone(),
+                kind: name,
+                body: Bytes::from(body),
+            }),
+            Err(e) => tracing::error!(error = %e, "an event does not serialise"),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Events delivered to a real sink (`sink::Sink` on 127.0.0.1): what each CloudEvent carries, that
+//! a failing sink is retried with the same event, that 410 ends the subscription, and that a
+//! deleted subscription is told so. (In-process delivery, the memory store.)
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use camara_webrtc::config::Config;
+
+use crate::helpers::*;
+use crate::sink::{Received, Sink};
+
+const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+const DEVICE: &str = "7d444840-9dc0-11d1-b245-5ffdce74fad2";
+const EVENTS: &str = "/webrtc-events/vwip";
+
+fn every_scope() -> String {
+    let mut scopes: Vec<String> = ["session-invitation", "session-status", "registration-ends"]
+        .iter()
+        .map(|t| format!("webrtc-events:{PREFIX}.{t}:create"))
+        .collect();
+    scopes.extend(["read", "update", "delete"].map(|a| format!("webrtc-events:{a}")));
+    scopes.push("webrtc-registration:sessions:create".into());
+    scopes.push(ALL_SCOPES.into());
+    scopes.join(" ")
+}
+
+/// An app whose retries come quickly: 100 ms, then 200 ms.
+async fn app() -> TestApp {
+    let mut config = Config::embedded();
+    config.events.retry_schedule_ms = vec![100, 200];
+    spawn_with(config).await
+}
+
+fn token(app: &TestApp, sub: &str) -> String {
+    camara_webrtc::auth::mint(&app.config.auth, sub, &every_scope(), Some("app"), 3600).unwrap()
+}
+
+/// Bob registers and subscribes `sink` to his invitations and call updates; the subscription's
+/// id.
+async fn bob_subscribes(app: &TestApp, sink: &Sink) -> String {
+    let bob = token(app, RECEIVER);
+    let registered = send_scenario(
+        app,
+        Method::POST,
+        "/webrtc-registration/vwip/sessions",
+        Some(&bob),
+        Some(json!({ "deviceId": DEVICE })),
+    )
+    .await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({
+        "protocol": "HTTP",
+        "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } },
+        "sinkCredential": {
+            "credentialType": "ACCESSTOKEN", "accessToken": "sink-token",
+            "accessTokenExpiresUtc": "2030-01-01T12:00:00Z", "accessTokenType": "bearer"
+        }
+    });
+    let path = format!("{EVENTS}/subscriptions");
+    let response = send_scenario(app, Method::POST, &path, Some(&bob), Some(body)).await;
+    json_with(response, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Alice calls Bob; the new session's body.
+async fn alice_calls_bob(app: &TestApp) -> Value {
+    let alice = token(app, ORIGINATOR);
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER,
+        "offer": { "sdp": CLEAN_SDP }
+    });
+    json_with(
+        app.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// Asserts the CloudEvents envelope and headers of `received`; returns its `data`.
+fn envelope(received: &Received, name: &str) -> Value {
+    let body = &received.body;
+    assert_eq!(
+        received.headers["content-type"],
+        "application/cloudevents+json"
+    );
+    assert_eq!(received.headers["authorization"], "Bearer sink-token");
+    let id = body["id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{body}");
+    assert_eq!(received.headers["x-correlator"], id);
+    let time = body["time"].as_str().unwrap();
+    assert!(
+        camara_webrtc::domain::registration::rfc3339_to_ms(time).is_ok(),
+        "{time}"
+    );
+    assert_eq!(
+        body,
+        &json!({
+            "id": id, "source": "urn:camara-webrtc", "type": format!("{PREFIX}.{name}"),
+            "specversion": "1.0", "time": time, "datacontenttype": "application/json",
+            "data": body["data"]
+        })
+    );
+    body["data"].clone()
+}
+
+#[tokio::test]
+async fn the_receiver_is_invited_and_told_every_change() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let subscription = bob_subscribes(&app, &sink).await;
+    let session = alice_calls_bob(&app).await;
+    let id = session["mediaSessionId"].as_str().unwrap();
+    let invitation = sink.wait_for(1).await;
+    let data = envelope(&invitation[0], "session-invitation");
+    let mut expected = session.clone();
+    expected["sequenceNumber"] = json!(1);
+    expected["subscriptionId"] = json!(subscription);
+    assert_eq!(data, expected);
+    // Bob's phone rings: session-status with the session as GET shows it, sequence 2.
+    let bob = token(&app, RECEIVER);
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    let received = sink.wait_for(2).await;
+    let data = envelope(&received[1], "session-status");
+    let mut expected = json_ok(app.get_session(id, &bob).await).await;
+    expected["sequenceNumber"] = json!(2);
+    expected["subscriptionId"] = json!(subscription);
+    assert_eq!(data, expected);
+    // Alice hangs up before an answer: SessionCancelled, sequence 3.
+    let alice = token(&app, ORIGINATOR);
+    assert_eq!(
+        app.delete("/webrtc", id, &alice).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let received = sink.wait_for(3).await;
+    let data = envelope(&received[2], "session-status");
+    assert_eq!(data["status"], "SessionCancelled");
+    assert_eq!(data["sequenceNumber"], 3);
+}
+
+#[tokio::test]
+async fn a_failing_sink_gets_the_same_event_again_until_it_takes_it() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    bob_subscribes(&app, &sink).await;
+    sink.answer(&[(500, None), (503, Some(1))]);
+    alice_calls_bob(&app).await;
+    let received = sink.wait_for(3).await;
+    let ids: Vec<&Value> = received.iter().map(|r| &r.body["id"]).collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[1], ids[2]);
+    assert_eq!(received[2].body, received[0].body);
+}
+
+#[tokio::test]
+async fn a_sink_that_answers_410_ends_its_subscription() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let subscription = bob_subscribes(&app, &sink).await;
+    sink.answer(&[(410, None)]);
+    let session = alice_calls_bob(&app).await;
+    sink.wait_for(1).await;
+    let bob = token(&app, RECEIVER);
+    let path = format!("{EVENTS}/subscriptions/{subscription}");
+    let mut gone = false;
+    for _ in 0..200 {
+        let response = send_scenario(&app, Method::GET, &path, Some(&bob), None).await;
+        if response.status() == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the subscription outlived the sink's 410");
+    // Nothing more is sent to it.
+    let id = session["mediaSessionId"].as_str().unwrap();
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_deleted_subscription_is_told_it_ended() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let subscription = bob_subscribes(&app, &sink).await;
+    let bob = token(&app, RECEIVER);
+    let path = format!("{EVENTS}/subscriptions/{subscription}");
+    let deleted = send_scenario(&app, Method::DELETE, &path, Some(&bob), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let received = sink.wait_for(1).await;
+    let data = envelope(&received[0], "subscription-ended");
+    assert_eq!(
+        data,
+        json!({ "subscriptionId": subscription, "terminationReason": "SUBSCRIPTION_DELETED" })
+    );
+    // A call to Bob now reaches nobody.
+    alice_calls_bob(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 1);
+}
