@@ -44,11 +44,8 @@ impl Address {
 
     /// The TEL URI of a phone number given as `+E.164` or `tel:+E.164` (a 3-legged token's `sub`).
     pub fn from_phone_number(sub: &str) -> Option<Self> {
-        let digits = sub.strip_prefix("tel:").unwrap_or(sub).strip_prefix('+')?;
-        let plausible = (5..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        plausible.then(|| Self(format!("tel:+{digits}").into()))
+        let digits = e164_digits(sub.strip_prefix("tel:").unwrap_or(sub))?;
+        Some(Self(format!("tel:+{digits}").into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -59,8 +56,17 @@ impl Address {
     pub fn phone_number(&self) -> Option<&str> {
         self.0
             .strip_prefix("tel:")
-            .filter(|number| Self::from_phone_number(number).is_some())
+            .filter(|number| e164_digits(number).is_some())
     }
+}
+
+/// The digits of a `+E.164` number (`+` and 5 to 15 digits, not starting with 0).
+fn e164_digits(number: &str) -> Option<&str> {
+    let digits = number.strip_prefix('+')?;
+    let plausible = (5..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    plausible.then_some(digits)
 }
 
 impl TryFrom<String> for Address {

@@ -9,6 +9,7 @@
 //!   when the subscription named a `sessionId`), `sequenceNumber` being the session's version.
 //! - A subscription deleted: `subscription-ended` (SUBSCRIPTION_DELETED) to its sink.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -72,62 +73,84 @@ impl Events {
     }
 }
 
+/// Changes the emitter takes from the channel at once. Under load one read of the subscriptions
+/// of a number serves every change of the batch.
+const BATCH: usize = 256;
+
+/// The subscriptions of the numbers a batch touched, read once per batch.
+type Subscribers = HashMap<String, Vec<Arc<Subscription>>>;
+
 impl Emitter {
     async fn run(self, mut recorded: mpsc::UnboundedReceiver<Change>) {
-        while let Some(change) = recorded.recv().await {
-            match change {
-                Change::Session { session, version } => {
-                    if let Err(e) = self.session(&session, version).await {
-                        tracing::warn!(session = session.id.as_str(), error = %e, "events of a change not made: the store did not answer");
+        let mut batch = Vec::with_capacity(BATCH);
+        while recorded.recv_many(&mut batch, BATCH).await > 0 {
+            let mut subscribers = Subscribers::new();
+            for change in batch.drain(..) {
+                match change {
+                    Change::Session { session, version } => {
+                        if let Err(e) = self.session(&session, version, &mut subscribers).await {
+                            tracing::warn!(session = session.id.as_str(), error = %e, "events of a change not made: the store did not answer");
+                        }
                     }
-                }
-                Change::SubscriptionEnded(subscription, reason) => {
-                    self.dispatcher.forget(&subscription.id);
-                    let subscription: Arc<Subscription> = Arc::from(subscription);
-                    let data = SubscriptionEndedData {
-                        subscription_id: &subscription.id,
-                        termination_reason: reason,
-                    };
-                    let kind = format!("{}.subscription-ended", self.type_prefix);
-                    self.deliver(&subscription, "subscription-ended", kind, &data);
+                    Change::SubscriptionEnded(subscription, reason) => {
+                        // Later changes of the batch must not see it.
+                        subscribers.clear();
+                        self.dispatcher.forget(&subscription.id);
+                        let subscription: Arc<Subscription> = Arc::from(subscription);
+                        let data = SubscriptionEndedData {
+                            subscription_id: &subscription.id,
+                            termination_reason: reason,
+                        };
+                        let kind = format!("{}.subscription-ended", self.type_prefix);
+                        self.deliver(&subscription, "subscription-ended", kind, &data);
+                    }
                 }
             }
         }
+    }
+
+    /// The active subscriptions to `number`, read once per batch.
+    async fn subscribers<'s>(
+        &self,
+        number: &str,
+        subscribers: &'s mut Subscribers,
+    ) -> Result<&'s [Arc<Subscription>], crate::store::StoreError> {
+        if !subscribers.contains_key(number) {
+            let found = self.subscriptions.for_number(number, now_ms()).await?;
+            subscribers.insert(number.to_owned(), found.into_iter().map(Arc::new).collect());
+        }
+        Ok(&subscribers[number])
     }
 
     async fn session(
         &self,
         session: &Session,
         version: u64,
+        subscribers: &mut Subscribers,
     ) -> Result<(), crate::store::StoreError> {
         let receiver = session.receiver.phone_number();
         let originator = (session.withheld_originator.as_ref())
             .unwrap_or(&session.originator)
             .phone_number();
-        let now = now_ms();
         let mut seen: Vec<String> = Vec::new();
+        let (event, name) = if version == 1 {
+            (EventType::SessionInvitation, "session-invitation")
+        } else {
+            (EventType::SessionStatus, "session-status")
+        };
         for number in [receiver, originator].into_iter().flatten() {
-            for subscription in self.subscriptions.for_number(number, now).await? {
+            let invited = Some(number) == receiver;
+            for subscription in self.subscribers(number, subscribers).await?.to_vec() {
                 let visible = session
                     .owner
                     .as_ref()
                     .is_none_or(|owner| **owner == *subscription.owner);
-                if !visible || seen.contains(&subscription.id) {
-                    continue;
-                }
-                seen.push(subscription.id.clone());
-                let subscription = Arc::new(subscription);
-                let (event, name) = if version == 1 {
-                    (EventType::SessionInvitation, "session-invitation")
-                } else {
-                    (EventType::SessionStatus, "session-status")
-                };
-                let invited = Some(number) == receiver;
-                let wanted = subscription.types.contains(&event)
+                let wanted = visible
+                    && subscription.types.contains(&event)
                     && (version > 1 || invited)
                     && (subscription.detail.session_id.as_deref())
                         .is_none_or(|one| one == session.id.as_str());
-                if !wanted {
+                if !wanted || seen.contains(&subscription.id) {
                     continue;
                 }
                 let data = SessionData {
@@ -137,6 +160,7 @@ impl Emitter {
                 };
                 let kind = format!("{}.{name}", self.type_prefix);
                 self.deliver(&subscription, name, kind, &data);
+                seen.push(subscription.id.clone());
             }
         }
         Ok(())
