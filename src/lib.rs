@@ -50,15 +50,6 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     }
     tokio::spawn(Verifier::keep_keys_fresh(Arc::downgrade(&verifier)));
     let stores = open_store(&config).await?;
-    tokio::spawn(store::end_idle_sessions(
-        Arc::downgrade(&stores.sessions),
-        Duration::from_secs(config.sessions.idle_ttl_seconds),
-    ));
-    tokio::spawn(store::end_expired_registrations(
-        stores.downgrade(),
-        config.registration.end_calls_on_expiry,
-    ));
-    seed_fixtures(&stores.sessions, config.fixture_sessions()?).await?;
     let dispatcher = events::Dispatcher::new(
         &config.events,
         events::SinkGuard::from_config(&config.events),
@@ -73,6 +64,17 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         Arc::clone(&stores.subscriptions),
         Arc::new(dispatcher),
     ));
+    tokio::spawn(store::end_idle_sessions(
+        Arc::downgrade(&stores.sessions),
+        Duration::from_secs(config.sessions.idle_ttl_seconds),
+        Arc::clone(&events) as Arc<dyn store::Notify>,
+    ));
+    tokio::spawn(store::end_expired_registrations(
+        stores.downgrade(),
+        config.registration.end_calls_on_expiry,
+        Arc::clone(&events) as Arc<dyn store::Notify>,
+    ));
+    seed_fixtures(&stores.sessions, config.fixture_sessions()?).await?;
     Ok(AppState::new(Arc::new(config), stores, verifier, events))
 }
 

@@ -52,3 +52,12 @@ pub struct SubscriptionEndedData<'a> {
     pub subscription_id: &'a str,
     pub termination_reason: crate::domain::SubscriptionEnd,
 }
+
+/// `registration-ends` data.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationEndsData<'a> {
+    pub registration_id: &'a str,
+    pub termination_reason: &'static str,
+    pub termination_description: &'a str,
+}

@@ -7,7 +7,12 @@
 //! - A new session (version 1): `session-invitation` to the receiver's subscriptions.
 //! - Every later change: `session-status` to both parties' subscriptions (narrowed to one call
 //!   when the subscription named a `sessionId`), `sequenceNumber` being the session's version.
+//! - A registration expired: `registration-ends` (REGISTRATION_EXPIRED) to the subscriptions
+//!   that named it or its device.
 //! - A subscription deleted: `subscription-ended` (SUBSCRIPTION_DELETED) to its sink.
+//!
+//! The store's own sweeps (idle sessions, calls ended with their registration, expired
+//! registrations) report through [`crate::store::Notify`], which [`Events`] implements.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,10 +21,10 @@ use axum::body::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::cloud::{CloudEvent, SessionData, SubscriptionEndedData};
+use super::cloud::{CloudEvent, RegistrationEndsData, SessionData, SubscriptionEndedData};
 use super::dispatcher::{Delivery, Dispatcher};
 use crate::config::EventsConfig;
-use crate::domain::{EventType, Session, Subscription, SubscriptionEnd};
+use crate::domain::{EndReason, EventType, Registration, Session, Subscription, SubscriptionEnd};
 use crate::http::SessionResponse;
 use crate::store::{SubscriptionStore, now_ms};
 
@@ -27,6 +32,7 @@ use crate::store::{SubscriptionStore, now_ms};
 enum Change {
     Session { session: Arc<Session>, version: u64 },
     SubscriptionEnded(Box<Subscription>, SubscriptionEnd),
+    RegistrationEnded(Box<Registration>),
 }
 
 /// What records changes and turns them into events.
@@ -80,6 +86,16 @@ const BATCH: usize = 256;
 /// The subscriptions of the numbers a batch touched, read once per batch.
 type Subscribers = HashMap<String, Vec<Arc<Subscription>>>;
 
+impl crate::store::Notify for Events {
+    fn session_changed(&self, session: Arc<Session>, version: u64) {
+        Events::session_changed(self, session, version);
+    }
+
+    fn registration_ended(&self, registration: Registration) {
+        let _ = (self.changes).send(Change::RegistrationEnded(Box::new(registration)));
+    }
+}
+
 impl Emitter {
     async fn run(self, mut recorded: mpsc::UnboundedReceiver<Change>) {
         let mut batch = Vec::with_capacity(BATCH);
@@ -90,6 +106,11 @@ impl Emitter {
                     Change::Session { session, version } => {
                         if let Err(e) = self.session(&session, version, &mut subscribers).await {
                             tracing::warn!(session = session.id.as_str(), error = %e, "events of a change not made: the store did not answer");
+                        }
+                    }
+                    Change::RegistrationEnded(registration) => {
+                        if let Err(e) = self.registration_ended(&registration).await {
+                            tracing::warn!(registration = registration.id.as_str(), error = %e, "registration-ends not made: the store did not answer");
                         }
                     }
                     Change::SubscriptionEnded(subscription, reason) => {
@@ -162,6 +183,43 @@ impl Emitter {
                 self.deliver(&subscription, name, kind, &data);
                 seen.push(subscription.id.clone());
             }
+        }
+        Ok(())
+    }
+
+    /// `registration-ends` to the subscriptions that named the registration (or its device) and
+    /// asked for it.
+    async fn registration_ended(
+        &self,
+        registration: &Registration,
+    ) -> Result<(), crate::store::StoreError> {
+        let reason = match registration.ended {
+            Some(EndReason::Deleted) | None => return Ok(()),
+            Some(EndReason::RegistrationExpired) => "REGISTRATION_EXPIRED",
+        };
+        let description = format!(
+            "The registration expired at {} without a refresh.",
+            registration.expires_at()
+        );
+        let found = (self.subscriptions)
+            .for_number(&registration.phone_number, now_ms())
+            .await?;
+        for subscription in found {
+            let named = subscription.detail.registration_id.as_deref() == Some(&registration.id)
+                || subscription.detail.device_id.as_deref() == Some(&registration.device_id);
+            if subscription.owner != registration.owner
+                || !named
+                || !subscription.types.contains(&EventType::RegistrationEnds)
+            {
+                continue;
+            }
+            let data = RegistrationEndsData {
+                registration_id: &registration.id,
+                termination_reason: reason,
+                termination_description: &description,
+            };
+            let kind = format!("{}.registration-ends", self.type_prefix);
+            self.deliver(&Arc::new(subscription), "registration-ends", kind, &data);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{RegistrationStore, SessionStore, StoreError, Stores, now_ms};
+use super::{Notify, RegistrationStore, SessionStore, StoreError, Stores, now_ms};
 use crate::domain::{CallType, Registration};
 
 /// How often to sweep: a registration ends at most this late.
@@ -46,7 +46,11 @@ impl Stores {
 
 /// Sweeps for expired registrations until the stores are dropped. A failing store is reported
 /// once when it starts failing and once when it recovers, not on every sweep.
-pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
+pub async fn end_expired_registrations(
+    stores: WeakStores,
+    end_calls: bool,
+    notify: Arc<dyn Notify>,
+) {
     let mut failing = false;
     loop {
         tokio::time::sleep(INTERVAL).await;
@@ -62,7 +66,7 @@ pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
             registrations,
             subscriptions,
         };
-        match sweep_expired(&stores, end_calls).await {
+        match sweep_expired(&stores, end_calls, notify.as_ref()).await {
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "expired registrations not swept; retrying");
@@ -77,7 +81,11 @@ pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
 }
 
 /// Ends the registrations whose expiry has passed, batch after batch while they come full.
-pub async fn sweep_expired(stores: &Stores, end_calls: bool) -> Result<(), StoreError> {
+pub async fn sweep_expired(
+    stores: &Stores,
+    end_calls: bool,
+    notify: &dyn Notify,
+) -> Result<(), StoreError> {
     for _ in 0..BATCHES_PER_SWEEP {
         let claimed = stores
             .registrations
@@ -86,7 +94,7 @@ pub async fn sweep_expired(stores: &Stores, end_calls: bool) -> Result<(), Store
         let full = claimed.len() == BATCH;
         for registration in claimed {
             // A failure leaves the claim to lapse: this or another replica tries again.
-            if let Err(e) = end(stores, &registration, end_calls).await {
+            if let Err(e) = end(stores, &registration, end_calls, notify).await {
                 tracing::warn!(registration = registration.id.as_str(), error = %e, "expired registration not ended yet");
             }
         }
@@ -103,9 +111,10 @@ async fn end(
     stores: &Stores,
     registration: &Registration,
     end_calls: bool,
+    notify: &dyn Notify,
 ) -> Result<(), StoreError> {
     if end_calls {
-        end_regular_calls(stores.sessions.as_ref(), &registration.id).await?;
+        end_regular_calls(stores.sessions.as_ref(), &registration.id, notify).await?;
     }
     if let Some(ended) = stores
         .registrations
@@ -113,6 +122,7 @@ async fn end(
         .await?
     {
         crate::telemetry::metrics::registration_ended("REGISTRATION_EXPIRED");
+        notify.registration_ended(ended.clone());
         tracing::info!(
             registration = ended.id.as_str(),
             expires_at_ms = ended.expires_at_ms,
@@ -129,6 +139,7 @@ async fn end(
 pub async fn end_regular_calls(
     sessions: &dyn SessionStore,
     registration: &str,
+    notify: &dyn Notify,
 ) -> Result<(), StoreError> {
     for mut current in sessions.registered(registration).await? {
         let mut attempts = 0;
@@ -147,13 +158,14 @@ pub async fn end_regular_calls(
             if current.session.is_over() || current.session.call_type != CallType::Regular {
                 break;
             }
-            let ended = current.session.end_by_network(REASON);
+            let ended = Arc::new(current.session.end_by_network(REASON));
             let (from, to) = (current.session.status, ended.status);
             match sessions
-                .compare_and_swap(current.version, Arc::new(ended))
+                .compare_and_swap(current.version, Arc::clone(&ended))
                 .await
             {
                 Ok(version) => {
+                    notify.session_changed(ended, version);
                     crate::telemetry::metrics::transition(Some(from), to);
                     tracing::info!(session = current.session.id.as_str(), registration, from = %from, to = %to, version, "call ended with its registration");
                     break;

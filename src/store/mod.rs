@@ -22,6 +22,21 @@ pub use subscriptions::{SubscriptionChange, SubscriptionStore};
 
 use crate::domain::{Session, SessionId, SessionStatus};
 
+/// What the store's own sweeps (idle sessions, expired registrations) report, so that every
+/// committed change has its events: implemented by [`crate::events::Events`]; `()` reports to
+/// nobody.
+pub trait Notify: Send + Sync + 'static {
+    /// A session the sweep changed, with the version the change gave it.
+    fn session_changed(&self, session: Arc<Session>, version: u64);
+    /// A registration the sweep ended.
+    fn registration_ended(&self, registration: crate::domain::Registration);
+}
+
+impl Notify for () {
+    fn session_changed(&self, _: Arc<Session>, _: u64) {}
+    fn registration_ended(&self, _: crate::domain::Registration) {}
+}
+
 /// The store family on one backend, as the application holds it.
 #[derive(Clone)]
 pub struct Stores {

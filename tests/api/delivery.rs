@@ -206,3 +206,76 @@ async fn a_deleted_subscription_is_told_it_ended() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 1);
 }
+
+/// A registration that expires ends Bob's call and tells his sink both: the call's last
+/// session-status (Failed, "registration ended"), then registration-ends.
+#[tokio::test]
+async fn an_expiring_registration_sends_its_calls_end_and_registration_ends() {
+    let mut config = Config::embedded();
+    config.registration.min_ttl_seconds = 1;
+    let app = spawn_with(config).await;
+    let sink = Sink::start().await;
+    let bob = token(&app, ORIGINATOR);
+    let expires =
+        camara_webrtc::domain::registration::rfc3339_ms(camara_webrtc::store::now_ms() + 1500);
+    let registered = send_scenario(
+        &app,
+        Method::POST,
+        "/webrtc-registration/vwip/sessions",
+        Some(&bob),
+        Some(json!({ "deviceId": DEVICE, "registrationExpireTime": expires })),
+    )
+    .await;
+    let registered = json_with(registered, StatusCode::CREATED).await;
+    let registration = registered["registrationId"].as_str().unwrap();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.registration-ends"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = format!("{EVENTS}/subscriptions");
+    let response = send_scenario(&app, Method::POST, &path, Some(&bob), Some(body)).await;
+    let subscription = json_with(response, StatusCode::CREATED).await["id"].clone();
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let placed = app
+        .client
+        .post(app.url("/webrtc/sessions"))
+        .bearer_auth(&bob)
+        .header("registrationId", registration)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    let session = json_with(placed, StatusCode::CREATED).await;
+    let received = sink.wait_for(2).await;
+    let ended = envelope_of(&received[0], "session-status");
+    assert_eq!(ended["mediaSessionId"], session["mediaSessionId"]);
+    assert_eq!(ended["status"], "Failed");
+    assert_eq!(ended["reason"], "registration ended");
+    assert_eq!(ended["sequenceNumber"], 2);
+    assert_eq!(ended["subscriptionId"], subscription);
+    let ends = envelope_of(&received[1], "registration-ends");
+    assert_eq!(
+        ends,
+        json!({
+            "registrationId": registration,
+            "terminationReason": "REGISTRATION_EXPIRED",
+            "terminationDescription": format!("The registration expired at {} without a refresh.", registered["expiresAt"].as_str().unwrap())
+        })
+    );
+}
+
+/// The envelope checks of [`envelope`] for an event sent without a sink credential.
+fn envelope_of(received: &Received, name: &str) -> Value {
+    assert!(!received.headers.contains_key("authorization"));
+    let body = &received.body;
+    assert_eq!(body["type"], format!("{PREFIX}.{name}"), "{body}");
+    assert_eq!(body["specversion"], "1.0");
+    assert_eq!(
+        received.headers["x-correlator"],
+        body["id"].as_str().unwrap()
+    );
+    body["data"].clone()
+}
