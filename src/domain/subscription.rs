@@ -107,10 +107,34 @@ pub struct Subscription {
     pub ended: Option<SubscriptionEnd>,
 }
 
+/// How long before its sink credential expires a subscription ends (ACCESS_TOKEN_EXPIRED), so
+/// that its `subscription-ended` still carries a valid token.
+pub const ACCESS_TOKEN_NOTICE_MS: u64 = 60_000;
+
 impl Subscription {
     /// Whether the API still sees it at `now_ms`: not ended, and not past its expiry.
     pub fn is_active(&self, now_ms: u64) -> bool {
         self.ended.is_none() && self.expires_at_ms.is_none_or(|at| at > now_ms)
+    }
+
+    /// When it is due to end by itself: at its expiry, or [`ACCESS_TOKEN_NOTICE_MS`] before its
+    /// credential expires, whichever comes first; `None` when neither applies.
+    pub fn due_at_ms(&self) -> Option<u64> {
+        let credential = (self.credential.as_ref())
+            .map(|c| c.expires_at_ms.saturating_sub(ACCESS_TOKEN_NOTICE_MS));
+        match (self.expires_at_ms, credential) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Why it ends when it is due at `now_ms`: its expiry, or else its credential's.
+    pub fn due_reason(&self, now_ms: u64) -> SubscriptionEnd {
+        if self.expires_at_ms.is_some_and(|at| at <= now_ms) {
+            SubscriptionEnd::SubscriptionExpired
+        } else {
+            SubscriptionEnd::AccessTokenExpired
+        }
     }
 }
 

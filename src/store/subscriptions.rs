@@ -6,7 +6,7 @@
 //! `ended_ttl`.
 
 use super::StoreFuture;
-use crate::domain::{AccessToken, Subscription};
+use crate::domain::{AccessToken, Subscription, SubscriptionEnd};
 
 /// What a PUT changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,5 +66,26 @@ pub trait SubscriptionStore: Send + Sync + 'static {
 
     /// Ends an active subscription now (deleted), returning it;
     /// [`StoreError::NotFound`](super::StoreError) if it is not active.
-    fn unsubscribe<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Subscription>;
+    fn unsubscribe<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Subscription> {
+        self.end_subscription(id, SubscriptionEnd::SubscriptionDeleted, true, now_ms)
+    }
+
+    /// Ends a subscription that has not ended for `reason`, returning it ended;
+    /// [`StoreError::NotFound`](super::StoreError) if it has ended (or, with `active_only`, is
+    /// past its expiry). Of several callers exactly one ends it.
+    fn end_subscription<'a>(
+        &'a self,
+        id: &'a str,
+        reason: SubscriptionEnd,
+        active_only: bool,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Subscription>;
+
+    /// Up to `limit` subscriptions not yet ended whose [`Subscription::due_at_ms`] is at or
+    /// before `now_ms`, soonest first.
+    fn due_subscriptions(&self, now_ms: u64, limit: usize) -> StoreFuture<'_, Vec<Subscription>>;
+
+    /// Counts one more event sent to an active subscription, returning the count;
+    /// [`StoreError::NotFound`](super::StoreError) when it has ended.
+    fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64>;
 }

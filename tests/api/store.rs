@@ -848,6 +848,7 @@ async fn registrations_beyond_capacity_are_refused<S: RegistrationStore>(store: 
 /// Every subscription check, against fresh stores made by `make`.
 async fn run_subscriptions<S: SubscriptionStore>(make: impl Fn(Limits) -> S) {
     subscriptions_are_read_listed_changed_and_deleted(&make(limits(8, KEEP))).await;
+    subscriptions_end_when_due_once_and_count_their_events(&make(limits(8, KEEP))).await;
     subscriptions_are_bounded_per_owner_and_in_all(&make(Limits {
         per_owner: 100,
         ..limits(3, Duration::ZERO)
@@ -973,4 +974,69 @@ async fn subscriptions_are_bounded_per_owner_and_in_all<S: SubscriptionStore>(st
             .await,
         Err(StoreError::Full(3))
     );
+}
+
+/// Subscriptions due to end (expiry, or a credential about to expire) are found in due order;
+/// each ends exactly once, for the caller's reason; events are counted while it lasts.
+async fn subscriptions_end_when_due_once_and_count_their_events<S: SubscriptionStore>(store: &S) {
+    let expiring = subscription("d1", "app", T0, Some(T0 + 10_000));
+    let mut token_ending = subscription("d2", "app", T0, None);
+    token_ending.credential = Some(AccessToken {
+        token: "t".into(),
+        expires_at_ms: T0 + 65_000,
+    });
+    let lasting = subscription("d3", "app", T0, None);
+    for s in [&expiring, &token_ending, &lasting] {
+        store.subscribe(s.clone(), 10, T0).await.unwrap();
+    }
+    let ids = |found: Vec<Subscription>| found.into_iter().map(|s| s.id).collect::<Vec<_>>();
+    // d2 is due a minute before its credential expires.
+    let none: Vec<String> = vec![];
+    assert_eq!(
+        ids(store.due_subscriptions(T0 + 4_999, 10).await.unwrap()),
+        none
+    );
+    assert_eq!(
+        ids(store.due_subscriptions(T0 + 5_000, 10).await.unwrap()),
+        ["d2"]
+    );
+    assert_eq!(
+        ids(store.due_subscriptions(T0 + 10_000, 10).await.unwrap()),
+        ["d2", "d1"]
+    );
+    assert_eq!(
+        ids(store.due_subscriptions(T0 + 10_000, 1).await.unwrap()),
+        ["d2"]
+    );
+    // Past its expiry (not active) it can still be ended, once.
+    let reason = SubscriptionEnd::SubscriptionExpired;
+    let ended = store
+        .end_subscription("d1", reason, false, T0 + 10_000)
+        .await
+        .unwrap();
+    assert_eq!(ended.ended, Some(reason));
+    assert_eq!(
+        store
+            .end_subscription("d1", reason, false, T0 + 10_000)
+            .await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        ids(store.due_subscriptions(T0 + 10_000, 10).await.unwrap()),
+        ["d2"]
+    );
+    // A new expiry moves it in the due order.
+    let change = SubscriptionChange {
+        credential: None,
+        expires_at_ms: Some(T0 + 1_000),
+    };
+    store.change("d3", change, T0).await.unwrap();
+    assert_eq!(
+        ids(store.due_subscriptions(T0 + 10_000, 10).await.unwrap()),
+        ["d3", "d2"]
+    );
+    assert_eq!(store.count_event("d2").await, Ok(1));
+    assert_eq!(store.count_event("d2").await, Ok(2));
+    assert_eq!(store.count_event("d1").await, Err(StoreError::NotFound));
+    assert_eq!(store.count_event("nope").await, Err(StoreError::NotFound));
 }

@@ -6,7 +6,7 @@ use std::sync::PoisonError;
 
 use super::MemoryStore;
 use crate::domain::{Subscription, SubscriptionEnd};
-use crate::store::{StoreError, StoreFuture, SubscriptionChange, SubscriptionStore};
+use crate::store::{StoreError, StoreFuture, SubscriptionChange, SubscriptionStore, now_ms};
 
 /// Subscriptions and their indexes. Ended ones stay in `by_id` (as a record) until their `gone`
 /// time; `by_owner` and `live` hold only those not yet ended.
@@ -21,6 +21,10 @@ pub(super) struct Subscriptions {
     live: usize,
     /// Ended records, by when they are dropped.
     gone: BTreeSet<(u64, String)>,
+    /// Those not yet ended that end by themselves, by when ([`Subscription::due_at_ms`]).
+    due: BTreeSet<(u64, String)>,
+    /// Events counted per subscription not yet ended.
+    events: HashMap<String, u64>,
 }
 
 impl Subscriptions {
@@ -36,6 +40,19 @@ impl Subscriptions {
 
     fn active(&self, id: &str, now_ms: u64) -> Option<&Subscription> {
         self.by_id.get(id).filter(|s| s.is_active(now_ms))
+    }
+
+    /// Files `subscription` under its due time, `old` being what it was filed under.
+    fn refile(&mut self, old: Option<u64>, subscription: &Subscription) {
+        if let Some(at) = old {
+            self.due.remove(&(at, subscription.id.clone()));
+        }
+        if let Some(at) = subscription
+            .due_at_ms()
+            .filter(|_| subscription.ended.is_none())
+        {
+            self.due.insert((at, subscription.id.clone()));
+        }
     }
 }
 
@@ -98,6 +115,7 @@ impl SubscriptionStore for MemoryStore {
                 ids.push(subscription.id.clone());
             }
             s.live += 1;
+            s.refile(None, &subscription);
             s.by_id.insert(subscription.id.clone(), subscription);
             Ok(())
         });
@@ -138,19 +156,34 @@ impl SubscriptionStore for MemoryStore {
         let done = self.subscriptions(now_ms, |s| {
             s.active(id, now_ms).ok_or(StoreError::NotFound)?;
             let subscription = s.by_id.get_mut(id).expect("found above");
+            let old = subscription.due_at_ms();
             change.apply(subscription);
-            Ok(subscription.clone())
+            let changed = subscription.clone();
+            s.refile(old, &changed);
+            Ok(changed)
         });
         Box::pin(ready(done))
     }
 
-    fn unsubscribe<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Subscription> {
+    fn end_subscription<'a>(
+        &'a self,
+        id: &'a str,
+        reason: SubscriptionEnd,
+        active_only: bool,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Subscription> {
         let keep_ms = u64::try_from(self.limits.ended_ttl.as_millis()).unwrap_or(u64::MAX);
         let done = self.subscriptions(now_ms, |s| {
-            s.active(id, now_ms).ok_or(StoreError::NotFound)?;
+            let found = s.by_id.get(id).filter(|found| found.ended.is_none());
+            if found.is_none_or(|found| active_only && !found.is_active(now_ms)) {
+                return Err(StoreError::NotFound);
+            }
             let subscription = s.by_id.get_mut(id).expect("found above");
-            subscription.ended = Some(SubscriptionEnd::SubscriptionDeleted);
+            let due = subscription.due_at_ms();
+            subscription.ended = Some(reason);
             let ended = subscription.clone();
+            s.refile(due, &ended);
+            s.events.remove(id);
             unindex(&mut s.by_owner, &ended.owner, id);
             for number in &ended.phone_numbers {
                 unindex(&mut s.by_number, number, id);
@@ -161,5 +194,28 @@ impl SubscriptionStore for MemoryStore {
             Ok(ended)
         });
         Box::pin(ready(done))
+    }
+
+    fn due_subscriptions(&self, now_ms: u64, limit: usize) -> StoreFuture<'_, Vec<Subscription>> {
+        let due = self.subscriptions(now_ms, |s| {
+            (s.due.iter())
+                .take_while(|(at, _)| *at <= now_ms)
+                .take(limit)
+                .filter_map(|(_, id)| s.by_id.get(id).cloned())
+                .collect()
+        });
+        Box::pin(ready(Ok(due)))
+    }
+
+    fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64> {
+        let counted = self.subscriptions(now_ms(), |s| {
+            if !s.by_id.get(id).is_some_and(|found| found.ended.is_none()) {
+                return Err(StoreError::NotFound);
+            }
+            let count = s.events.entry(id.to_owned()).or_default();
+            *count += 1;
+            Ok(*count)
+        });
+        Box::pin(ready(counted))
     }
 }

@@ -3,7 +3,9 @@
 //! Keys (under `store.key_prefix`):
 //! - `sub:<id>`: a hash `{v: version, j: the subscription as JSON, o: owner, x: expiry (ms, 0
 //!   for none), e: end reason ("" while not ended)}`; an ended one expires after `ended_ttl`;
-//! - `subs`: a set of the ids not yet ended; `subs-owner:<owner>`: the same, per owner.
+//! - `subs`: a set of the ids not yet ended; `subs-owner:<owner>` and `subs-number:<phone>`: the
+//!   same, per owner and per phone number; `subs-due`: those that end by themselves, scored by
+//!   when (`Subscription::due_at_ms`); the hash's `n` counts the events sent to it.
 //!
 //! A new subscription is one script (the owner's quota and the capacity checked with the write);
 //! a change or an end is read, changed in Rust, and written back by a compare-and-swap on `v`.
@@ -17,7 +19,8 @@ use crate::domain::{Subscription, SubscriptionEnd};
 use crate::store::{StoreError, StoreFuture, SubscriptionChange, SubscriptionStore};
 
 /// ARGV: 1 prefix, 2 id, 3 JSON, 4 owner, 5 expiry (0: none), 6 max per owner, 7 now,
-/// 8 capacity, 9... its phone numbers. Returns 1, -1 (exists), -2 (owner full), -3 (store full).
+/// 8 capacity, 9 due time (0: none), 10... its phone numbers. Returns 1, -1 (exists), -2 (owner
+/// full), -3 (store full).
 static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -40,15 +43,16 @@ static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
         redis.call('HSET', key, 'v', 1, 'j', ARGV[3], 'o', ARGV[4], 'x', ARGV[5], 'e', '')
         redis.call('SADD', mine, ARGV[2])
         redis.call('SADD', p .. 'subs', ARGV[2])
-        for i = 9, #ARGV do redis.call('SADD', p .. 'subs-number:' .. ARGV[i], ARGV[2]) end
+        if ARGV[9] ~= '0' then redis.call('ZADD', p .. 'subs-due', ARGV[9], ARGV[2]) end
+        for i = 10, #ARGV do redis.call('SADD', p .. 'subs-number:' .. ARGV[i], ARGV[2]) end
         return 1
         ",
     )
 });
 
 /// ARGV: 1 prefix, 2 id, 3 expected version, 4 JSON, 5 expiry, 6 end reason ("" for none),
-/// 7 ms to keep an ended record, 8... its phone numbers. Returns 1, 0 (absent) or 2 (version
-/// moved on).
+/// 7 ms to keep an ended record, 8 due time (0: none), 9... its phone numbers. Returns 1, 0
+/// (absent) or 2 (version moved on).
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -61,11 +65,27 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
         if ARGV[6] ~= '' then
             redis.call('SREM', p .. 'subs-owner:' .. f[2], id)
             redis.call('SREM', p .. 'subs', id)
-            for i = 8, #ARGV do redis.call('SREM', p .. 'subs-number:' .. ARGV[i], id) end
+            for i = 9, #ARGV do redis.call('SREM', p .. 'subs-number:' .. ARGV[i], id) end
+            redis.call('ZREM', p .. 'subs-due', id)
             local keep = tonumber(ARGV[7])
             if keep > 0 then redis.call('PEXPIRE', key, keep) else redis.call('DEL', key) end
+        elseif ARGV[8] ~= '0' then
+            redis.call('ZADD', p .. 'subs-due', ARGV[8], id)
+        else
+            redis.call('ZREM', p .. 'subs-due', id)
         end
         return 1
+        ",
+    )
+});
+
+/// Counts one event of a subscription not yet ended. ARGV: 1 its key. Returns the count, or -1.
+static COUNT_EVENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local e = redis.call('HGET', ARGV[1], 'e')
+        if e ~= '' then return -1 end
+        return redis.call('HINCRBY', ARGV[1], 'n', 1)
         ",
     )
 });
@@ -124,18 +144,24 @@ impl RedisStore {
         Ok(active)
     }
 
-    /// Read → `edit` → compare-and-swap, for an active subscription; the result as written.
+    /// Read → `edit` → compare-and-swap, for a subscription not yet ended (and active, with
+    /// `active_only`); the result as written.
     async fn rewrite(
         &self,
         id: &str,
         now_ms: u64,
+        active_only: bool,
         edit: impl Fn(&mut Subscription),
     ) -> Result<Subscription, StoreError> {
         for _ in 0..WRITE_ATTEMPTS {
             let Some((version, mut subscription)) = self.read_subscription(id).await? else {
                 return Err(StoreError::NotFound);
             };
-            if !subscription.is_active(now_ms) {
+            let usable = match active_only {
+                true => subscription.is_active(now_ms),
+                false => subscription.ended.is_none(),
+            };
+            if !usable {
                 return Err(StoreError::NotFound);
             }
             edit(&mut subscription);
@@ -158,6 +184,7 @@ impl RedisStore {
                 .arg(subscription.expires_at_ms.unwrap_or(0))
                 .arg(ended)
                 .arg(keep)
+                .arg(subscription.due_at_ms().unwrap_or(0))
                 .arg(&subscription.phone_numbers[..]);
             let mut con = self.connection.clone();
             let outcome: i64 = self.run(invocation.invoke_async(&mut con)).await?;
@@ -192,6 +219,7 @@ impl SubscriptionStore for RedisStore {
                 .arg(max_per_owner)
                 .arg(now_ms)
                 .arg(self.limits.capacity)
+                .arg(subscription.due_at_ms().unwrap_or(0))
                 .arg(&subscription.phone_numbers[..]);
             let mut con = self.connection.clone();
             let done: i64 = self.run(invocation.invoke_async(&mut con)).await?;
@@ -243,17 +271,58 @@ impl SubscriptionStore for RedisStore {
         now_ms: u64,
     ) -> StoreFuture<'a, Subscription> {
         Box::pin(async move {
-            self.rewrite(id, now_ms, |subscription| change.apply(subscription))
+            self.rewrite(id, now_ms, true, |subscription| change.apply(subscription))
                 .await
         })
     }
 
-    fn unsubscribe<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Subscription> {
+    fn end_subscription<'a>(
+        &'a self,
+        id: &'a str,
+        reason: SubscriptionEnd,
+        active_only: bool,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Subscription> {
         Box::pin(async move {
-            self.rewrite(id, now_ms, |subscription| {
-                subscription.ended = Some(SubscriptionEnd::SubscriptionDeleted);
+            self.rewrite(id, now_ms, active_only, |subscription| {
+                subscription.ended = Some(reason);
             })
             .await
+        })
+    }
+
+    fn due_subscriptions(&self, now_ms: u64, limit: usize) -> StoreFuture<'_, Vec<Subscription>> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let ids: Vec<String> = self
+                .run(
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(format!("{}subs-due", self.prefix))
+                        .arg("-inf")
+                        .arg(now_ms)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit)
+                        .query_async(&mut con),
+                )
+                .await?;
+            let mut due = Vec::new();
+            for id in ids {
+                if let Some((_, subscription)) = self.read_subscription(&id).await? {
+                    due.push(subscription);
+                }
+            }
+            Ok(due)
+        })
+    }
+
+    fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let mut invocation = COUNT_EVENT.prepare_invoke();
+            invocation.arg(format!("{}sub:{id}", self.prefix));
+            let mut con = self.connection.clone();
+            let count: i64 = self.run(invocation.invoke_async(&mut con)).await?;
+            u64::try_from(count).map_err(|_| StoreError::NotFound)
         })
     }
 }
