@@ -209,7 +209,7 @@ impl SubscriptionStore for MemoryStore {
 
     fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64> {
         let counted = self.subscriptions(now_ms(), |s| {
-            if !s.by_id.get(id).is_some_and(|found| found.ended.is_none()) {
+            if s.by_id.get(id).is_none_or(|found| found.ended.is_some()) {
                 return Err(StoreError::NotFound);
             }
             let count = s.events.entry(id.to_owned()).or_default();
