@@ -64,6 +64,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         Arc::clone(&stores.subscriptions),
         Arc::new(dispatcher),
     ));
+    tokio::spawn(events::end_due_subscriptions(
+        Arc::downgrade(&stores.subscriptions),
+        Arc::downgrade(&events),
+    ));
     tokio::spawn(store::end_idle_sessions(
         Arc::downgrade(&stores.sessions),
         Duration::from_secs(config.sessions.idle_ttl_seconds),

@@ -117,13 +117,7 @@ impl Emitter {
                         // Later changes of the batch must not see it.
                         subscribers.clear();
                         self.dispatcher.forget(&subscription.id);
-                        let subscription: Arc<Subscription> = Arc::from(subscription);
-                        let data = SubscriptionEndedData {
-                            subscription_id: &subscription.id,
-                            termination_reason: reason,
-                        };
-                        let kind = format!("{}.subscription-ended", self.type_prefix);
-                        self.deliver(&subscription, "subscription-ended", kind, &data);
+                        self.subscription_ended(Arc::from(subscription), reason);
                     }
                 }
             }
@@ -180,7 +174,7 @@ impl Emitter {
                     subscription_id: subscription.id.clone(),
                 };
                 let kind = format!("{}.{name}", self.type_prefix);
-                self.deliver(&subscription, name, kind, &data);
+                self.deliver_counted(&subscription, name, kind, &data).await;
                 seen.push(subscription.id.clone());
             }
         }
@@ -219,9 +213,53 @@ impl Emitter {
                 termination_description: &description,
             };
             let kind = format!("{}.registration-ends", self.type_prefix);
-            self.deliver(&Arc::new(subscription), "registration-ends", kind, &data);
+            (self.deliver_counted(&Arc::new(subscription), "registration-ends", kind, &data)).await;
         }
         Ok(())
+    }
+
+    /// [`Emitter::deliver`] for an event that counts against `subscriptionMaxEvents`: one
+    /// beyond it is not sent, and the one that reaches it ends the subscription
+    /// (MAX_EVENTS_REACHED, with its `subscription-ended`).
+    async fn deliver_counted<D: Serialize>(
+        &self,
+        subscription: &Arc<Subscription>,
+        name: &'static str,
+        kind: String,
+        data: &D,
+    ) {
+        let Some(max) = subscription.max_events else {
+            return self.deliver(subscription, name, kind, data);
+        };
+        let count = match self.subscriptions.count_event(&subscription.id).await {
+            Ok(count) => count,
+            // Ended meanwhile (or the store is unreachable): nothing is sent.
+            Err(_) => return,
+        };
+        if count > u64::from(max) {
+            return;
+        }
+        self.deliver(subscription, name, kind, data);
+        if count == u64::from(max) {
+            let reason = SubscriptionEnd::MaxEventsReached;
+            let ended = self
+                .subscriptions
+                .end_subscription(&subscription.id, reason, false, now_ms())
+                .await;
+            if let Ok(ended) = ended {
+                self.subscription_ended(Arc::new(ended), reason);
+            }
+        }
+    }
+
+    /// `subscription-ended` to an ended subscription's sink (not counted as an event).
+    fn subscription_ended(&self, subscription: Arc<Subscription>, reason: SubscriptionEnd) {
+        let data = SubscriptionEndedData {
+            subscription_id: &subscription.id,
+            termination_reason: reason,
+        };
+        let kind = format!("{}.subscription-ended", self.type_prefix);
+        self.deliver(&subscription, "subscription-ended", kind, &data);
     }
 
     /// Serialises one CloudEvent for `subscription` and hands it to the dispatcher.
@@ -241,6 +279,38 @@ impl Emitter {
                 body: Bytes::from(body),
             }),
             Err(e) => tracing::error!(error = %e, "an event does not serialise"),
+        }
+    }
+}
+
+/// How often the due subscriptions are looked for: one ends at most this late.
+const DUE_SWEEP: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Ends the subscriptions that are due (their expiry, or their credential about to expire) while
+/// the store and the events are alive; each one this replica ends gets its `subscription-ended`
+/// (of several replicas, the one whose end lands).
+pub async fn end_due_subscriptions(
+    subscriptions: std::sync::Weak<dyn SubscriptionStore>,
+    events: std::sync::Weak<Events>,
+) {
+    loop {
+        tokio::time::sleep(DUE_SWEEP).await;
+        let (Some(subscriptions), Some(events)) = (subscriptions.upgrade(), events.upgrade())
+        else {
+            return;
+        };
+        let now = now_ms();
+        let due = match subscriptions.due_subscriptions(now, 64).await {
+            Ok(due) => due,
+            Err(_) => continue,
+        };
+        for subscription in due {
+            let reason = subscription.due_reason(now);
+            let ended = subscriptions.end_subscription(&subscription.id, reason, false, now);
+            if let Ok(ended) = ended.await {
+                tracing::info!(subscription = ended.id.as_str(), reason = ?reason, "subscription ended");
+                events.subscription_ended(ended, reason);
+            }
         }
     }
 }

@@ -36,38 +36,14 @@ fn token(app: &TestApp, sub: &str) -> String {
     camara_webrtc::auth::mint(&app.config.auth, sub, &every_scope(), Some("app"), 3600).unwrap()
 }
 
-/// Bob registers and subscribes `sink` to his invitations and call updates; the subscription's
-/// id.
+/// Bob registers and subscribes `sink` to his invitations and call updates, with a sink
+/// credential; the subscription's id.
 async fn bob_subscribes(app: &TestApp, sink: &Sink) -> String {
-    let bob = token(app, RECEIVER);
-    let registered = send_scenario(
-        app,
-        Method::POST,
-        "/webrtc-registration/vwip/sessions",
-        Some(&bob),
-        Some(json!({ "deviceId": DEVICE })),
-    )
-    .await;
-    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = json!({
-        "protocol": "HTTP",
-        "sink": sink.url,
-        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
-        "config": { "subscriptionDetail": { "registrationId": registration } },
-        "sinkCredential": {
-            "credentialType": "ACCESSTOKEN", "accessToken": "sink-token",
-            "accessTokenExpiresUtc": "2030-01-01T12:00:00Z", "accessTokenType": "bearer"
-        }
+    let credential = json!({
+        "credentialType": "ACCESSTOKEN", "accessToken": "sink-token",
+        "accessTokenExpiresUtc": "2030-01-01T12:00:00Z", "accessTokenType": "bearer"
     });
-    let path = format!("{EVENTS}/subscriptions");
-    let response = send_scenario(app, Method::POST, &path, Some(&bob), Some(body)).await;
-    json_with(response, StatusCode::CREATED).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    bob_subscribes_with(app, sink, json!({}), Some(credential)).await
 }
 
 /// Alice calls Bob; the new session's body.
@@ -278,4 +254,100 @@ fn envelope_of(received: &Received, name: &str) -> Value {
         body["id"].as_str().unwrap()
     );
     body["data"].clone()
+}
+
+/// Bob registers and subscribes `sink` to his invitations and call updates with `config` (beside
+/// the registration's detail) and `credential`; the subscription's id.
+async fn bob_subscribes_with(
+    app: &TestApp,
+    sink: &Sink,
+    config: Value,
+    credential: Option<Value>,
+) -> String {
+    let bob = token(app, RECEIVER);
+    let registered = send_scenario(
+        app,
+        Method::POST,
+        "/webrtc-registration/vwip/sessions",
+        Some(&bob),
+        Some(json!({ "deviceId": DEVICE })),
+    )
+    .await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
+    let mut config = config;
+    config["subscriptionDetail"] = json!({ "registrationId": registration });
+    let mut body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
+        "config": config
+    });
+    if let Some(credential) = credential {
+        body["sinkCredential"] = credential;
+    }
+    let path = format!("{EVENTS}/subscriptions");
+    let response = send_scenario(app, Method::POST, &path, Some(&bob), Some(body)).await;
+    json_with(response, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The event that reaches `subscriptionMaxEvents` is the last: subscription-ended
+/// (MAX_EVENTS_REACHED) follows, nothing after, and the subscription is gone.
+#[tokio::test]
+async fn a_subscription_ends_at_its_max_events() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let subscription =
+        bob_subscribes_with(&app, &sink, json!({ "subscriptionMaxEvents": 2 }), None).await;
+    let session = alice_calls_bob(&app).await;
+    let id = session["mediaSessionId"].as_str().unwrap();
+    let bob = token(&app, RECEIVER);
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    let received = sink.wait_for(3).await;
+    assert_eq!(
+        received[0].body["type"],
+        format!("{PREFIX}.session-invitation")
+    );
+    assert_eq!(received[1].body["type"], format!("{PREFIX}.session-status"));
+    assert_eq!(
+        received[2].body["data"],
+        json!({ "subscriptionId": subscription, "terminationReason": "MAX_EVENTS_REACHED" })
+    );
+    json_ok(
+        app.put_status(
+            id,
+            r#"{"status":"Connected","answer":{"sdp":"v=0\r\n"}}"#,
+            &bob,
+        )
+        .await,
+    )
+    .await;
+    let path = format!("{EVENTS}/subscriptions/{subscription}");
+    let gone = send_scenario(&app, Method::GET, &path, Some(&bob), None).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 3);
+}
+
+/// At its subscriptionExpireTime a subscription ends by itself with subscription-ended
+/// (SUBSCRIPTION_EXPIRED).
+#[tokio::test]
+async fn a_subscription_ends_at_its_expiry() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let expires =
+        camara_webrtc::domain::registration::rfc3339_ms(camara_webrtc::store::now_ms() + 1500);
+    let subscription = bob_subscribes_with(
+        &app,
+        &sink,
+        json!({ "subscriptionExpireTime": expires }),
+        None,
+    )
+    .await;
+    let received = sink.wait_for(1).await;
+    assert_eq!(
+        envelope_of(&received[0], "subscription-ended"),
+        json!({ "subscriptionId": subscription, "terminationReason": "SUBSCRIPTION_EXPIRED" })
+    );
 }
