@@ -1,7 +1,7 @@
 //! A webhook sink for the delivery tests: a real HTTP server on `127.0.0.1:0` that records every
 //! request it gets (headers and body) and answers with the statuses the test queues up (200 once
 //! the queue is empty), a `Retry-After` when one is queued with it. The model is svix's
-//! `TestReceiver`.
+//! `TestReceiver`. Every body it hands the test has been checked against the events document.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -82,9 +82,22 @@ impl Sink {
         }
     }
 
-    /// Everything received so far.
+    /// Everything received so far, each body checked against the events document's
+    /// `CloudEvent` (the callback of `POST /subscriptions`): a body it does not allow fails the
+    /// test.
     pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().unwrap().clone()
+        let received = self.shared.received.lock().unwrap().clone();
+        for event in &received {
+            if let Err(violation) =
+                crate::contract::EVENTS.validate("#/components/schemas/CloudEvent", &event.body)
+            {
+                panic!(
+                    "a CloudEvent the document does not allow: {violation}\n{}",
+                    event.body
+                );
+            }
+        }
+        received
     }
 
     /// Waits (at most 20 s, no timing asserted) until `count` requests have arrived; returns
@@ -102,4 +115,31 @@ impl Sink {
             self.received().len()
         );
     }
+}
+
+/// The check the sink applies is live: the document refuses an event that lacks a field or
+/// carries one it does not know.
+#[test]
+fn the_cloudevent_schema_refuses_what_it_does_not_allow() {
+    let event = serde_json::json!({
+        "id": "6e8bc430-9c3a-41d9-9669-0800200c9a66", "source": "urn:camara-webrtc",
+        "type": "org.camaraproject.webrtc-events.v0.subscription-ended", "specversion": "1.0",
+        "time": "2026-12-03T12:00:00.000Z", "datacontenttype": "application/json",
+        "data": { "subscriptionId": "s", "terminationReason": "SUBSCRIPTION_DELETED" }
+    });
+    let check =
+        |event: &Value| crate::contract::EVENTS.validate("#/components/schemas/CloudEvent", event);
+    assert_eq!(check(&event), Ok(()));
+    let mut unknown = event.clone();
+    unknown["data"]["extra"] = serde_json::json!(1);
+    assert!(check(&unknown).is_err());
+    let mut missing = event.clone();
+    missing["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("subscriptionId");
+    assert!(check(&missing).is_err());
+    let mut wrong_type = event;
+    wrong_type["type"] = serde_json::json!("org.camaraproject.webrtc-events.v0.session-status");
+    assert!(check(&wrong_type).is_err());
 }
