@@ -23,6 +23,7 @@ use super::SinkGuard;
 use crate::config::EventsConfig;
 use crate::domain::Subscription;
 use crate::store::{SubscriptionStore, now_ms};
+use crate::telemetry::metrics;
 
 /// Events waiting for their first attempt, per subscription; beyond it new ones are dropped.
 const QUEUE: usize = 10_000;
@@ -148,6 +149,7 @@ impl Dispatcher {
                 Outcome::Delivered => {}
                 Outcome::Gone => self.gone(&delivery).await,
                 Outcome::Retry(after) => {
+                    metrics::retries_waiting(1.0);
                     tokio::spawn(Arc::clone(&self).retry(delivery, after));
                 }
             }
@@ -156,7 +158,12 @@ impl Dispatcher {
 
     /// Retries `delivery` on the schedule, until it is delivered, the sink is gone, the
     /// subscription ended, or the schedule is over (then it is dropped).
-    async fn retry(self: Arc<Self>, delivery: Delivery, mut after: Option<Duration>) {
+    async fn retry(self: Arc<Self>, delivery: Delivery, after: Option<Duration>) {
+        self.retry_on_schedule(&delivery, after).await;
+        metrics::retries_waiting(-1.0);
+    }
+
+    async fn retry_on_schedule(&self, delivery: &Delivery, mut after: Option<Duration>) {
         for (attempt, delay) in self.schedule.iter().enumerate() {
             let wait = match after {
                 Some(asked) => asked.min(*delay * 2).max(jittered(*delay)),
@@ -166,7 +173,7 @@ impl Dispatcher {
             if self.forgotten(&delivery.subscription.id) {
                 return;
             }
-            match self.attempt(&delivery).await {
+            match self.attempt(delivery).await {
                 Outcome::Delivered => {
                     tracing::info!(
                         event = delivery.event_id.as_str(),
@@ -176,10 +183,11 @@ impl Dispatcher {
                     );
                     return;
                 }
-                Outcome::Gone => return self.gone(&delivery).await,
+                Outcome::Gone => return self.gone(delivery).await,
                 Outcome::Retry(asked) => after = asked,
             }
         }
+        metrics::delivery(delivery.kind, "dropped", None);
         tracing::warn!(
             event = delivery.event_id.as_str(),
             subscription = delivery.subscription.id.as_str(),
@@ -230,6 +238,7 @@ impl Dispatcher {
         if let Some(credential) = &subscription.credential {
             request = request.header(AUTHORIZATION, format!("Bearer {}", credential.token));
         }
+        let started = std::time::Instant::now();
         let outcome = match request.send().await {
             Ok(response) if response.status().is_success() => Outcome::Delivered,
             Ok(response) if response.status() == reqwest::StatusCode::GONE => Outcome::Gone,
@@ -263,6 +272,12 @@ impl Dispatcher {
                 Outcome::Retry(None)
             }
         };
+        let label = match outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Gone => "gone",
+            Outcome::Retry(_) => "retrying",
+        };
+        metrics::delivery(delivery.kind, label, Some(started.elapsed()));
         if outcome == Outcome::Delivered {
             tracing::info!(
                 event = delivery.event_id.as_str(),

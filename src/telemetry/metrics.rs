@@ -1,6 +1,7 @@
 //! Metrics in Prometheus text: requests by route template, method and status, their latency as a
 //! histogram, session transitions by from/to, authentication failures by reason, registrations
-//! ended by reason, and the sessions
+//! ended by reason, event deliveries by type and outcome (with their latency and the retries
+//! waiting), and the sessions
 //! of this instance's store by status. Labels are route templates and fixed names, never raw ids.
 
 use std::fmt::Write;
@@ -19,6 +20,9 @@ const TRANSITIONS: &str = "camara_webrtc_session_transitions_total";
 const AUTH_FAILURES: &str = "camara_webrtc_auth_failures_total";
 const SESSIONS: &str = "camara_webrtc_sessions";
 const REGISTRATIONS_ENDED: &str = "camara_webrtc_registrations_ended_total";
+const DELIVERIES: &str = "camara_webrtc_event_deliveries_total";
+const DELIVERY_DURATION: &str = "camara_webrtc_event_delivery_duration_seconds";
+const RETRIES_WAITING: &str = "camara_webrtc_event_retries_waiting";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -32,6 +36,9 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DURATION.into()), &BUCKETS)
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(DELIVERY_DURATION.into()), &BUCKETS)
+            })
             .expect("the buckets are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -105,6 +112,21 @@ pub fn auth_failure(reason: &'static str) {
 /// One registration ended, by reason (`REGISTRATION_EXPIRED`, `DELETED`).
 pub fn registration_ended(reason: &'static str) {
     metrics::counter!(REGISTRATIONS_ENDED, "reason" => reason).increment(1);
+}
+
+/// One delivery attempt of an event of type `kind` (`session-status`) and how it ended:
+/// `delivered`, `retrying` (refused, timed out or unreachable: tried again), `dropped` (after
+/// its last retry) or `gone` (410: the subscription ended), with how long the attempt took.
+pub fn delivery(kind: &'static str, outcome: &'static str, took: Option<Duration>) {
+    metrics::counter!(DELIVERIES, "type" => kind, "outcome" => outcome).increment(1);
+    if let Some(took) = took {
+        metrics::histogram!(DELIVERY_DURATION, "type" => kind).record(took.as_secs_f64());
+    }
+}
+
+/// Events waiting for a retry, in this process: one more (`+1`) or one fewer (`-1`).
+pub fn retries_waiting(change: f64) {
+    metrics::gauge!(RETRIES_WAITING).increment(change);
 }
 
 /// The recorded metrics, then `counts` (this instance's sessions that have not ended, by status)

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use camara_webrtc::config::Config;
 
 use crate::helpers::*;
+use crate::operations::sample;
 use crate::sink::{Received, Sink};
 
 const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
@@ -124,6 +125,13 @@ async fn the_receiver_is_invited_and_told_every_change() {
 #[tokio::test]
 async fn a_failing_sink_gets_the_same_event_again_until_it_takes_it() {
     let app = app().await;
+    let metrics = async || app.get("/metrics").await.text().await.unwrap();
+    let series = |outcome: &str| {
+        format!(
+            "camara_webrtc_event_deliveries_total{{type=\"session-invitation\",outcome=\"{outcome}\"}}"
+        )
+    };
+    let before = metrics().await;
     let sink = Sink::start().await;
     bob_subscribes(&app, &sink).await;
     sink.answer(&[(500, None), (503, Some(1))]);
@@ -133,6 +141,22 @@ async fn a_failing_sink_gets_the_same_event_again_until_it_takes_it() {
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[1], ids[2]);
     assert_eq!(received[2].body, received[0].body);
+    // Counted by outcome (the recorder is process-wide: deltas), once the sink's last answer is
+    // back at the dispatcher.
+    let grew = |after: &str, outcome: &str| {
+        sample(after, &series(outcome)) - sample(&before, &series(outcome))
+    };
+    let mut after = metrics().await;
+    for _ in 0..100 {
+        if grew(&after, "delivered") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        after = metrics().await;
+    }
+    assert!(grew(&after, "retrying") >= 2.0, "{after}");
+    assert!(grew(&after, "delivered") >= 1.0, "{after}");
+    assert!(after.contains("# TYPE camara_webrtc_event_delivery_duration_seconds histogram"));
 }
 
 #[tokio::test]
@@ -350,4 +374,30 @@ async fn a_subscription_ends_at_its_expiry() {
         envelope_of(&received[0], "subscription-ended"),
         json!({ "subscriptionId": subscription, "terminationReason": "SUBSCRIPTION_EXPIRED" })
     );
+}
+
+/// After its last retry an event is dropped (and counted): the first attempt and one per delay
+/// of the schedule, nothing more.
+#[tokio::test]
+async fn an_event_is_dropped_after_its_last_retry() {
+    let app = app().await;
+    let dropped =
+        r#"camara_webrtc_event_deliveries_total{type="session-invitation",outcome="dropped"}"#;
+    let before = sample(&app.get("/metrics").await.text().await.unwrap(), dropped);
+    let sink = Sink::start().await;
+    bob_subscribes(&app, &sink).await;
+    sink.answer(&[(500, None), (500, None), (500, None)]);
+    alice_calls_bob(&app).await;
+    sink.wait_for(3).await;
+    let mut after = before;
+    for _ in 0..100 {
+        after = sample(&app.get("/metrics").await.text().await.unwrap(), dropped);
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(after >= before + 1.0, "{dropped}: {before} -> {after}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 3);
 }
