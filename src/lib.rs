@@ -25,7 +25,7 @@ pub use http::AppState;
 use crate::auth::Verifier;
 use crate::config::Backend;
 use crate::domain::Session;
-use crate::store::{Limits, MemoryStore, RedisStore, SessionStore, StoreError, Stores};
+use crate::store::{Limits, MemoryStore, RedisStore, StoreError, Stores};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +78,12 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         config.registration.end_calls_on_expiry,
         Arc::clone(&events) as Arc<dyn store::Notify>,
     ));
-    seed_fixtures(&stores.sessions, config.fixture_sessions()?).await?;
+    let fixtures = Fixtures {
+        sessions: config.fixture_sessions()?,
+        registrations: config.fixture_registrations()?,
+        subscriptions: config.fixture_subscriptions()?,
+    };
+    seed_fixtures(&stores, Arc::new(fixtures)).await?;
     Ok(AppState::new(Arc::new(config), stores, verifier, events))
 }
 
@@ -117,32 +122,36 @@ async fn open_store(config: &Config) -> Result<Stores, StartError> {
     })
 }
 
-/// Inserts the fixture sessions where absent, so a replica that starts or restarts never
-/// overwrites live state. While the store is unreachable this goes on in the background, once a
-/// second, until it succeeds.
-async fn seed_fixtures(
-    store: &Arc<dyn SessionStore>,
-    fixtures: Vec<Session>,
-) -> Result<(), StartError> {
-    match insert_absent(store.as_ref(), &fixtures).await {
+/// What the configuration loads at start.
+struct Fixtures {
+    sessions: Vec<Session>,
+    registrations: Vec<domain::Registration>,
+    subscriptions: Vec<domain::Subscription>,
+}
+
+/// Inserts the fixtures where absent, so a replica that starts or restarts never overwrites live
+/// state. While the store is unreachable this goes on in the background, once a second, until it
+/// succeeds.
+async fn seed_fixtures(stores: &Stores, fixtures: Arc<Fixtures>) -> Result<(), StartError> {
+    match insert_absent(stores, &fixtures).await {
         Ok(()) => Ok(()),
         Err(StoreError::Unavailable(cause)) => {
             tracing::warn!(
                 cause = cause.as_str(),
-                "session store unavailable; fixture sessions will be loaded when it answers"
+                "session store unavailable; fixtures will be loaded when it answers"
             );
-            let store = Arc::clone(store);
+            let stores = stores.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    match insert_absent(store.as_ref(), &fixtures).await {
+                    match insert_absent(&stores, &fixtures).await {
                         Ok(()) => {
-                            tracing::info!("fixture sessions loaded");
+                            tracing::info!("fixtures loaded");
                             break;
                         }
                         Err(StoreError::Unavailable(_)) => continue,
                         Err(err) => {
-                            tracing::error!(%err, "fixture sessions cannot be loaded");
+                            tracing::error!(%err, "fixtures cannot be loaded");
                             break;
                         }
                     }
@@ -154,12 +163,29 @@ async fn seed_fixtures(
     }
 }
 
-async fn insert_absent(store: &dyn SessionStore, sessions: &[Session]) -> Result<(), StoreError> {
-    for session in sessions {
-        match store.insert(session.clone()).await {
-            Ok(_) | Err(StoreError::AlreadyExists) => {}
-            Err(err) => return Err(err),
+/// Inserts each fixture unless it is there already.
+async fn insert_absent(stores: &Stores, fixtures: &Fixtures) -> Result<(), StoreError> {
+    fn absent<T>(done: Result<T, StoreError>) -> Result<(), StoreError> {
+        match done {
+            Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+            Err(err) => Err(err),
         }
+    }
+    for session in &fixtures.sessions {
+        absent(stores.sessions.insert(session.clone()).await)?;
+    }
+    let now = store::now_ms();
+    for registration in &fixtures.registrations {
+        let done = stores
+            .registrations
+            .register(registration.clone(), usize::MAX, now);
+        absent(done.await)?;
+    }
+    for subscription in &fixtures.subscriptions {
+        let done = stores
+            .subscriptions
+            .subscribe(subscription.clone(), usize::MAX, now);
+        absent(done.await)?;
     }
     Ok(())
 }

@@ -20,8 +20,9 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use sections::{
-    AuthConfig, Backend, EventsConfig, FixtureSession, FixturesConfig, LogConfig, LogFormat,
-    RegistrationConfig, SdpConfig, ServerConfig, SessionsConfig, StoreConfig,
+    AuthConfig, Backend, EventsConfig, FixtureRegistration, FixtureSession, FixtureSubscription,
+    FixturesConfig, LogConfig, LogFormat, RegistrationConfig, SdpConfig, ServerConfig,
+    SessionsConfig, StoreConfig,
 };
 
 /// The embedded defaults: a development HS256 key and CAMARA's fixture session.

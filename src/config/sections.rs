@@ -244,8 +244,43 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixturesConfig {
+    /// Registrations loaded at start-up; they never expire.
+    pub registrations: Vec<FixtureRegistration>,
+    /// Event subscriptions loaded at start-up; they never expire.
+    pub subscriptions: Vec<FixtureSubscription>,
     /// Sessions loaded at start-up, visible to every consumer.
     pub sessions: Vec<FixtureSession>,
+}
+
+/// One `[[fixtures.registrations]]` entry, checked by
+/// [`Config::fixture_registrations`](super::Config::fixture_registrations).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureRegistration {
+    pub registration_id: String,
+    /// A UUID.
+    pub device_id: String,
+    /// `+E.164`.
+    pub phone_number: String,
+    /// The API consumer it belongs to.
+    pub consumer: String,
+}
+
+/// One `[[fixtures.subscriptions]]` entry, checked by
+/// [`Config::fixture_subscriptions`](super::Config::fixture_subscriptions).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSubscription {
+    pub subscription_id: String,
+    /// Where its events go. Printed by `check-config` without credentials.
+    #[serde(serialize_with = "shown_string")]
+    pub sink: String,
+    /// Full event type names (`{events.type_prefix}.session-status`).
+    pub types: Vec<String>,
+    /// One of the fixture registrations: whose events.
+    pub registration_id: String,
+    /// The API consumer it belongs to.
+    pub consumer: String,
 }
 
 /// One `[[fixtures.sessions]]` entry, checked by [`Config::fixture_sessions`](super::Config::fixture_sessions).
@@ -280,6 +315,10 @@ pub struct FixtureSession {
 /// A URL in `check-config`'s output, without the parts that may carry credentials.
 fn shown_url<S: Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
     url.as_deref().map(shown).serialize(serializer)
+}
+
+fn shown_string<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&shown(url))
 }
 
 fn redacted_sdp<S: Serializer>(sdp: &str, serializer: S) -> Result<S::Ok, S::Error> {

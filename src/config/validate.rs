@@ -53,6 +53,7 @@ impl Config {
         self.validate_store()?;
         crate::telemetry::parse_filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         self.fixture_sessions()?;
+        self.fixture_subscriptions()?;
         Ok(())
     }
 

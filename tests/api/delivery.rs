@@ -21,7 +21,7 @@ fn every_scope() -> String {
         .map(|t| format!("webrtc-events:{PREFIX}.{t}:create"))
         .collect();
     scopes.extend(["read", "update", "delete"].map(|a| format!("webrtc-events:{a}")));
-    scopes.push("webrtc-registration:sessions:create".into());
+    scopes.push("webrtc-registration:sessions:create webrtc-registration:sessions:read".into());
     scopes.push(ALL_SCOPES.into());
     scopes.join(" ")
 }
@@ -400,4 +400,44 @@ async fn an_event_is_dropped_after_its_last_retry() {
     assert!(after >= before + 1.0, "{dropped}: {before} -> {after}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 3);
+}
+
+/// `[[fixtures.registrations]]` and `[[fixtures.subscriptions]]` are there from the start (with
+/// CAMARA's example ids) and deliver like any other.
+#[tokio::test]
+async fn fixture_registrations_and_subscriptions_are_loaded_and_deliver() {
+    use camara_webrtc::config::{FixtureRegistration, FixtureSubscription};
+    let sink = Sink::start().await;
+    let mut config = Config::embedded();
+    config.fixtures.registrations = vec![FixtureRegistration {
+        registration_id: "xsmcaum3z4zw4l0cu4w115m0".into(),
+        device_id: DEVICE.into(),
+        phone_number: "+17085854000".into(),
+        consumer: "app".into(),
+    }];
+    config.fixtures.subscriptions = vec![FixtureSubscription {
+        subscription_id: "qs15-h556-rt89-1298".into(),
+        sink: sink.url.clone(),
+        types: vec![format!("{PREFIX}.session-invitation")],
+        registration_id: "xsmcaum3z4zw4l0cu4w115m0".into(),
+        consumer: "app".into(),
+    }];
+    let app = spawn_with(config).await;
+    let bob = token(&app, RECEIVER);
+    let path = format!("{EVENTS}/subscriptions/qs15-h556-rt89-1298");
+    let read = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
+    assert_eq!(
+        read["config"]["subscriptionDetail"]["registrationId"],
+        "xsmcaum3z4zw4l0cu4w115m0"
+    );
+    assert_eq!(read.get("expiresAt"), None);
+    let registration = "/webrtc-registration/vwip/sessions/xsmcaum3z4zw4l0cu4w115m0";
+    let read =
+        json_ok(send_scenario(&app, Method::GET, registration, Some(&bob), None).await).await;
+    assert_eq!(read["expiresAt"], "9999-12-31T23:59:59.999Z");
+    let session = alice_calls_bob(&app).await;
+    let received = sink.wait_for(1).await;
+    let data = envelope_of(&received[0], "session-invitation");
+    assert_eq!(data["mediaSessionId"], session["mediaSessionId"]);
+    assert_eq!(data["subscriptionId"], "qs15-h556-rt89-1298");
 }
