@@ -441,3 +441,27 @@ async fn fixture_registrations_and_subscriptions_are_loaded_and_deliver() {
     assert_eq!(data["mediaSessionId"], session["mediaSessionId"]);
     assert_eq!(data["subscriptionId"], "qs15-h556-rt89-1298");
 }
+
+/// An HTTPS sink whose certificate a private CA signed: delivered once `events.ca_file` trusts
+/// that CA, never without it (the event is retried, then dropped).
+#[tokio::test]
+async fn an_https_sink_of_a_private_ca_needs_events_ca_file() {
+    for trusted in [true, false] {
+        let mut config = Config::embedded();
+        config.events.retry_schedule_ms = vec![100];
+        if trusted {
+            config.events.ca_file = fixture_path("tls/ca.pem").to_str().unwrap().to_owned();
+        }
+        let app = spawn_with(config).await;
+        let sink = Sink::start_https().await;
+        bob_subscribes(&app, &sink).await;
+        alice_calls_bob(&app).await;
+        if trusted {
+            let received = sink.wait_for(1).await;
+            envelope(&received[0], "session-invitation");
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+            assert_eq!(sink.received().len(), 0);
+        }
+    }
+}

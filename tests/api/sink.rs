@@ -51,13 +51,76 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: St
 }
 
 impl Sink {
+    fn app(shared: &Arc<Shared>) -> axum::Router {
+        axum::Router::new()
+            .route("/events", post(receive))
+            .with_state(Arc::clone(shared))
+    }
+
+    /// An HTTPS sink at `https://localhost:<port>/events`, with the test CA's certificate for
+    /// `localhost` (`tests/fixtures/tls`).
+    pub async fn start_https() -> Self {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        use tower::ServiceExt;
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(crate::helpers::fixture_path("tls/server.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(crate::helpers::fixture_path("tls/server-key.pem"))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://localhost:{}/events",
+            listener.local_addr().unwrap().port()
+        );
+        let shared = Arc::new(Shared::default());
+        let app = Self::app(&shared);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = tokio::select! {
+                    accepted = listener.accept() => accepted.unwrap(),
+                    _ = &mut stopped => return,
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends its handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |request| {
+                        app.clone().oneshot(request.map(axum::body::Body::new))
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                });
+            }
+        });
+        Self {
+            url,
+            shared,
+            _stop: stop,
+        }
+    }
+
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/events", listener.local_addr().unwrap());
         let shared = Arc::new(Shared::default());
-        let app = axum::Router::new()
-            .route("/events", post(receive))
-            .with_state(Arc::clone(&shared));
+        let app = Self::app(&shared);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             axum::serve(listener, app)
