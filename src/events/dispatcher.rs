@@ -1,5 +1,6 @@
-//! Delivery, off the request path: each subscription has a worker that makes the first attempt
-//! of its events in the order they were recorded; an event that fails is retried on its own
+//! Delivery, off the request path: each subscription has a worker that starts the first attempt
+//! of its events in the order they were recorded (up to 64 in flight, so a slow answer does not
+//! hold those behind it); an event that fails is retried on its own
 //! schedule (`events.retry_schedule_ms`, ± 20% jitter) while later events go on, so a retried
 //! event may arrive after a later one (`sequenceNumber` orders them). A slow or dead sink holds
 //! only its own subscription's worker. 2xx is delivered; a 429's `Retry-After` is honoured up to
@@ -27,6 +28,9 @@ use crate::telemetry::metrics;
 
 /// Events waiting for their first attempt, per subscription; beyond it new ones are dropped.
 const QUEUE: usize = 10_000;
+
+/// First attempts one subscription may have in flight at once (started in order).
+const IN_FLIGHT: usize = 64;
 
 /// One event for one subscription: its serialised CloudEvent.
 #[derive(Debug, Clone)]
@@ -144,15 +148,26 @@ impl Dispatcher {
     /// One subscription's worker: first attempts in order; a failed event goes on retrying by
     /// itself.
     async fn work(self: Arc<Self>, mut events: mpsc::Receiver<Delivery>) {
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         while let Some(delivery) = events.recv().await {
-            match self.attempt(&delivery).await {
-                Outcome::Delivered => {}
-                Outcome::Gone => self.gone(&delivery).await,
-                Outcome::Retry(after) => {
-                    metrics::retries_waiting(1.0);
-                    tokio::spawn(Arc::clone(&self).retry(delivery, after));
+            // Started in order; up to IN_FLIGHT at once, so one slow answer does not hold the
+            // events behind it.
+            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                return;
+            };
+            let dispatcher = Arc::clone(&self);
+            tokio::spawn(async move {
+                let outcome = dispatcher.attempt(&delivery).await;
+                drop(permit);
+                match outcome {
+                    Outcome::Delivered => {}
+                    Outcome::Gone => dispatcher.gone(&delivery).await,
+                    Outcome::Retry(after) => {
+                        metrics::retries_waiting(1.0);
+                        dispatcher.retry(delivery, after).await;
+                    }
                 }
-            }
+            });
         }
     }
 

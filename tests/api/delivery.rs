@@ -250,13 +250,13 @@ async fn an_expiring_registration_sends_its_calls_end_and_registration_ends() {
         .unwrap();
     let session = json_with(placed, StatusCode::CREATED).await;
     let received = sink.wait_for(2).await;
-    let ended = envelope_of(&received[0], "session-status");
+    let ended = envelope_of(of_type(&received, "session-status"), "session-status");
     assert_eq!(ended["mediaSessionId"], session["mediaSessionId"]);
     assert_eq!(ended["status"], "Failed");
     assert_eq!(ended["reason"], "registration ended");
     assert_eq!(ended["sequenceNumber"], 2);
     assert_eq!(ended["subscriptionId"], subscription);
-    let ends = envelope_of(&received[1], "registration-ends");
+    let ends = envelope_of(of_type(&received, "registration-ends"), "registration-ends");
     assert_eq!(
         ends,
         json!({
@@ -265,6 +265,14 @@ async fn an_expiring_registration_sends_its_calls_end_and_registration_ends() {
             "terminationDescription": format!("The registration expired at {} without a refresh.", registered["expiresAt"].as_str().unwrap())
         })
     );
+}
+
+/// The one received event of type `name` (events started in order may arrive in any order).
+fn of_type<'a>(received: &'a [Received], name: &str) -> &'a Received {
+    let kind = format!("{PREFIX}.{name}");
+    let found: Vec<&Received> = received.iter().filter(|r| r.body["type"] == kind).collect();
+    assert_eq!(found.len(), 1, "{name} in {received:?}");
+    found[0]
 }
 
 /// The envelope checks of [`envelope`] for an event sent without a sink credential.
@@ -280,8 +288,8 @@ fn envelope_of(received: &Received, name: &str) -> Value {
     body["data"].clone()
 }
 
-/// Bob registers and subscribes `sink` to his invitations and call updates with `config` (beside
-/// the registration's detail) and `credential`; the subscription's id.
+/// Bob registers a new device and subscribes `sink` to his invitations and call updates with
+/// `config` (beside the registration's detail) and `credential`; the subscription's id.
 async fn bob_subscribes_with(
     app: &TestApp,
     sink: &Sink,
@@ -294,7 +302,7 @@ async fn bob_subscribes_with(
         Method::POST,
         "/webrtc-registration/vwip/sessions",
         Some(&bob),
-        Some(json!({ "deviceId": DEVICE })),
+        Some(json!({ "deviceId": uuid::Uuid::new_v4().to_string() })),
     )
     .await;
     let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
@@ -329,13 +337,10 @@ async fn a_subscription_ends_at_its_max_events() {
     let bob = token(&app, RECEIVER);
     json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
     let received = sink.wait_for(3).await;
+    of_type(&received, "session-invitation");
+    of_type(&received, "session-status");
     assert_eq!(
-        received[0].body["type"],
-        format!("{PREFIX}.session-invitation")
-    );
-    assert_eq!(received[1].body["type"], format!("{PREFIX}.session-status"));
-    assert_eq!(
-        received[2].body["data"],
+        of_type(&received, "subscription-ended").body["data"],
         json!({ "subscriptionId": subscription, "terminationReason": "MAX_EVENTS_REACHED" })
     );
     json_ok(
@@ -464,4 +469,32 @@ async fn an_https_sink_of_a_private_ca_needs_events_ca_file() {
             assert_eq!(sink.received().len(), 0);
         }
     }
+}
+
+/// A sink that stops answering holds up nothing else: the events behind it are still attempted,
+/// and another subscription's sink gets its events.
+#[tokio::test]
+async fn a_sink_that_does_not_answer_delays_no_other_event() {
+    let app = app().await;
+    let stuck = Sink::start().await;
+    let well = Sink::start().await;
+    let _held = stuck.hold().await;
+    bob_subscribes(&app, &stuck).await;
+    bob_subscribes(&app, &well).await;
+    let first = alice_calls_bob(&app).await;
+    let second = alice_calls_bob(&app).await;
+    // Both invitations reach the stuck sink (the second not waiting for the first's answer), and
+    // both reach the other one.
+    let ids = |received: Vec<Received>| -> Vec<Value> {
+        received
+            .iter()
+            .map(|r| r.body["data"]["mediaSessionId"].clone())
+            .collect()
+    };
+    let expected = vec![
+        first["mediaSessionId"].clone(),
+        second["mediaSessionId"].clone(),
+    ];
+    assert_eq!(ids(stuck.wait_for(2).await), expected);
+    assert_eq!(ids(well.wait_for(2).await), expected);
 }

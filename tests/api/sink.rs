@@ -22,6 +22,9 @@ pub struct Received {
 
 #[derive(Default)]
 struct Shared {
+    /// While true, requests wait (recorded, unanswered) until it is false.
+    held: tokio::sync::Mutex<()>,
+    holding: std::sync::atomic::AtomicBool,
     received: Mutex<Vec<Received>>,
     /// Answers still to give, in order: a status and an optional `Retry-After` (seconds).
     answers: Mutex<VecDeque<(StatusCode, Option<u64>)>>,
@@ -135,6 +138,14 @@ impl Sink {
             shared,
             _stop: stop,
         }
+    }
+
+    /// Holds every answer until the returned guard is dropped: requests are recorded as they
+    /// come and then wait, like a sink that stopped answering.
+    pub async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        let guard = self.shared.held.lock().await;
+        (self.shared.holding).store(true, std::sync::atomic::Ordering::SeqCst);
+        guard
     }
 
     /// Queues the answers to the next requests.
