@@ -498,3 +498,46 @@ async fn a_sink_that_does_not_answer_delays_no_other_event() {
     assert_eq!(ids(stuck.wait_for(2).await), expected);
     assert_eq!(ids(well.wait_for(2).await), expected);
 }
+
+/// A 429 is retried with the same event, no sooner than its `Retry-After` allows (capped at twice
+/// the scheduled delay).
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    bob_subscribes(&app, &sink).await;
+    sink.answer(&[(429, Some(1))]);
+    alice_calls_bob(&app).await;
+    let received = sink.wait_for(2).await;
+    assert_eq!(received[0].body, received[1].body);
+}
+
+/// The guard runs again when delivering: a sink (here a fixture's, which is not checked when it
+/// is loaded) whose host resolves to a loopback address the configuration does not allow gets
+/// nothing, though it listens.
+#[tokio::test]
+async fn a_sink_that_resolves_to_a_refused_address_gets_nothing() {
+    use camara_webrtc::config::{FixtureRegistration, FixtureSubscription};
+    let sink = Sink::start().await;
+    let by_name = sink.url.replace("127.0.0.1", "localhost");
+    let mut config = Config::embedded();
+    config.events.allowed_sink_networks = vec![];
+    config.events.retry_schedule_ms = vec![100];
+    config.fixtures.registrations = vec![FixtureRegistration {
+        registration_id: "bob-phone".into(),
+        device_id: DEVICE.into(),
+        phone_number: "+17085854000".into(),
+        consumer: "app".into(),
+    }];
+    config.fixtures.subscriptions = vec![FixtureSubscription {
+        subscription_id: "bob-events".into(),
+        sink: by_name,
+        types: vec![format!("{PREFIX}.session-invitation")],
+        registration_id: "bob-phone".into(),
+        consumer: "app".into(),
+    }];
+    let app = spawn_with(config).await;
+    alice_calls_bob(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(sink.received().len(), 0);
+}
