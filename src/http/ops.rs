@@ -66,7 +66,8 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Health>, ApiError> 
 /// The recorded metrics, then this instance's sessions by status (read from its store).
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let counts = state.store.status_counts().await?;
-    let text = crate::telemetry::metrics::render(&counts);
+    let subscriptions = state.subscriptions.live_subscriptions().await?;
+    let text = crate::telemetry::metrics::render(&counts, subscriptions);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 

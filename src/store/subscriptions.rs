@@ -85,6 +85,9 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     /// before `now_ms`, soonest first.
     fn due_subscriptions(&self, now_ms: u64, limit: usize) -> StoreFuture<'_, Vec<Subscription>>;
 
+    /// How many subscriptions have not ended (every owner's); its cost does not grow with them.
+    fn live_subscriptions(&self) -> StoreFuture<'_, u64>;
+
     /// Counts one more event sent to an active subscription, returning the count;
     /// [`StoreError::NotFound`](super::StoreError) when it has ended.
     fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64>;

@@ -23,6 +23,7 @@ const REGISTRATIONS_ENDED: &str = "camara_webrtc_registrations_ended_total";
 const DELIVERIES: &str = "camara_webrtc_event_deliveries_total";
 const DELIVERY_DURATION: &str = "camara_webrtc_event_delivery_duration_seconds";
 const RETRIES_WAITING: &str = "camara_webrtc_event_retries_waiting";
+const SUBSCRIPTIONS: &str = "camara_webrtc_subscriptions";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -130,8 +131,8 @@ pub fn retries_waiting(change: f64) {
 }
 
 /// The recorded metrics, then `counts` (this instance's sessions that have not ended, by status)
-/// with every status listed.
-pub fn render(counts: &[(SessionStatus, u64)]) -> String {
+/// with every status listed, then the store's subscriptions that have not ended.
+pub fn render(counts: &[(SessionStatus, u64)], subscriptions: u64) -> String {
     let handle = handle();
     handle.run_upkeep();
     let mut text = handle.render();
@@ -146,5 +147,9 @@ pub fn render(counts: &[(SessionStatus, u64)]) -> String {
             .map_or(0, |(_, n)| *n);
         let _ = writeln!(text, "{SESSIONS}{{status=\"{status}\"}} {n}");
     }
+    let _ = writeln!(
+        text,
+        "# HELP {SUBSCRIPTIONS} Event subscriptions that have not ended, by status.\n# TYPE {SUBSCRIPTIONS} gauge\n{SUBSCRIPTIONS}{{status=\"ACTIVE\"}} {subscriptions}"
+    );
     text
 }

@@ -428,6 +428,11 @@ async fn fixture_registrations_and_subscriptions_are_loaded_and_deliver() {
         consumer: "app".into(),
     }];
     let app = spawn_with(config).await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("camara_webrtc_subscriptions{status=\"ACTIVE\"} 1\n"),
+        "{metrics}"
+    );
     let bob = token(&app, RECEIVER);
     let path = format!("{EVENTS}/subscriptions/qs15-h556-rt89-1298");
     let read = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;

@@ -927,6 +927,7 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
         Err(StoreError::NotFound)
     );
     let deleted = store.unsubscribe("s1", T0).await.unwrap();
+    assert_eq!(store.live_subscriptions().await, Ok(2));
     assert_eq!(deleted.ended, Some(SubscriptionEnd::SubscriptionDeleted));
     assert_eq!(store.subscription("s1", T0).await, Ok(None));
     assert_eq!(store.unsubscribe("s1", T0).await, Err(StoreError::NotFound));

@@ -207,6 +207,11 @@ impl SubscriptionStore for MemoryStore {
         Box::pin(ready(Ok(due)))
     }
 
+    fn live_subscriptions(&self) -> StoreFuture<'_, u64> {
+        let live = self.subscriptions(now_ms(), |s| s.live as u64);
+        Box::pin(ready(Ok(live)))
+    }
+
     fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64> {
         let counted = self.subscriptions(now_ms(), |s| {
             if s.by_id.get(id).is_none_or(|found| found.ended.is_some()) {

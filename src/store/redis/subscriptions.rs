@@ -316,6 +316,15 @@ impl SubscriptionStore for RedisStore {
         })
     }
 
+    fn live_subscriptions(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let key = format!("{}subs", self.prefix);
+            self.run(redis::cmd("SCARD").arg(key).query_async(&mut con))
+                .await
+        })
+    }
+
     fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let mut invocation = COUNT_EVENT.prepare_invoke();
