@@ -134,7 +134,23 @@ impl Dispatcher {
         }
     }
 
-    /// Stops sending to a subscription: its queue is dropped with what waits in it.
+    /// Sends one event outside the subscription's worker (its `subscription-ended`, once the
+    /// worker is forgotten), with retries, without starting a worker again.
+    pub fn send_once(self: &Arc<Self>, delivery: Delivery) {
+        let dispatcher = Arc::clone(self);
+        tokio::spawn(async move {
+            match dispatcher.attempt(&delivery).await {
+                Outcome::Delivered | Outcome::Gone => {}
+                Outcome::Retry(after) => {
+                    metrics::retries_waiting(1.0);
+                    dispatcher.retry_ended(delivery, after).await;
+                }
+            }
+        });
+    }
+
+    /// Stops sending to a subscription: what waits in its queue and its retries are dropped
+    /// (each checks before its attempt), and its worker ends.
     pub fn forget(&self, subscription: &str) {
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
         workers.remove(subscription);
@@ -157,6 +173,9 @@ impl Dispatcher {
             };
             let dispatcher = Arc::clone(&self);
             tokio::spawn(async move {
+                if dispatcher.forgotten(&delivery.subscription.id) {
+                    return;
+                }
                 let outcome = dispatcher.attempt(&delivery).await;
                 drop(permit);
                 match outcome {
@@ -174,18 +193,29 @@ impl Dispatcher {
     /// Retries `delivery` on the schedule, until it is delivered, the sink is gone, the
     /// subscription ended, or the schedule is over (then it is dropped).
     async fn retry(self: Arc<Self>, delivery: Delivery, after: Option<Duration>) {
-        self.retry_on_schedule(&delivery, after).await;
+        self.retry_on_schedule(&delivery, after, true).await;
         metrics::retries_waiting(-1.0);
     }
 
-    async fn retry_on_schedule(&self, delivery: &Delivery, mut after: Option<Duration>) {
+    /// [`Dispatcher::retry`] for an event sent after its subscription was forgotten.
+    async fn retry_ended(self: Arc<Self>, delivery: Delivery, after: Option<Duration>) {
+        self.retry_on_schedule(&delivery, after, false).await;
+        metrics::retries_waiting(-1.0);
+    }
+
+    async fn retry_on_schedule(
+        &self,
+        delivery: &Delivery,
+        mut after: Option<Duration>,
+        while_subscribed: bool,
+    ) {
         for (attempt, delay) in self.schedule.iter().enumerate() {
             let wait = match after {
                 Some(asked) => asked.min(*delay * 2).max(jittered(*delay)),
                 None => jittered(*delay),
             };
             tokio::time::sleep(wait).await;
-            if self.forgotten(&delivery.subscription.id) {
+            if while_subscribed && self.forgotten(&delivery.subscription.id) {
                 return;
             }
             match self.attempt(delivery).await {
@@ -214,7 +244,6 @@ impl Dispatcher {
     /// 410: the subscription ends now, and nothing more is sent to it.
     async fn gone(&self, delivery: &Delivery) {
         let id = delivery.subscription.id.as_str();
-        self.forget(id);
         tracing::info!(
             subscription = id,
             "sink answered 410 Gone: subscription ended"
@@ -222,6 +251,7 @@ impl Dispatcher {
         if let Err(e) = self.subscriptions.unsubscribe(id, now_ms()).await {
             tracing::warn!(subscription = id, error = %e, "subscription not ended after 410");
         }
+        self.forget(id);
     }
 
     /// One POST of the event to its sink.

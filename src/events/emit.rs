@@ -116,7 +116,6 @@ impl Emitter {
                     Change::SubscriptionEnded(subscription, reason) => {
                         // Later changes of the batch must not see it.
                         subscribers.clear();
-                        self.dispatcher.forget(&subscription.id);
                         self.subscription_ended(Arc::from(subscription), reason);
                     }
                 }
@@ -163,8 +162,9 @@ impl Emitter {
                 let wanted = visible
                     && subscription.types.contains(&event)
                     && (version > 1 || invited)
-                    && (subscription.detail.session_id.as_deref())
-                        .is_none_or(|one| one == session.id.as_str());
+                    && (event != EventType::SessionStatus
+                        || (subscription.detail.session_id.as_deref())
+                            .is_none_or(|one| one == session.id.as_str()));
                 if !wanted || seen.contains(&subscription.id) {
                     continue;
                 }
@@ -252,14 +252,30 @@ impl Emitter {
         }
     }
 
-    /// `subscription-ended` to an ended subscription's sink (not counted as an event).
+    /// `subscription-ended` to an ended subscription's sink (not counted as an event). Ended by
+    /// its maximum, it goes through the subscription's worker, after the events before it; any
+    /// other end forgets the worker first (nothing queued for it is sent after) and the event
+    /// goes on its own.
     fn subscription_ended(&self, subscription: Arc<Subscription>, reason: SubscriptionEnd) {
         let data = SubscriptionEndedData {
             subscription_id: &subscription.id,
             termination_reason: reason,
         };
         let kind = format!("{}.subscription-ended", self.type_prefix);
-        self.deliver(&subscription, "subscription-ended", kind, &data);
+        if reason == SubscriptionEnd::MaxEventsReached {
+            return self.deliver(&subscription, "subscription-ended", kind, &data);
+        }
+        self.dispatcher.forget(&subscription.id);
+        let event = CloudEvent::new(&self.source, kind, now_ms(), &data);
+        match serde_json::to_vec(&event) {
+            Ok(body) => self.dispatcher.send_once(Delivery {
+                subscription: Arc::clone(&subscription),
+                event_id: event.id.clone(),
+                kind: "subscription-ended",
+                body: Bytes::from(body),
+            }),
+            Err(e) => tracing::error!(error = %e, "an event does not serialise"),
+        }
     }
 
     /// Serialises one CloudEvent for `subscription` and hands it to the dispatcher.

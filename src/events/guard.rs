@@ -68,28 +68,42 @@ fn canonical(address: IpAddr) -> IpAddr {
 }
 
 /// Whether an address belongs to the service's own side of the network: loopback, private
-/// (RFC 1918), carrier-grade NAT, link-local, unique-local, multicast, broadcast, unspecified, or
-/// the documentation and benchmarking ranges.
+/// (RFC 1918), carrier-grade NAT, link-local, unique-local, site-local, multicast, broadcast,
+/// unspecified, the documentation, benchmarking and IETF ranges, and the IPv6 forms that carry an
+/// IPv4 address (IPv4-compatible, NAT64, 6to4) or discard.
 pub fn is_internal(address: IpAddr) -> bool {
-    const INTERNAL: [&str; 14] = [
-        "0.0.0.0/8",
-        "10.0.0.0/8",
-        "100.64.0.0/10",
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "198.18.0.0/15",
-        "224.0.0.0/3",
-        "::/127",
-        "fc00::/7",
-        "fe80::/10",
-        "ff00::/8",
-        "64:ff9b::/96",
-    ];
-    INTERNAL
+    static INTERNAL: std::sync::LazyLock<Vec<Cidr>> = std::sync::LazyLock::new(|| {
+        [
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.168.0.0/16",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "224.0.0.0/3",
+            "::/96",
+            "::ffff:0:0/96",
+            "64:ff9b::/96",
+            "64:ff9b:1::/48",
+            "100::/64",
+            "2001:db8::/32",
+            "2002::/16",
+            "fc00::/7",
+            "fe80::/10",
+            "fec0::/10",
+            "ff00::/8",
+        ]
         .iter()
-        .any(|net| net.parse::<Cidr>().is_ok_and(|net| net.contains(address)))
+        .map(|net| net.parse().expect("a network"))
+        .collect()
+    });
+    INTERNAL.iter().any(|net| net.contains(address))
 }
 
 /// Why a sink is refused (the 400 INVALID_SINK message names it).

@@ -546,3 +546,42 @@ async fn a_sink_that_resolves_to_a_refused_address_gets_nothing() {
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(sink.received().len(), 0);
 }
+
+/// A `sessionId` in the detail narrows session-status to that call; invitations still come.
+#[tokio::test]
+async fn a_session_id_narrows_session_status_only() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let detail = json!({ "subscriptionDetail": {} });
+    let subscription = bob_subscribes_with(&app, &sink, detail, None).await;
+    let bob = token(&app, RECEIVER);
+    // Narrow it by hand: a new subscription on the same registration, naming one call.
+    let path = format!("{EVENTS}/subscriptions/{subscription}");
+    let read = json_ok(send_scenario(&app, Method::GET, &path, Some(&bob), None).await).await;
+    let registration = read["config"]["subscriptionDetail"]["registrationId"].clone();
+    let narrowed = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration, "sessionId": "another-call" } }
+    });
+    let deleted = send_scenario(&app, Method::DELETE, &path, Some(&bob), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let created = send_scenario(
+        &app,
+        Method::POST,
+        &format!("{EVENTS}/subscriptions"),
+        Some(&bob),
+        Some(narrowed),
+    )
+    .await;
+    json_with(created, StatusCode::CREATED).await;
+    sink.wait_for(1).await; // the first subscription's subscription-ended
+    let session = alice_calls_bob(&app).await;
+    let id = session["mediaSessionId"].as_str().unwrap();
+    let received = sink.wait_for(2).await;
+    of_type(&received, "session-invitation");
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let received = sink.received();
+    assert_eq!(received.len(), 2, "{received:?}");
+}

@@ -44,7 +44,11 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: St
         .lock()
         .unwrap()
         .push(Received { headers, body });
-    match shared.answers.lock().unwrap().pop_front() {
+    if shared.holding.load(std::sync::atomic::Ordering::SeqCst) {
+        let _released = shared.held.lock().await;
+    }
+    let answer = shared.answers.lock().unwrap().pop_front();
+    match answer {
         Some((status, Some(after))) => {
             (status, [("retry-after", after.to_string())]).into_response()
         }

@@ -195,7 +195,12 @@ async fn ended_with_its_registration(
         .compare_and_swap(version, Arc::new(ended.clone()))
         .await
     {
-        Ok(version) => Ok((ended, version)),
+        Ok(version) => {
+            state
+                .events
+                .session_changed(Arc::new(ended.clone()), version);
+            Ok((ended, version))
+        }
         // Changed (or ended) by someone else already: it is answered as created.
         Err(StoreError::VersionConflict { .. } | StoreError::NotFound) => Ok((session, version)),
         Err(err) => Err(err.into()),
