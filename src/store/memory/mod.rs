@@ -12,6 +12,20 @@ use std::time::{Duration, Instant};
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId, SessionStatus};
 
+/// Drops from `by_id` the ended records of `gone` (by when each is dropped) that are due at
+/// `now_ms`: the registrations' and subscriptions' records alike.
+fn purge_gone<T>(
+    gone: &mut std::collections::BTreeSet<(u64, String)>,
+    by_id: &mut HashMap<String, T>,
+    now_ms: u64,
+) {
+    while gone.first().is_some_and(|(at, _)| *at <= now_ms) {
+        if let Some((_, id)) = gone.pop_first() {
+            by_id.remove(&id);
+        }
+    }
+}
+
 /// One stored session; `expires` is set once the session is over.
 #[derive(Debug)]
 struct Slot {

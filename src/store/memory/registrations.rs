@@ -30,13 +30,7 @@ pub(super) struct Registrations {
 impl Registrations {
     /// Drops the ended records that are due.
     fn purge(&mut self, now_ms: u64) {
-        while let Some((at, id)) = self.gone.first().cloned() {
-            if at > now_ms {
-                break;
-            }
-            self.gone.pop_first();
-            self.by_id.remove(&id);
-        }
+        super::purge_gone(&mut self.gone, &mut self.by_id, now_ms);
     }
 
     fn set_due(&mut self, id: &str, at_ms: u64) {

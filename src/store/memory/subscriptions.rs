@@ -29,13 +29,7 @@ pub(super) struct Subscriptions {
 
 impl Subscriptions {
     fn purge(&mut self, now_ms: u64) {
-        while let Some((at, id)) = self.gone.first().cloned() {
-            if at > now_ms {
-                break;
-            }
-            self.gone.pop_first();
-            self.by_id.remove(&id);
-        }
+        super::purge_gone(&mut self.gone, &mut self.by_id, now_ms);
     }
 
     fn active(&self, id: &str, now_ms: u64) -> Option<&Subscription> {
