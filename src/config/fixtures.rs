@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{Config, ConfigError, invalid};
-use crate::domain::registration::{device_id, phone_number};
+use crate::domain::registration::{phone_number, uuid_key};
 use crate::domain::{
     Address, CallType, Detail, EventType, Registration, Sdp, Session, SessionId, Subscription,
 };
@@ -82,7 +82,7 @@ impl Config {
                 if !ids.insert(f.registration_id.as_str()) {
                     return Err(invalid(key("registration_id"), "is listed twice"));
                 }
-                let device = device_id(&f.device_id)
+                let device = uuid_key(&f.device_id)
                     .ok_or_else(|| invalid(key("device_id"), "must be a hyphenated UUID"))?;
                 let number = phone_number(&f.phone_number)
                     .ok_or_else(|| invalid(key("phone_number"), "must be +E.164"))?;

@@ -122,9 +122,9 @@ pub fn phone_number(raw: &str) -> Option<&str> {
     (raw.starts_with('+') && super::Address::from_phone_number(raw).is_some()).then_some(raw)
 }
 
-/// A `deviceId`: a UUID in its hyphenated form (any case), returned lower-case so one device is
-/// one key however the app writes it.
-pub fn device_id(raw: &str) -> Option<String> {
+/// A UUID in its hyphenated form (any case), returned lower-case, so that a `deviceId`, a
+/// `registrationId` or a `subscriptionId` is one key however a client writes it.
+pub fn uuid_key(raw: &str) -> Option<String> {
     let hyphenated = raw.len() == 36 && raw.bytes().filter(|b| *b == b'-').count() == 4;
     let uuid = uuid::Uuid::try_parse(raw).ok().filter(|_| hyphenated)?;
     Some(uuid.hyphenated().to_string())
@@ -204,7 +204,7 @@ mod tests {
             assert_eq!(phone_number(bad), None, "{bad}");
         }
         assert_eq!(
-            device_id("7D444840-9DC0-11D1-B245-5FFDCE74FAD2").as_deref(),
+            uuid_key("7D444840-9DC0-11D1-B245-5FFDCE74FAD2").as_deref(),
             Some("7d444840-9dc0-11d1-b245-5ffdce74fad2")
         );
         for bad in [
@@ -213,7 +213,7 @@ mod tests {
             "urn:uuid:7d444840-9dc0-11d1-b245-5ffdce74fad2",
             "not-a-uuid",
         ] {
-            assert_eq!(device_id(bad), None, "{bad}");
+            assert_eq!(uuid_key(bad), None, "{bad}");
         }
     }
 }

@@ -194,7 +194,7 @@ async fn resource_id<S: Send + Sync>(
             "{name} in the path must be 1 to 256 characters."
         )));
     }
-    Ok(crate::domain::registration::device_id(&raw).unwrap_or(raw))
+    Ok(crate::domain::registration::uuid_key(&raw).unwrap_or(raw))
 }
 
 /// The `registrationId` header of `POST /sessions`: required, 1 to 256 visible ASCII characters

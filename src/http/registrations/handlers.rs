@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{Flavor, RegistrationResponse, expiry, load_owned};
 use crate::auth::Caller;
-use crate::domain::registration::{device_id, phone_number};
+use crate::domain::registration::{phone_number, uuid_key};
 use crate::domain::{Address, Present, Registration};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
@@ -47,7 +47,7 @@ struct ListQuery {
 
 /// `deviceId` as the key it is stored under, or 400 naming `field`.
 fn checked_device(field: &str, raw: &str) -> Result<String, ApiError> {
-    device_id(raw).ok_or_else(|| {
+    uuid_key(raw).ok_or_else(|| {
         ApiError::invalid(format!(
             "{field} must be a UUID in its hyphenated form, e.g. 7d444840-9dc0-11d1-b245-5ffdce74fad2."
         ))

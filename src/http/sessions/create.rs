@@ -152,7 +152,7 @@ async fn registered_caller(
 ) -> Result<Option<Arc<str>>, ApiError> {
     // The service's registrationIds are UUIDs (read in any case): any other header value names
     // none, and costs no store read.
-    let Some(id) = crate::domain::registration::device_id(id) else {
+    let Some(id) = crate::domain::registration::uuid_key(id) else {
         return Ok(None);
     };
     let Some(found) = state.registrations.registration(&id, now_ms()).await? else {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{Names, SubscriptionResponse, not_found};
 use crate::auth::Caller;
-use crate::domain::registration::{device_id, rfc3339_to_ms};
+use crate::domain::registration::{rfc3339_to_ms, uuid_key};
 use crate::domain::{AccessToken, Detail, EventType, Present, PresentObject, Subscription};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
@@ -199,7 +199,7 @@ fn check(state: &AppState, body: SubscribeBody, now_ms: u64) -> Result<Checked, 
         .into_option()
         .ok_or_else(|| ApiError::invalid("config.subscriptionDetail is required."))?;
     let device = match detail.device_id.into_option() {
-        Some(raw) => Some(device_id(&raw).ok_or_else(|| {
+        Some(raw) => Some(uuid_key(&raw).ok_or_else(|| {
             ApiError::invalid(
                 "config.subscriptionDetail.deviceId must be a UUID in its hyphenated form.",
             )
@@ -238,7 +238,7 @@ fn check(state: &AppState, body: SubscribeBody, now_ms: u64) -> Result<Checked, 
         sink,
         types,
         detail: Detail {
-            registration_id: registration.map(|r| device_id(&r).unwrap_or(r)),
+            registration_id: registration.map(|r| uuid_key(&r).unwrap_or(r)),
             device_id: device,
             session_id,
         },
