@@ -62,21 +62,19 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     let events = Arc::new(events::Events::start(
         &config.events,
         Arc::clone(&stores.subscriptions),
+        Arc::clone(&stores.outbox),
         Arc::new(dispatcher),
     ));
-    tokio::spawn(events::end_due_subscriptions(
-        Arc::downgrade(&stores.subscriptions),
-        Arc::downgrade(&events),
-    ));
+    tokio::spawn(events::end_due_subscriptions(Arc::downgrade(
+        &stores.subscriptions,
+    )));
     tokio::spawn(store::end_idle_sessions(
         Arc::downgrade(&stores.sessions),
         Duration::from_secs(config.sessions.idle_ttl_seconds),
-        Arc::clone(&events) as Arc<dyn store::Notify>,
     ));
     tokio::spawn(store::end_expired_registrations(
         stores.downgrade(),
         config.registration.end_calls_on_expiry,
-        Arc::clone(&events) as Arc<dyn store::Notify>,
     ));
     let fixtures = Fixtures {
         sessions: config.fixture_sessions()?,
@@ -111,7 +109,8 @@ async fn open_store(config: &Config) -> Result<Stores, StartError> {
                 limits,
                 Duration::from_millis(config.store.timeout_ms),
             )
-            .map_err(StartError::Store)?;
+            .map_err(StartError::Store)?
+            .with_claim_idle(Duration::from_millis(config.events.claim_idle_ms));
             // Counts of a store written before they were kept; with Redis unreachable now, the
             // first metrics scrape builds them.
             if let Err(e) = store.reconcile().await {

@@ -78,6 +78,15 @@ pub enum SubscriptionEnd {
     SubscriptionDeleted,
     MaxEventsReached,
     AccessTokenExpired,
+    /// The sink answered 410 Gone: ended without a `subscription-ended` (nobody would take it).
+    SinkGone,
+}
+
+impl SubscriptionEnd {
+    /// Whether its `subscription-ended` is sent.
+    pub fn is_announced(self) -> bool {
+        self != Self::SinkGone
+    }
 }
 
 /// A subscription as the store keeps it.

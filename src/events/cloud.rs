@@ -20,19 +20,31 @@ pub struct CloudEvent<'a, D> {
 }
 
 impl<'a, D: Serialize> CloudEvent<'a, D> {
-    /// A new event of type `kind` (the full type) from `source`, at `now_ms`.
-    pub fn new(source: &'a str, kind: String, now_ms: u64, data: D) -> Self {
+    /// An event of type `kind` (the full type) from `source`, of a change committed at `at_ms`;
+    /// `id` is [`event_id`]'s.
+    pub fn new(id: String, source: &'a str, kind: String, at_ms: u64, data: D) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             source,
             kind,
             specversion: "1.0",
-            time: rfc3339_ms(now_ms),
+            time: rfc3339_ms(at_ms),
             datacontenttype: "application/json",
             data,
         }
     }
 }
+
+/// The id of the event that the recorded change `change` (its outbox id) makes for
+/// `subscription`: a UUID (v5) of both, so a change made into events again (taken over from a
+/// replica that died) makes events with the same ids, and consumers deduplicate them.
+pub fn event_id(change: &str, subscription: &str) -> String {
+    let name = format!("{change}/{subscription}");
+    uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// The namespace of [`event_id`]'s UUIDs.
+const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x8c0b_5f3e_41a7_4d6e_9b1f_2e5a_7c3d_9f10);
 
 /// `session-invitation` and `session-status` data: the session as GET shows it (`S`), its
 /// `sequenceNumber` (the version the change gave it: creation is 1) and the subscription.

@@ -8,7 +8,13 @@
 //! last retry the event is dropped. Redirects are never followed; every address connected to
 //! passes the [`SinkGuard`], through the client's resolver and for address literals.
 //!
-//! This is the in-process queue (lost on restart); the Redis store's durable outbox is to come.
+//! Before every attempt the subscription is read again from the store: one that ended (on any
+//! replica) gets nothing more, and a changed sink credential is used at once. At most
+//! [`RETRYING`] events of one subscription wait for a retry, and at most [`OUTBOUND`] attempts
+//! are in flight in the process; beyond either, events are dropped and counted.
+//!
+//! Every delivery holds the [`Receipt`] of the recorded change that made it: when the last one
+//! is finished the change is done in the store's outbox (on Redis, never taken over again).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,14 +38,85 @@ const QUEUE: usize = 10_000;
 /// First attempts one subscription may have in flight at once (started in order).
 const IN_FLIGHT: usize = 64;
 
+/// Events of one subscription that may wait for a retry at once.
+pub const RETRYING: usize = 1_000;
+
+/// Attempts in flight at once in the process, every subscription's together.
+pub const OUTBOUND: usize = 1_024;
+
+/// What becomes of a recorded change once its events are finished.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Every event it made is delivered, dropped or no longer wanted.
+    Done(String),
+    /// Its events could not be made: given up, for the outbox to hand out again.
+    Released(String),
+}
+
+/// Held by every delivery of one recorded change (and by the emitter while it makes them): when
+/// the last holder lets go, the change is [`Finished`]. A process that dies holds on for ever,
+/// which is what leaves the change to another replica.
+#[derive(Debug, Clone)]
+pub struct Receipt(Arc<Held>);
+
+#[derive(Debug)]
+struct Held {
+    change: String,
+    finished: mpsc::UnboundedSender<Finished>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl Receipt {
+    pub fn new(change: String, finished: mpsc::UnboundedSender<Finished>) -> Self {
+        Self(Arc::new(Held {
+            change,
+            finished,
+            released: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    /// Gives the change up rather than finishing it.
+    pub fn release(&self) {
+        (self.0.released).store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let change = std::mem::take(&mut self.change);
+        let finished = match self.released.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Finished::Released(change),
+            false => Finished::Done(change),
+        };
+        let _ = self.finished.send(finished);
+    }
+}
+
 /// One event for one subscription: its serialised CloudEvent.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The subscription as the event was made; each attempt reads it again.
     pub subscription: Arc<Subscription>,
     pub event_id: String,
     /// The event type's name (`session-status`), for logs.
     pub kind: &'static str,
     pub body: Bytes,
+    /// The subscription's `subscription-ended`: sent although it has ended.
+    pub last: bool,
+    pub receipt: Receipt,
+}
+
+impl Delivery {
+    /// Counts and logs the event as dropped, `why`.
+    fn dropped(&self, why: &'static str) {
+        metrics::delivery(self.kind, "dropped", None);
+        tracing::warn!(
+            event = self.event_id.as_str(),
+            subscription = self.subscription.id.as_str(),
+            kind = self.kind,
+            "{why}"
+        );
+    }
 }
 
 /// What an attempt came to.
@@ -60,6 +137,8 @@ pub struct Dispatcher {
     schedule: Vec<Duration>,
     subscriptions: Arc<dyn SubscriptionStore>,
     workers: Mutex<HashMap<String, mpsc::Sender<Delivery>>>,
+    /// [`OUTBOUND`] permits.
+    outbound: Arc<tokio::sync::Semaphore>,
 }
 
 /// The client's resolver: the system's, keeping only the addresses the guard allows.
@@ -114,6 +193,7 @@ impl Dispatcher {
                 .collect(),
             subscriptions,
             workers: Mutex::default(),
+            outbound: Arc::new(tokio::sync::Semaphore::new(OUTBOUND)),
         })
     }
 
@@ -121,16 +201,15 @@ impl Dispatcher {
     pub fn send(self: &Arc<Self>, delivery: Delivery) {
         let id = delivery.subscription.id.clone();
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        let queue = workers.entry(id.clone()).or_insert_with(|| {
+        let queue = workers.entry(id).or_insert_with(|| {
             let (queue, events) = mpsc::channel(QUEUE);
             tokio::spawn(Arc::clone(self).work(events));
             queue
         });
-        if queue.try_send(delivery).is_err() {
-            tracing::warn!(
-                subscription = id.as_str(),
-                "event dropped: the subscription's queue is full"
-            );
+        if let Err(refused) = queue.try_send(delivery) {
+            refused
+                .into_inner()
+                .dropped("event dropped: the subscription's queue is full");
         }
     }
 
@@ -139,32 +218,45 @@ impl Dispatcher {
     pub fn send_once(self: &Arc<Self>, delivery: Delivery) {
         let dispatcher = Arc::clone(self);
         tokio::spawn(async move {
-            match dispatcher.attempt(&delivery).await {
+            match dispatcher.attempt(&delivery, &delivery.subscription).await {
                 Outcome::Delivered | Outcome::Gone => {}
-                Outcome::Retry(after) => {
-                    metrics::retries_waiting(1.0);
-                    dispatcher.retry_ended(delivery, after).await;
-                }
+                Outcome::Retry(after) => dispatcher.retry(delivery, after).await,
             }
         });
     }
 
     /// Stops sending to a subscription: what waits in its queue and its retries are dropped
-    /// (each checks before its attempt), and its worker ends.
+    /// (each reads the subscription before its attempt), and its worker ends.
     pub fn forget(&self, subscription: &str) {
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
         workers.remove(subscription);
     }
 
-    fn forgotten(&self, subscription: &str) -> bool {
-        let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        !workers.contains_key(subscription)
+    /// The subscription as it is now, if the delivery is still wanted: it is active, or ended
+    /// by its max events (the events counted before it are still sent), or the delivery is its
+    /// `subscription-ended`. When the store does not answer, the delivery's own copy is used.
+    async fn current(&self, delivery: &Delivery) -> Option<Arc<Subscription>> {
+        if delivery.last {
+            return Some(Arc::clone(&delivery.subscription));
+        }
+        let id = delivery.subscription.id.as_str();
+        let max_events = Some(crate::domain::SubscriptionEnd::MaxEventsReached);
+        match self.subscriptions.stored_subscription(id).await {
+            Ok(found) => found
+                .filter(|s| s.is_active(now_ms()) || s.ended == max_events)
+                .map(Arc::new),
+            Err(e) => {
+                tracing::debug!(subscription = id, error = %e, "subscription not read again before an attempt");
+                Some(Arc::clone(&delivery.subscription))
+            }
+        }
     }
 
     /// One subscription's worker: first attempts in order; a failed event goes on retrying by
-    /// itself.
+    /// itself, up to [`RETRYING`] at once.
     async fn work(self: Arc<Self>, mut events: mpsc::Receiver<Delivery>) {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let retrying = Arc::new(tokio::sync::Semaphore::new(RETRYING));
         while let Some(delivery) = events.recv().await {
             // Started in order; up to IN_FLIGHT at once, so one slow answer does not hold the
             // events behind it.
@@ -172,19 +264,22 @@ impl Dispatcher {
                 return;
             };
             let dispatcher = Arc::clone(&self);
+            let retrying = Arc::clone(&retrying);
             tokio::spawn(async move {
-                if dispatcher.forgotten(&delivery.subscription.id) {
+                let Some(subscription) = dispatcher.current(&delivery).await else {
                     return;
-                }
-                let outcome = dispatcher.attempt(&delivery).await;
+                };
+                let outcome = dispatcher.attempt(&delivery, &subscription).await;
                 drop(permit);
                 match outcome {
                     Outcome::Delivered => {}
                     Outcome::Gone => dispatcher.gone(&delivery).await,
-                    Outcome::Retry(after) => {
-                        metrics::retries_waiting(1.0);
-                        dispatcher.retry(delivery, after).await;
-                    }
+                    Outcome::Retry(after) => match retrying.try_acquire_owned() {
+                        Ok(_waiting) => dispatcher.retry(delivery, after).await,
+                        Err(_) => delivery.dropped(
+                            "event dropped: the subscription has its maximum of events waiting for a retry",
+                        ),
+                    },
                 }
             });
         }
@@ -192,33 +287,23 @@ impl Dispatcher {
 
     /// Retries `delivery` on the schedule, until it is delivered, the sink is gone, the
     /// subscription ended, or the schedule is over (then it is dropped).
-    async fn retry(self: Arc<Self>, delivery: Delivery, after: Option<Duration>) {
-        self.retry_on_schedule(&delivery, after, true).await;
+    async fn retry(&self, delivery: Delivery, after: Option<Duration>) {
+        metrics::retries_waiting(1.0);
+        self.retries(&delivery, after).await;
         metrics::retries_waiting(-1.0);
     }
 
-    /// [`Dispatcher::retry`] for an event sent after its subscription was forgotten.
-    async fn retry_ended(self: Arc<Self>, delivery: Delivery, after: Option<Duration>) {
-        self.retry_on_schedule(&delivery, after, false).await;
-        metrics::retries_waiting(-1.0);
-    }
-
-    async fn retry_on_schedule(
-        &self,
-        delivery: &Delivery,
-        mut after: Option<Duration>,
-        while_subscribed: bool,
-    ) {
+    async fn retries(&self, delivery: &Delivery, mut after: Option<Duration>) {
         for (attempt, delay) in self.schedule.iter().enumerate() {
             let wait = match after {
                 Some(asked) => asked.min(*delay * 2).max(jittered(*delay)),
                 None => jittered(*delay),
             };
             tokio::time::sleep(wait).await;
-            if while_subscribed && self.forgotten(&delivery.subscription.id) {
+            let Some(subscription) = self.current(delivery).await else {
                 return;
-            }
-            match self.attempt(delivery).await {
+            };
+            match self.attempt(delivery, &subscription).await {
                 Outcome::Delivered => {
                     tracing::info!(
                         event = delivery.event_id.as_str(),
@@ -232,13 +317,7 @@ impl Dispatcher {
                 Outcome::Retry(asked) => after = asked,
             }
         }
-        metrics::delivery(delivery.kind, "dropped", None);
-        tracing::warn!(
-            event = delivery.event_id.as_str(),
-            subscription = delivery.subscription.id.as_str(),
-            kind = delivery.kind,
-            "event dropped after its last retry"
-        );
+        delivery.dropped("event dropped after its last retry");
     }
 
     /// 410: the subscription ends now, and nothing more is sent to it.
@@ -248,15 +327,25 @@ impl Dispatcher {
             subscription = id,
             "sink answered 410 Gone: subscription ended"
         );
-        if let Err(e) = self.subscriptions.unsubscribe(id, now_ms()).await {
-            tracing::warn!(subscription = id, error = %e, "subscription not ended after 410");
+        let reason = crate::domain::SubscriptionEnd::SinkGone;
+        match (self
+            .subscriptions
+            .end_subscription(id, reason, false, now_ms()))
+        .await
+        {
+            Ok(_) | Err(crate::store::StoreError::NotFound) => {}
+            Err(e) => {
+                tracing::warn!(subscription = id, error = %e, "subscription not ended after 410")
+            }
         }
         self.forget(id);
     }
 
-    /// One POST of the event to its sink.
-    async fn attempt(&self, delivery: &Delivery) -> Outcome {
-        let subscription = &delivery.subscription;
+    /// One POST of the event to `subscription`'s sink (with its credential as it is now).
+    async fn attempt(&self, delivery: &Delivery, subscription: &Subscription) -> Outcome {
+        let Ok(_outbound) = self.outbound.acquire().await else {
+            return Outcome::Retry(None);
+        };
         // An address literal never goes through the resolver: the guard sees it here.
         let literal = reqwest::Url::parse(&subscription.sink)
             .ok()
@@ -290,8 +379,7 @@ impl Dispatcher {
             Ok(response) => {
                 let after = (response.headers().get(RETRY_AFTER))
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                    .and_then(retry_after);
                 tracing::info!(
                     event = delivery.event_id.as_str(),
                     subscription = subscription.id.as_str(),
@@ -335,6 +423,19 @@ impl Dispatcher {
     }
 }
 
+/// A `Retry-After` value, seconds or an HTTP date (RFC 9110 §10.2.3), as a delay from now.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
 /// `delay` ± 20%.
 fn jittered(delay: Duration) -> Duration {
     let spread = uuid::Uuid::new_v4().as_u64_pair().0 % 401;
@@ -345,6 +446,20 @@ fn jittered(delay: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::store::{Limits, MemoryStore};
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let waited = retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!((118..=120).contains(&waited.as_secs()), "{waited:?}");
+        assert_eq!(retry_after("soon"), None);
+        assert_eq!(retry_after("-1"), None);
+    }
 
     #[test]
     fn jitter_stays_within_a_fifth_of_the_delay() {

@@ -1,43 +1,44 @@
-//! Which events a committed change makes, and for whom. A change is recorded by the request that
-//! committed it ([`Events::session_changed`]: a channel send, nothing more) and turned into
-//! CloudEvents by one emitter task, in the order recorded: it finds the active subscriptions to
-//! each party's phone number whose API consumer may see the session, and hands each event to the
-//! [`Dispatcher`].
+//! Which events a committed change makes, and for whom. The store records every such change in
+//! its outbox with the change itself ([`crate::store::outbox`]); one emitter task per process
+//! reads them in commit order, finds the active subscriptions to each party's phone number whose
+//! API consumer may see the session, and hands each event to the [`Dispatcher`]. A change is
+//! done in the outbox once every event it made is finished ([`Receipt`]).
 //!
 //! - A new session (version 1): `session-invitation` to the receiver's subscriptions.
 //! - Every later change: `session-status` to both parties' subscriptions (narrowed to one call
 //!   when the subscription named a `sessionId`), `sequenceNumber` being the session's version.
 //! - A registration expired: `registration-ends` (REGISTRATION_EXPIRED) to the subscriptions
 //!   that named it or its device.
-//! - A subscription deleted: `subscription-ended` (SUBSCRIPTION_DELETED) to its sink.
-//!
-//! The store's own sweeps (idle sessions, calls ended with their registration, expired
-//! registrations) report through [`crate::store::Notify`], which [`Events`] implements.
+//! - A subscription ended: `subscription-ended` to its sink (not after a 410).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::cloud::{CloudEvent, RegistrationEndsData, SessionData, SubscriptionEndedData};
-use super::dispatcher::{Delivery, Dispatcher};
+use super::cloud::{
+    CloudEvent, RegistrationEndsData, SessionData, SubscriptionEndedData, event_id,
+};
+use super::dispatcher::{Delivery, Dispatcher, Finished, Receipt};
 use crate::config::EventsConfig;
 use crate::domain::{EndReason, EventType, Registration, Session, Subscription, SubscriptionEnd};
 use crate::http::SessionResponse;
-use crate::store::{SubscriptionStore, now_ms};
+use crate::store::{Change, Outbox, Recorded, StoreError, SubscriptionStore, now_ms};
 
-/// A committed change, as recorded.
-enum Change {
-    Session { session: Arc<Session>, version: u64 },
-    SubscriptionEnded(Box<Subscription>, SubscriptionEnd),
-    RegistrationEnded(Box<Registration>),
+/// The emitter and its acknowledger, running while this is held.
+pub struct Events {
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
-/// What records changes and turns them into events.
-pub struct Events {
-    changes: mpsc::UnboundedSender<Change>,
+impl Drop for Events {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// The emitter task's own state.
@@ -45,81 +46,120 @@ struct Emitter {
     type_prefix: String,
     source: String,
     subscriptions: Arc<dyn SubscriptionStore>,
+    outbox: Arc<dyn Outbox>,
     dispatcher: Arc<Dispatcher>,
+    finished: mpsc::UnboundedSender<Finished>,
 }
 
 impl Events {
-    /// Starts the emitter task; it ends when the [`Events`] is dropped.
+    /// Starts the emitter on `outbox`; it stops when the [`Events`] is dropped.
     pub fn start(
         config: &EventsConfig,
         subscriptions: Arc<dyn SubscriptionStore>,
+        outbox: Arc<dyn Outbox>,
         dispatcher: Arc<Dispatcher>,
     ) -> Self {
-        let (changes, recorded) = mpsc::unbounded_channel();
+        let (finished, receipts) = mpsc::unbounded_channel();
         let emitter = Emitter {
             type_prefix: config.type_prefix.clone(),
             source: config.source.clone(),
             subscriptions,
+            outbox: Arc::clone(&outbox),
             dispatcher,
+            finished,
         };
-        tokio::spawn(emitter.run(recorded));
-        Self { changes }
-    }
-
-    /// Records a committed change of `session`, which gave it `version`.
-    pub fn session_changed(&self, session: Arc<Session>, version: u64) {
-        let _ = self.changes.send(Change::Session { session, version });
-    }
-
-    /// Records the end of `subscription`.
-    pub fn subscription_ended(&self, subscription: Subscription, reason: SubscriptionEnd) {
-        let _ = self
-            .changes
-            .send(Change::SubscriptionEnded(Box::new(subscription), reason));
+        Self {
+            tasks: [
+                tokio::spawn(emitter.run()),
+                tokio::spawn(acknowledge(outbox, receipts)),
+            ],
+        }
     }
 }
 
-/// Changes the emitter takes from the channel at once. Under load one read of the subscriptions
+/// Changes the emitter takes from the outbox at once. Under load one read of the subscriptions
 /// of a number serves every change of the batch.
 const BATCH: usize = 256;
 
 /// The subscriptions of the numbers a batch touched, read once per batch.
 type Subscribers = HashMap<String, Vec<Arc<Subscription>>>;
 
-impl crate::store::Notify for Events {
-    fn session_changed(&self, session: Arc<Session>, version: u64) {
-        Events::session_changed(self, session, version);
-    }
-
-    fn registration_ended(&self, registration: Registration) {
-        let _ = (self.changes).send(Change::RegistrationEnded(Box::new(registration)));
+/// Marks the changes whose events are finished done in the outbox (batched), and hands back
+/// those given up; a failed write is tried again a second later.
+async fn acknowledge(outbox: Arc<dyn Outbox>, mut receipts: mpsc::UnboundedReceiver<Finished>) {
+    let mut finished = Vec::new();
+    let mut done: Vec<String> = Vec::new();
+    loop {
+        if receipts.recv_many(&mut finished, BATCH).await == 0 && done.is_empty() {
+            return;
+        }
+        let mut released = Vec::new();
+        for one in finished.drain(..) {
+            match one {
+                Finished::Done(id) => done.push(id),
+                Finished::Released(id) => released.push(id),
+            }
+        }
+        outbox.release(&released);
+        if done.is_empty() {
+            continue;
+        }
+        if let Err(e) = outbox.done(done.clone()).await {
+            tracing::warn!(changes = done.len(), error = %e, "finished changes not marked done yet; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        done.clear();
     }
 }
 
 impl Emitter {
-    async fn run(self, mut recorded: mpsc::UnboundedReceiver<Change>) {
-        let mut batch = Vec::with_capacity(BATCH);
-        while recorded.recv_many(&mut batch, BATCH).await > 0 {
-            let mut subscribers = Subscribers::new();
-            for change in batch.drain(..) {
-                match change {
-                    Change::Session { session, version } => {
-                        if let Err(e) = self.session(&session, version, &mut subscribers).await {
-                            tracing::warn!(session = session.id.as_str(), error = %e, "events of a change not made: the store did not answer");
-                        }
+    async fn run(self) {
+        let mut failing = false;
+        loop {
+            let batch = match self.outbox.next(BATCH).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "recorded changes not read; retrying");
                     }
-                    Change::RegistrationEnded(registration) => {
-                        if let Err(e) = self.registration_ended(&registration).await {
-                            tracing::warn!(registration = registration.id.as_str(), error = %e, "registration-ends not made: the store did not answer");
-                        }
-                    }
-                    Change::SubscriptionEnded(subscription, reason) => {
-                        // Later changes of the batch must not see it.
-                        subscribers.clear();
-                        self.subscription_ended(Arc::from(subscription), reason);
-                    }
+                    failing = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
                 }
+            };
+            if failing {
+                tracing::info!("recorded changes read again");
+                failing = false;
             }
+            let mut subscribers = Subscribers::new();
+            for recorded in batch {
+                self.emit(recorded, &mut subscribers).await;
+            }
+        }
+    }
+
+    /// Makes the events of one recorded change. If the store does not answer, the change is
+    /// given up, to be taken over (on Redis) after `events.claim_idle_ms`.
+    async fn emit(&self, recorded: Recorded, subscribers: &mut Subscribers) {
+        let receipt = Receipt::new(recorded.id.clone(), self.finished.clone());
+        let made = match &recorded.change {
+            Change::Session { session, version } => {
+                (self.session(&recorded, session, *version, &receipt, subscribers)).await
+            }
+            Change::RegistrationEnded(registration) => {
+                (self.registration_ended(&recorded, registration, &receipt)).await
+            }
+            Change::SubscriptionEnded(subscription) => {
+                // Later changes of the batch must not see it.
+                subscribers.clear();
+                self.subscription_ended(&recorded, subscription, &receipt);
+                Ok(())
+            }
+        };
+        if let Err(e) = made {
+            tracing::warn!(change = recorded.id.as_str(), error = %e, "events of a change not made: the store did not answer");
+            receipt.release();
         }
     }
 
@@ -128,7 +168,7 @@ impl Emitter {
         &self,
         number: &str,
         subscribers: &'s mut Subscribers,
-    ) -> Result<&'s [Arc<Subscription>], crate::store::StoreError> {
+    ) -> Result<&'s [Arc<Subscription>], StoreError> {
         if !subscribers.contains_key(number) {
             let found = self.subscriptions.for_number(number, now_ms()).await?;
             subscribers.insert(number.to_owned(), found.into_iter().map(Arc::new).collect());
@@ -138,15 +178,21 @@ impl Emitter {
 
     async fn session(
         &self,
+        recorded: &Recorded,
         session: &Session,
         version: u64,
+        receipt: &Receipt,
         subscribers: &mut Subscribers,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let receiver = session.receiver.phone_number();
         let originator = (session.withheld_originator.as_ref())
             .unwrap_or(&session.originator)
             .phone_number();
         let mut seen: Vec<String> = Vec::new();
+        // A session without an owner is a fixture: loaded with the configuration, not called.
+        if version == 1 && session.owner.is_none() {
+            return Ok(());
+        }
         let (event, name) = if version == 1 {
             (EventType::SessionInvitation, "session-invitation")
         } else {
@@ -173,8 +219,8 @@ impl Emitter {
                     sequence_number: version,
                     subscription_id: subscription.id.clone(),
                 };
-                let kind = format!("{}.{name}", self.type_prefix);
-                self.deliver_counted(&subscription, name, kind, &data).await;
+                let event = self.event(recorded, &subscription, name, &data, receipt);
+                self.deliver_counted(event).await?;
                 seen.push(subscription.id.clone());
             }
         }
@@ -185,8 +231,10 @@ impl Emitter {
     /// asked for it.
     async fn registration_ended(
         &self,
+        recorded: &Recorded,
         registration: &Registration,
-    ) -> Result<(), crate::store::StoreError> {
+        receipt: &Receipt,
+    ) -> Result<(), StoreError> {
         let reason = match registration.ended {
             Some(EndReason::Deleted) | None => return Ok(()),
             Some(EndReason::RegistrationExpired) => "REGISTRATION_EXPIRED",
@@ -212,89 +260,116 @@ impl Emitter {
                 termination_reason: reason,
                 termination_description: &description,
             };
-            let kind = format!("{}.registration-ends", self.type_prefix);
-            (self.deliver_counted(&Arc::new(subscription), "registration-ends", kind, &data)).await;
+            let subscription = Arc::new(subscription);
+            let event = self.event(recorded, &subscription, "registration-ends", &data, receipt);
+            self.deliver_counted(event).await?;
         }
         Ok(())
     }
 
-    /// [`Emitter::deliver`] for an event that counts against `subscriptionMaxEvents`: one
-    /// beyond it is not sent, and the one that reaches it ends the subscription
-    /// (MAX_EVENTS_REACHED, with its `subscription-ended`).
-    async fn deliver_counted<D: Serialize>(
-        &self,
-        subscription: &Arc<Subscription>,
-        name: &'static str,
-        kind: String,
-        data: &D,
-    ) {
+    /// Hands an event that counts against `subscriptionMaxEvents` to the dispatcher: one beyond
+    /// it is not sent, and the one that reaches it ends the subscription (MAX_EVENTS_REACHED:
+    /// the store records the end, whose `subscription-ended` follows this event).
+    async fn deliver_counted(&self, delivery: Option<Delivery>) -> Result<(), StoreError> {
+        let Some(delivery) = delivery else {
+            return Ok(());
+        };
+        let subscription = Arc::clone(&delivery.subscription);
         let Some(max) = subscription.max_events else {
-            return self.deliver(subscription, name, kind, data);
+            self.dispatcher.send(delivery);
+            return Ok(());
         };
         let count = match self.subscriptions.count_event(&subscription.id).await {
             Ok(count) => count,
-            // Ended meanwhile (or the store is unreachable): nothing is sent.
-            Err(_) => return,
+            // Ended meanwhile: nothing is sent.
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e),
         };
         if count > u64::from(max) {
-            return;
+            return Ok(());
         }
-        self.deliver(subscription, name, kind, data);
+        self.dispatcher.send(delivery);
         if count == u64::from(max) {
             let reason = SubscriptionEnd::MaxEventsReached;
-            let ended = self
-                .subscriptions
+            match (self.subscriptions)
                 .end_subscription(&subscription.id, reason, false, now_ms())
-                .await;
-            if let Ok(ended) = ended {
-                self.subscription_ended(Arc::new(ended), reason);
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(subscription = subscription.id.as_str(), error = %e, "subscription not ended at its max events; the store did not answer");
+                }
             }
         }
+        Ok(())
     }
 
     /// `subscription-ended` to an ended subscription's sink (not counted as an event). Ended by
     /// its maximum, it goes through the subscription's worker, after the events before it; any
     /// other end forgets the worker first (nothing queued for it is sent after) and the event
-    /// goes on its own.
-    fn subscription_ended(&self, subscription: Arc<Subscription>, reason: SubscriptionEnd) {
+    /// goes on its own; after a 410 nothing is sent.
+    fn subscription_ended(
+        &self,
+        recorded: &Recorded,
+        subscription: &Subscription,
+        receipt: &Receipt,
+    ) {
+        let Some(reason) = subscription.ended else {
+            return;
+        };
+        let subscription = Arc::new(subscription.clone());
+        if reason != SubscriptionEnd::MaxEventsReached {
+            self.dispatcher.forget(&subscription.id);
+        }
+        if !reason.is_announced() {
+            return;
+        }
         let data = SubscriptionEndedData {
             subscription_id: &subscription.id,
             termination_reason: reason,
         };
-        let kind = format!("{}.subscription-ended", self.type_prefix);
+        let Some(mut delivery) = self.event(
+            recorded,
+            &subscription,
+            "subscription-ended",
+            &data,
+            receipt,
+        ) else {
+            return;
+        };
+        delivery.last = true;
         if reason == SubscriptionEnd::MaxEventsReached {
-            return self.deliver(&subscription, "subscription-ended", kind, &data);
-        }
-        self.dispatcher.forget(&subscription.id);
-        let event = CloudEvent::new(&self.source, kind, now_ms(), &data);
-        match serde_json::to_vec(&event) {
-            Ok(body) => self.dispatcher.send_once(Delivery {
-                subscription: Arc::clone(&subscription),
-                event_id: event.id.clone(),
-                kind: "subscription-ended",
-                body: Bytes::from(body),
-            }),
-            Err(e) => tracing::error!(error = %e, "an event does not serialise"),
+            self.dispatcher.send(delivery);
+        } else {
+            self.dispatcher.send_once(delivery);
         }
     }
 
-    /// Serialises one CloudEvent for `subscription` and hands it to the dispatcher.
-    fn deliver<D: Serialize>(
+    /// One CloudEvent `name` of the change `recorded` for `subscription`, serialised.
+    fn event<D: Serialize>(
         &self,
+        recorded: &Recorded,
         subscription: &Arc<Subscription>,
         name: &'static str,
-        kind: String,
         data: &D,
-    ) {
-        let event = CloudEvent::new(&self.source, kind, now_ms(), data);
+        receipt: &Receipt,
+    ) -> Option<Delivery> {
+        let id = event_id(&recorded.id, &subscription.id);
+        let kind = format!("{}.{name}", self.type_prefix);
+        let event = CloudEvent::new(id, &self.source, kind, recorded.at_ms, data);
         match serde_json::to_vec(&event) {
-            Ok(body) => self.dispatcher.send(Delivery {
+            Ok(body) => Some(Delivery {
                 subscription: Arc::clone(subscription),
-                event_id: event.id.clone(),
+                event_id: event.id,
                 kind: name,
                 body: Bytes::from(body),
+                last: false,
+                receipt: receipt.clone(),
             }),
-            Err(e) => tracing::error!(error = %e, "an event does not serialise"),
+            Err(e) => {
+                tracing::error!(error = %e, "an event does not serialise");
+                None
+            }
         }
     }
 }
@@ -302,30 +377,35 @@ impl Emitter {
 /// How often the due subscriptions are looked for: one ends at most this late.
 const DUE_SWEEP: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Ends the subscriptions that are due (their expiry, or their credential about to expire) while
-/// the store and the events are alive; each one this replica ends gets its `subscription-ended`
+/// Ends the subscriptions that are due (their expiry, or their credential about to expire)
+/// while the store is alive; the store records each end, which makes its `subscription-ended`
 /// (of several replicas, the one whose end lands).
-pub async fn end_due_subscriptions(
-    subscriptions: std::sync::Weak<dyn SubscriptionStore>,
-    events: std::sync::Weak<Events>,
-) {
+pub async fn end_due_subscriptions(subscriptions: std::sync::Weak<dyn SubscriptionStore>) {
     loop {
         tokio::time::sleep(DUE_SWEEP).await;
-        let (Some(subscriptions), Some(events)) = (subscriptions.upgrade(), events.upgrade())
-        else {
+        let Some(subscriptions) = subscriptions.upgrade() else {
             return;
         };
         let now = now_ms();
         let due = match subscriptions.due_subscriptions(now, 64).await {
             Ok(due) => due,
-            Err(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "due subscriptions not read");
+                continue;
+            }
         };
         for subscription in due {
             let reason = subscription.due_reason(now);
             let ended = subscriptions.end_subscription(&subscription.id, reason, false, now);
-            if let Ok(ended) = ended.await {
-                tracing::info!(subscription = ended.id.as_str(), reason = ?reason, "subscription ended");
-                events.subscription_ended(ended, reason);
+            match ended.await {
+                Ok(ended) => {
+                    tracing::info!(subscription = ended.id.as_str(), reason = ?reason, "subscription ended");
+                }
+                // Ended meanwhile (another replica, a DELETE).
+                Err(StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(subscription = subscription.id.as_str(), error = %e, "due subscription not ended yet")
+                }
             }
         }
     }

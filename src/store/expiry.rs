@@ -7,7 +7,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Notify, RegistrationStore, SessionStore, StoreError, Stores, now_ms};
+use super::{RegistrationStore, SessionStore, StoreError, Stores, now_ms};
 use crate::domain::{CallType, Registration};
 
 /// How often to sweep: a registration ends at most this late.
@@ -31,7 +31,6 @@ const END_ATTEMPTS: usize = 8;
 pub struct WeakStores {
     sessions: Weak<dyn SessionStore>,
     registrations: Weak<dyn RegistrationStore>,
-    subscriptions: Weak<dyn super::SubscriptionStore>,
 }
 
 impl Stores {
@@ -39,34 +38,22 @@ impl Stores {
         WeakStores {
             sessions: Arc::downgrade(&self.sessions),
             registrations: Arc::downgrade(&self.registrations),
-            subscriptions: Arc::downgrade(&self.subscriptions),
         }
     }
 }
 
 /// Sweeps for expired registrations until the stores are dropped. A failing store is reported
 /// once when it starts failing and once when it recovers, not on every sweep.
-pub async fn end_expired_registrations(
-    stores: WeakStores,
-    end_calls: bool,
-    notify: Arc<dyn Notify>,
-) {
+pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
     let mut failing = false;
     loop {
         tokio::time::sleep(INTERVAL).await;
-        let (Some(sessions), Some(registrations), Some(subscriptions)) = (
-            stores.sessions.upgrade(),
-            stores.registrations.upgrade(),
-            stores.subscriptions.upgrade(),
-        ) else {
+        let (Some(sessions), Some(registrations)) =
+            (stores.sessions.upgrade(), stores.registrations.upgrade())
+        else {
             return;
         };
-        let stores = Stores {
-            sessions,
-            registrations,
-            subscriptions,
-        };
-        match sweep_expired(&stores, end_calls, notify.as_ref()).await {
+        match sweep_expired(sessions.as_ref(), registrations.as_ref(), end_calls).await {
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "expired registrations not swept; retrying");
@@ -82,19 +69,16 @@ pub async fn end_expired_registrations(
 
 /// Ends the registrations whose expiry has passed, batch after batch while they come full.
 pub async fn sweep_expired(
-    stores: &Stores,
+    sessions: &dyn SessionStore,
+    registrations: &dyn RegistrationStore,
     end_calls: bool,
-    notify: &dyn Notify,
 ) -> Result<(), StoreError> {
     for _ in 0..BATCHES_PER_SWEEP {
-        let claimed = stores
-            .registrations
-            .claim_expired(now_ms(), LEASE, BATCH)
-            .await?;
+        let claimed = (registrations.claim_expired(now_ms(), LEASE, BATCH)).await?;
         let full = claimed.len() == BATCH;
         for registration in claimed {
             // A failure leaves the claim to lapse: this or another replica tries again.
-            if let Err(e) = end(stores, &registration, end_calls, notify).await {
+            if let Err(e) = end(sessions, registrations, &registration, end_calls).await {
                 tracing::warn!(registration = registration.id.as_str(), error = %e, "expired registration not ended yet");
             }
         }
@@ -108,21 +92,16 @@ pub async fn sweep_expired(
 /// Ends one claimed registration: its calls first, then the registration itself, so that a
 /// replica dying in between leaves it to be claimed again rather than calls left running.
 async fn end(
-    stores: &Stores,
+    sessions: &dyn SessionStore,
+    registrations: &dyn RegistrationStore,
     registration: &Registration,
     end_calls: bool,
-    notify: &dyn Notify,
 ) -> Result<(), StoreError> {
     if end_calls {
-        end_regular_calls(stores.sessions.as_ref(), &registration.id, notify).await?;
+        end_regular_calls(sessions, &registration.id).await?;
     }
-    if let Some(ended) = stores
-        .registrations
-        .finish_expired(&registration.id, now_ms())
-        .await?
-    {
+    if let Some(ended) = (registrations.finish_expired(&registration.id, now_ms())).await? {
         crate::telemetry::metrics::registration_ended("REGISTRATION_EXPIRED");
-        notify.registration_ended(ended.clone());
         tracing::info!(
             registration = ended.id.as_str(),
             expires_at_ms = ended.expires_at_ms,
@@ -139,7 +118,6 @@ async fn end(
 pub async fn end_regular_calls(
     sessions: &dyn SessionStore,
     registration: &str,
-    notify: &dyn Notify,
 ) -> Result<(), StoreError> {
     for mut current in sessions.registered(registration).await? {
         let mut attempts = 0;
@@ -165,7 +143,6 @@ pub async fn end_regular_calls(
                 .await
             {
                 Ok(version) => {
-                    notify.session_changed(ended, version);
                     crate::telemetry::metrics::transition(Some(from), to);
                     tracing::info!(session = current.session.id.as_str(), registration, from = %from, to = %to, version, "call ended with its registration");
                     break;

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Notify, SessionStore, StoreError};
+use super::{SessionStore, StoreError};
 use crate::domain::Session;
 
 /// How many idle sessions one store read returns; a sweep reads batch after batch while they
@@ -24,18 +24,14 @@ fn interval(idle_ttl: Duration) -> Duration {
     (idle_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
-/// Sweeps `store` for idle sessions until it is dropped, reporting each end to `notify`.
-pub async fn end_idle_sessions(
-    store: Weak<dyn SessionStore>,
-    idle_ttl: Duration,
-    notify: Arc<dyn Notify>,
-) {
+/// Sweeps `store` for idle sessions until it is dropped.
+pub async fn end_idle_sessions(store: Weak<dyn SessionStore>, idle_ttl: Duration) {
     loop {
         tokio::time::sleep(interval(idle_ttl)).await;
         let Some(store) = store.upgrade() else {
             return;
         };
-        if let Err(e) = sweep_idle(store.as_ref(), idle_ttl, notify.as_ref()).await {
+        if let Err(e) = sweep_idle(store.as_ref(), idle_ttl).await {
             tracing::warn!(error = %e, "idle sessions not swept");
         }
     }
@@ -43,13 +39,9 @@ pub async fn end_idle_sessions(
 
 /// Ends the sessions idle for `idle_ttl` now: batch after batch while they come full, up to
 /// [`BATCHES_PER_SWEEP`].
-pub async fn sweep_idle(
-    store: &dyn SessionStore,
-    idle_ttl: Duration,
-    notify: &dyn Notify,
-) -> Result<(), StoreError> {
+pub async fn sweep_idle(store: &dyn SessionStore, idle_ttl: Duration) -> Result<(), StoreError> {
     for _ in 0..BATCHES_PER_SWEEP {
-        if end_batch(store, idle_ttl, notify).await? < BATCH {
+        if end_batch(store, idle_ttl).await? < BATCH {
             break;
         }
     }
@@ -57,11 +49,7 @@ pub async fn sweep_idle(
 }
 
 /// Ends one batch of idle sessions; returns how many the store returned.
-async fn end_batch(
-    store: &dyn SessionStore,
-    idle_ttl: Duration,
-    notify: &dyn Notify,
-) -> Result<usize, StoreError> {
+async fn end_batch(store: &dyn SessionStore, idle_ttl: Duration) -> Result<usize, StoreError> {
     let batch = store.idle(idle_ttl, BATCH).await?;
     let read = batch.len();
     for idle in batch {
@@ -70,12 +58,8 @@ async fn end_batch(
         }
         let ended = Arc::new(Session::end_idle(&idle.session, idle_ttl.as_secs()));
         let (id, from, to) = (ended.id.clone(), idle.session.status, ended.status);
-        match store
-            .compare_and_swap(idle.version, Arc::clone(&ended))
-            .await
-        {
+        match store.compare_and_swap(idle.version, ended).await {
             Ok(version) => {
-                notify.session_changed(ended, version);
                 crate::telemetry::metrics::transition(Some(from), to);
                 tracing::info!(session = id.as_str(), from = %from, to = %to, version, "idle session ended by the network");
             }

@@ -4,6 +4,7 @@
 pub mod expiry;
 mod idle;
 mod memory;
+pub mod outbox;
 mod redis;
 mod registrations;
 mod subscriptions;
@@ -16,26 +17,12 @@ use std::time::Duration;
 pub use expiry::{WeakStores, end_expired_registrations, end_regular_calls, sweep_expired};
 pub use idle::{end_idle_sessions, sweep_idle};
 pub use memory::MemoryStore;
+pub use outbox::{Change, Outbox, Recorded};
 pub use redis::RedisStore;
 pub use registrations::{RegistrationStore, now_ms};
 pub use subscriptions::{SubscriptionChange, SubscriptionStore};
 
 use crate::domain::{Session, SessionId, SessionStatus};
-
-/// What the store's own sweeps (idle sessions, expired registrations) report, so that every
-/// committed change has its events: implemented by [`crate::events::Events`]; `()` reports to
-/// nobody.
-pub trait Notify: Send + Sync + 'static {
-    /// A session the sweep changed, with the version the change gave it.
-    fn session_changed(&self, session: Arc<Session>, version: u64);
-    /// A registration the sweep ended.
-    fn registration_ended(&self, registration: crate::domain::Registration);
-}
-
-impl Notify for () {
-    fn session_changed(&self, _: Arc<Session>, _: u64) {}
-    fn registration_ended(&self, _: crate::domain::Registration) {}
-}
 
 /// The store family on one backend, as the application holds it.
 #[derive(Clone)]
@@ -43,16 +30,19 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub registrations: Arc<dyn RegistrationStore>,
     pub subscriptions: Arc<dyn SubscriptionStore>,
+    /// The changes that make events, recorded with them.
+    pub outbox: Arc<dyn Outbox>,
 }
 
 impl Stores {
     /// Every member on one store.
-    pub fn on<S: SessionStore + RegistrationStore + SubscriptionStore>(store: S) -> Self {
+    pub fn on<S: SessionStore + RegistrationStore + SubscriptionStore + Outbox>(store: S) -> Self {
         let store = Arc::new(store);
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
             registrations: Arc::clone(&store) as Arc<dyn RegistrationStore>,
-            subscriptions: store,
+            subscriptions: Arc::clone(&store) as Arc<dyn SubscriptionStore>,
+            outbox: store,
         }
     }
 }

@@ -38,12 +38,21 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'_, ()>;
 
+    /// The subscription as stored, active or not (one that ended is kept for the store's
+    /// `ended_ttl`).
+    fn stored_subscription<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Subscription>>;
+
     /// The subscription, if it is active.
     fn subscription<'a>(
         &'a self,
         id: &'a str,
         now_ms: u64,
-    ) -> StoreFuture<'a, Option<Subscription>>;
+    ) -> StoreFuture<'a, Option<Subscription>> {
+        Box::pin(async move {
+            let stored = self.stored_subscription(id).await?;
+            Ok(stored.filter(|s| s.is_active(now_ms)))
+        })
+    }
 
     /// The active subscriptions to the events of `phone_number` (every owner's), oldest first.
     fn for_number<'a>(

@@ -351,9 +351,9 @@ fn healthcheck_fails_when_nothing_listens() {
 }
 
 /// `camara-webrtc serve` as a child process, its stdout and stderr lines collected.
-struct Served {
+pub struct Served {
     child: std::process::Child,
-    address: String,
+    pub address: String,
     lines: Vec<String>,
     rx: mpsc::Receiver<String>,
 }
@@ -361,7 +361,7 @@ struct Served {
 impl Served {
     /// Starts `serve --listen 127.0.0.1:0` with `env` (JSON logs unless `env` says otherwise) and
     /// waits for its address.
-    fn start(env: &[(&str, &str)]) -> Self {
+    pub fn start(env: &[(&str, &str)]) -> Self {
         Self::start_on("127.0.0.1:0", env)
     }
 
@@ -444,6 +444,12 @@ impl Served {
                 return;
             }
         }
+    }
+
+    /// Kills the process as a crash would (SIGKILL): nothing of it runs after this returns.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// A signal (`TERM`, `INT`), then the exit status and every line the process wrote.

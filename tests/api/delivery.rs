@@ -15,7 +15,7 @@ const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
 const DEVICE: &str = "7d444840-9dc0-11d1-b245-5ffdce74fad2";
 const EVENTS: &str = "/webrtc-events/vwip";
 
-fn every_scope() -> String {
+pub fn every_scope() -> String {
     let mut scopes: Vec<String> = ["session-invitation", "session-status", "registration-ends"]
         .iter()
         .map(|t| format!("webrtc-events:{PREFIX}.{t}:create"))

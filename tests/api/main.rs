@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod openapi;
 mod operations;
+mod outbox;
 mod redis_server;
 mod registration;
 mod replicas;

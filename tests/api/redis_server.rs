@@ -15,6 +15,8 @@ pub struct RedisServer {
     /// Serves TLS only (`--tls-port`), with `tests/fixtures/tls/server.pem`.
     tls: bool,
     child: Option<Child>,
+    /// Where a persistent server keeps its append-only file (`spawn_persistent`).
+    dir: Option<std::path::PathBuf>,
 }
 
 /// Skips `test` loudly, or fails it under `REQUIRE_REDIS=1`.
@@ -77,6 +79,7 @@ impl RedisServer {
                 port: 0,
                 tls: false,
                 child: None,
+                dir: None,
             });
         }
         Self::spawn(test)
@@ -106,7 +109,19 @@ impl RedisServer {
             port,
             tls: false,
             child: None,
+            dir: None,
         })
+    }
+
+    /// A fresh `redis-server` that persists every write (append-only file, fsync always) in a
+    /// directory of its own, so a `stop` and `restart` keeps its data.
+    pub fn spawn_persistent(test: &str) -> Option<Self> {
+        let mut server = Self::reserved(test)?;
+        let dir = std::env::temp_dir().join(format!("redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        server.dir = Some(dir);
+        server.restart();
+        Some(server)
     }
 
     /// A fresh `redis-server` speaking TLS only, its certificate for `localhost` signed by
@@ -167,9 +182,24 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is running");
         assert!(!self.tls, "restart is for plain servers");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
+        match &self.dir {
+            Some(dir) => command
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .arg("--dir")
+                .arg(dir),
+            None => command.args(["--save", "", "--appendonly", "no"]),
+        };
+        let child = command
+            .args(["--loglevel", "warning"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -188,6 +218,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -28,6 +28,10 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     /// Answers still to give, in order: a status and an optional `Retry-After` (seconds).
     answers: Mutex<VecDeque<(StatusCode, Option<u64>)>>,
+    /// The answer once the queue is empty (0: 204).
+    otherwise: std::sync::atomic::AtomicU16,
+    /// The bodies answered with a 2xx, in order.
+    delivered: Mutex<Vec<Value>>,
 }
 
 pub struct Sink {
@@ -38,22 +42,26 @@ pub struct Sink {
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
-    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    shared
-        .received
-        .lock()
-        .unwrap()
-        .push(Received { headers, body });
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    shared.received.lock().unwrap().push(Received {
+        headers,
+        body: body.clone(),
+    });
     if shared.holding.load(std::sync::atomic::Ordering::SeqCst) {
         let _released = shared.held.lock().await;
     }
-    let answer = shared.answers.lock().unwrap().pop_front();
-    match answer {
-        Some((status, Some(after))) => {
-            (status, [("retry-after", after.to_string())]).into_response()
-        }
-        Some((status, None)) => status.into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
+    let queued = shared.answers.lock().unwrap().pop_front();
+    let otherwise = shared.otherwise.load(std::sync::atomic::Ordering::SeqCst);
+    let (status, after) = queued.unwrap_or_else(|| {
+        let status = StatusCode::from_u16(otherwise).unwrap_or(StatusCode::NO_CONTENT);
+        (status, None)
+    });
+    if status.is_success() {
+        shared.delivered.lock().unwrap().push(body);
+    }
+    match after {
+        Some(after) => (status, [("retry-after", after.to_string())]).into_response(),
+        None => status.into_response(),
     }
 }
 
@@ -150,6 +158,17 @@ impl Sink {
         let guard = self.shared.held.lock().await;
         (self.shared.holding).store(true, std::sync::atomic::Ordering::SeqCst);
         guard
+    }
+
+    /// Answers `status` to every request once the queued answers are given (`None`: 204).
+    pub fn otherwise(&self, status: Option<u16>) {
+        let status = status.unwrap_or(0);
+        (self.shared.otherwise).store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The bodies answered with a 2xx so far.
+    pub fn delivered(&self) -> Vec<Value> {
+        self.shared.delivered.lock().unwrap().clone()
     }
 
     /// Queues the answers to the next requests.

@@ -181,7 +181,7 @@ async fn one_sweep_ends_every_idle_session_beyond_a_batch<S: SessionStore>(store
         idle.owner = Some("app".into());
         store.insert(idle).await.unwrap();
     }
-    sweep_idle(store, Duration::ZERO, &()).await.unwrap();
+    sweep_idle(store, Duration::ZERO).await.unwrap();
     assert_eq!(store.idle(Duration::ZERO, 1000).await, Ok(vec![]));
     for n in [0, 299, 599] {
         let id = SessionId::parse(format!("sweep-{n}")).unwrap();
@@ -504,7 +504,7 @@ async fn an_undecodable_session_does_not_stop_the_idle_sweep() {
         .query_async(&mut con)
         .await
         .unwrap();
-    sweep_idle(&store, Duration::ZERO, &()).await.unwrap();
+    sweep_idle(&store, Duration::ZERO).await.unwrap();
     let good = store
         .get(&SessionId::parse("good").unwrap())
         .await

@@ -195,12 +195,7 @@ async fn ended_with_its_registration(
         .compare_and_swap(version, Arc::new(ended.clone()))
         .await
     {
-        Ok(version) => {
-            state
-                .events
-                .session_changed(Arc::new(ended.clone()), version);
-            Ok((ended, version))
-        }
+        Ok(version) => Ok((ended, version)),
         // Changed (or ended) by someone else already: it is answered as created.
         Err(StoreError::VersionConflict { .. } | StoreError::NotFound) => Ok((session, version)),
         Err(err) => Err(err.into()),
@@ -244,9 +239,6 @@ pub async fn create_session(
         }
     };
     log.change(&session.id, None, session.status, version);
-    state
-        .events
-        .session_changed(Arc::new(session.clone()), version);
     tracing::debug!(
         call_type = ?session.call_type,
         offer_len = session.offer.as_ref().map(Sdp::len),

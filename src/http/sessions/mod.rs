@@ -97,10 +97,7 @@ pub async fn update_visible(
             .compare_and_swap(current.version, Arc::clone(&next))
             .await
         {
-            Ok(version) => {
-                state.events.session_changed(Arc::clone(&next), version);
-                return Ok((current.session, next, version));
-            }
+            Ok(version) => return Ok((current.session, next, version)),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(err) => return Err(err.into()),
         }

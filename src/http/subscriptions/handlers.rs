@@ -444,10 +444,7 @@ pub async fn unsubscribe(
     let caller = authorized.caller()?;
     let now = now_ms();
     load_owned(&state, &caller, &id, now).await?;
-    let ended = (state.subscriptions.unsubscribe(&id, now).await).map_err(gone)?;
-    state
-        .events
-        .subscription_ended(ended, crate::domain::SubscriptionEnd::SubscriptionDeleted);
+    (state.subscriptions.unsubscribe(&id, now).await).map_err(gone)?;
     tracing::info!(subscription = id.as_str(), "subscription deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

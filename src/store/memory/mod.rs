@@ -9,6 +9,7 @@ use std::future::ready;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::outbox::{Change, MemoryOutbox, Outbox, Recorded};
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId, SessionStatus};
 
@@ -126,6 +127,8 @@ pub struct MemoryStore {
     registrations: Mutex<registrations::Registrations>,
     subscriptions: Mutex<subscriptions::Subscriptions>,
     limits: Limits,
+    /// Every change that makes events, recorded under the lock that made it.
+    outbox: MemoryOutbox,
 }
 
 impl MemoryStore {
@@ -135,6 +138,7 @@ impl MemoryStore {
             registrations: Mutex::default(),
             subscriptions: Mutex::default(),
             limits,
+            outbox: MemoryOutbox::default(),
         }
     }
 
@@ -151,6 +155,20 @@ impl MemoryStore {
 
     fn read<T>(&self, f: impl FnOnce(&Sessions) -> T) -> T {
         f(&self.sessions.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Outbox for MemoryStore {
+    fn next(&self, max: usize) -> StoreFuture<'_, Vec<Recorded>> {
+        self.outbox.next(max)
+    }
+
+    fn done(&self, ids: Vec<String>) -> StoreFuture<'_, ()> {
+        self.outbox.done(ids)
+    }
+
+    fn release(&self, ids: &[String]) {
+        self.outbox.release(ids);
     }
 }
 
@@ -203,6 +221,10 @@ impl SessionStore for MemoryStore {
                 expires: None,
                 touched: Instant::now(),
             };
+            self.outbox.record(Change::Session {
+                session: Arc::clone(&slot.stored.session),
+                version: 1,
+            });
             s.map.insert(slot.stored.session.id.clone(), slot);
             Ok(1)
         });
@@ -231,7 +253,8 @@ impl SessionStore for MemoryStore {
             }
             slot.stored.version += 1;
             let version = slot.stored.version;
-            let before = std::mem::replace(&mut slot.stored.session, session);
+            let before = std::mem::replace(&mut slot.stored.session, Arc::clone(&session));
+            self.outbox.record(Change::Session { session, version });
             if let Some(at) = ends_at {
                 s.ended.push_back((at, before.id.clone()));
                 s.uncount(&before);

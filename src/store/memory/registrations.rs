@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::MemoryStore;
 use crate::domain::{EndReason, Registration};
+use crate::store::outbox::Change;
 use crate::store::{RegistrationStore, StoreError, StoreFuture};
 
 /// Registrations and the indexes the operations need. Ended registrations stay in `by_id` (as a
@@ -260,7 +261,9 @@ impl RegistrationStore for MemoryStore {
                 r.set_due(id, at);
                 return None;
             }
-            Some(r.end(id, EndReason::RegistrationExpired, now_ms, keep))
+            let ended = r.end(id, EndReason::RegistrationExpired, now_ms, keep);
+            (self.outbox).record(Change::RegistrationEnded(Box::new(ended.clone())));
+            Some(ended)
         });
         Box::pin(ready(Ok(done)))
     }

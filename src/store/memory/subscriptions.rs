@@ -6,6 +6,7 @@ use std::sync::PoisonError;
 
 use super::MemoryStore;
 use crate::domain::{Subscription, SubscriptionEnd};
+use crate::store::outbox::Change;
 use crate::store::{StoreError, StoreFuture, SubscriptionChange, SubscriptionStore, now_ms};
 
 /// Subscriptions and their indexes. Ended ones stay in `by_id` (as a record) until their `gone`
@@ -116,12 +117,8 @@ impl SubscriptionStore for MemoryStore {
         Box::pin(ready(done))
     }
 
-    fn subscription<'a>(
-        &'a self,
-        id: &'a str,
-        now_ms: u64,
-    ) -> StoreFuture<'a, Option<Subscription>> {
-        let found = self.subscriptions(now_ms, |s| s.active(id, now_ms).cloned());
+    fn stored_subscription<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Subscription>> {
+        let found = self.subscriptions(now_ms(), |s| s.by_id.get(id).cloned());
         Box::pin(ready(Ok(found)))
     }
 
@@ -185,6 +182,7 @@ impl SubscriptionStore for MemoryStore {
             s.live -= 1;
             s.gone
                 .insert((now_ms.saturating_add(keep_ms), id.to_owned()));
+            (self.outbox).record(Change::SubscriptionEnded(Box::new(ended.clone())));
             Ok(ended)
         });
         Box::pin(ready(done))

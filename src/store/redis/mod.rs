@@ -25,6 +25,7 @@ use redis::{RedisError, Script, ScriptInvocation};
 
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 
+mod outbox;
 mod registrations;
 mod scripts;
 mod subscriptions;
@@ -34,6 +35,9 @@ use scripts::{COMPARE_AND_SWAP, IDLE, INSERT, RECONCILE, REMOVE};
 /// Sessions in Redis, shared by every replica that points at the same Redis and key prefix.
 pub struct RedisStore {
     connection: ConnectionManager,
+    /// The outbox's blocking reads, on a connection of their own.
+    reader: ConnectionManager,
+    reading: outbox::Reading,
     prefix: String,
     limits: Limits,
     timeout: Duration,
@@ -73,15 +77,29 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let reader = ConnectionManager::new_lazy_with_config(
+            client,
+            config.set_response_timeout(Some(timeout + Duration::from_secs(2))),
+        )
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             connection,
+            reader,
+            reading: outbox::Reading::new(Duration::from_secs(30)),
             prefix: prefix.to_owned(),
             limits,
             timeout,
             reconciled: AtomicBool::new(false),
         })
+    }
+
+    /// The store with `claim_idle` (`events.claim_idle_ms`): how long a recorded change may be
+    /// left idle by the replica that took it before another takes it over.
+    pub fn with_claim_idle(mut self, claim_idle: Duration) -> Self {
+        self.reading = outbox::Reading::new(claim_idle);
+        self
     }
 
     fn session_key(&self, id: &str) -> String {
@@ -96,7 +114,7 @@ impl RedisStore {
         format!("{}ended", self.prefix)
     }
 
-    /// `script` with the six keys of the session scripts, for the session `id`.
+    /// `script` with the seven keys of the session scripts, for the session `id`.
     fn session_keys<'s>(&self, script: &'s Script, id: &str) -> ScriptInvocation<'s> {
         let mut invocation = script.prepare_invoke();
         invocation
@@ -105,7 +123,8 @@ impl RedisStore {
             .key(self.ended_key())
             .key(self.counts_key())
             .key(self.owners_key())
-            .key(self.touched_key());
+            .key(self.touched_key())
+            .key(self.outbox_key());
         invocation
     }
 

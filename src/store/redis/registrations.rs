@@ -142,8 +142,9 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an expired registration; returns
-/// it, or {} when ended already or refreshed in time (then due again at its expiry).
+/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an expired registration and
+/// records the end in the outbox (`k` `r`, its fields); returns it, or {} when ended already or
+/// refreshed in time (then due again at its expiry).
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -158,13 +159,15 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
         add(out, p, id)
         out[#out] = 'REGISTRATION_EXPIRED'
         finish(p, id, KEYS[1], 'REGISTRATION_EXPIRED', tonumber(ARGV[4]))
+        redis.call('XADD', p .. 'outbox', '*', 'k', 'r', 'i', out[1], 'd', out[2], 'n', out[3],
+            'o', out[4], 'x', out[5], 'e', out[6])
         return out
         ",
     )
 });
 
 /// Registrations from a script's flat answer (`id, d, n, o, x, e` each).
-fn registrations(fields: &[String]) -> Result<Vec<Registration>, StoreError> {
+pub(super) fn registrations(fields: &[String]) -> Result<Vec<Registration>, StoreError> {
     fields
         .chunks_exact(6)
         .map(|f| {

@@ -1,6 +1,7 @@
 //! The Lua scripts of the Redis store: each is one atomic step across replicas. The session
-//! scripts take the same six keys (`RedisStore::session_keys`): 1 the session, 2 `live`, 3 `ended`,
-//! 4 `counts`, 5 `owners`, 6 `touched`.
+//! scripts take the same seven keys (`RedisStore::session_keys`): 1 the session, 2 `live`, 3
+//! `ended`, 4 `counts`, 5 `owners`, 6 `touched`, 7 `outbox` (the stream every change that makes
+//! events is recorded in, with the change: see `outbox.rs`).
 
 use std::sync::LazyLock;
 
@@ -9,8 +10,8 @@ use redis::Script;
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
 /// refuses an owner at its quota; then stores the new session at version 1 and counts it.
 /// Adds the id to its registration's set (`ARGV[8]`, when it has one) if that registration
-/// (`ARGV[9]`) has not ended, so no set outlives its registration. Returns 1, or -1 (id taken),
-/// -2 (full) or -3 (the owner is at its quota).
+/// (`ARGV[9]`) has not ended, so no set outlives its registration. Records it in the outbox.
+/// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
 pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -38,6 +39,7 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
             and redis.call('HEXISTS', ARGV[9], 'e') == 0 then
             redis.call('SADD', ARGV[8], ARGV[1])
         end
+        redis.call('XADD', KEYS[7], '*', 'k', 's', 'v', 1, 'j', ARGV[2])
         return 1
         ",
     )
@@ -46,8 +48,8 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
 /// Writes the session if it is still at the expected version and moves its count to its new
 /// status. A session that is over with this write leaves `live`, `touched`, its status count and
 /// its owner's count and its registration's set (`ARGV[7]`, when it has one), and expires after
-/// the TTL (at once for 0). Returns `{1, new version}`, `{0, 0}` (absent) or
-/// `{2, current version}` (conflict).
+/// the TTL (at once for 0). Records the change in the outbox. Returns `{1, new version}`,
+/// `{0, 0}` (absent) or `{2, current version}` (conflict).
 pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -80,6 +82,7 @@ pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
                 redis.call('HINCRBY', KEYS[4], status, 1)
             end
         end
+        redis.call('XADD', KEYS[7], '*', 'k', 's', 'v', v + 1, 'j', ARGV[3])
         return {1, v + 1}
         ",
     )

@@ -51,8 +51,8 @@ static SUBSCRIBE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// ARGV: 1 prefix, 2 id, 3 expected version, 4 JSON, 5 expiry, 6 end reason ("" for none),
-/// 7 ms to keep an ended record, 8 due time (0: none), 9... its phone numbers. Returns 1, 0
-/// (absent) or 2 (version moved on).
+/// 7 ms to keep an ended record, 8 due time (0: none), 9... its phone numbers. An end is
+/// recorded in the outbox (`k` `e`, the JSON). Returns 1, 0 (absent) or 2 (version moved on).
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -69,6 +69,7 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
             redis.call('ZREM', p .. 'subs-due', id)
             local keep = tonumber(ARGV[7])
             if keep > 0 then redis.call('PEXPIRE', key, keep) else redis.call('DEL', key) end
+            redis.call('XADD', p .. 'outbox', '*', 'k', 'e', 'j', ARGV[4])
         elseif ARGV[8] ~= '0' then
             redis.call('ZADD', p .. 'subs-due', ARGV[8], id)
         else
@@ -232,18 +233,8 @@ impl SubscriptionStore for RedisStore {
         })
     }
 
-    fn subscription<'a>(
-        &'a self,
-        id: &'a str,
-        now_ms: u64,
-    ) -> StoreFuture<'a, Option<Subscription>> {
-        Box::pin(async move {
-            Ok(self
-                .read_subscription(id)
-                .await?
-                .map(|(_, s)| s)
-                .filter(|s| s.is_active(now_ms)))
-        })
+    fn stored_subscription<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Subscription>> {
+        Box::pin(async move { Ok(self.read_subscription(id).await?.map(|(_, s)| s)) })
     }
 
     fn owned<'a>(&'a self, owner: &'a str, now_ms: u64) -> StoreFuture<'a, Vec<Subscription>> {
