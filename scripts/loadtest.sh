@@ -15,8 +15,13 @@
 # SESSIONS=1 (default) sends every PUT to CAMARA's fixture session: one hot session, the worst case
 # for compare-and-swap. SESSIONS=N creates N calls first and spreads the PUTs over them.
 #
-# The service is pinned to core 0, wrk (and redis-server) to core 1, so the figures are one core's
-# worth of service. wrk and redis-server come from Debian's packages when missing.
+# EVENTS=1 subscribes a fast local sink (scripts/sink.js, on Node) to the session-status events of
+# the sessions' receiver first, so every PUT makes one event; after each PUT run the script waits
+# (up to 10 s) until the sink has every event and prints how many arrived and how long the rest
+# took ("keeps up"), before /health/live runs.
+#
+# The service is pinned to core 0, wrk (and redis-server, and the sink) to core 1, so the figures
+# are one core's worth of service. wrk and redis-server come from Debian's packages when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${1:-memory}
@@ -24,6 +29,8 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 SESSIONS=${SESSIONS:-1}
 ROUNDS=${ROUNDS:-3}
+EVENTS=${EVENTS:-0}
+SINK_PORT=${SINK_PORT:-19000}
 PORT=${PORT:-18080}
 REDIS_PORT=${REDIS_PORT:-16379}
 ID=0AEE1B58BAEEDA3EABA42B32EBB3DFE07E9CFF402EAF9EED8EF
@@ -62,6 +69,23 @@ TOKEN=$("$BIN" token "${ES256[@]}" --sub tel:+17085854000 --client-id loadtest \
 CALLER=$("$BIN" token "${ES256[@]}" --sub tel:+17085852753 --client-id loadtest \
   --scope "webrtc-call-handling:sessions:create")
 BASE="http://127.0.0.1:$PORT/webrtc/sessions"
+if [ "$EVENTS" = 1 ]; then
+  need node
+  taskset -c 1 node scripts/sink.js "$SINK_PORT" &
+  PIDS+=($!)
+  PREFIX=org.camaraproject.webrtc-events.v0
+  BOB=$("$BIN" token "${ES256[@]}" --sub tel:+17085854000 --client-id loadtest \
+    --scope "webrtc-registration:sessions:create webrtc-events:$PREFIX.session-status:create")
+  REGISTRATION=$(curl -sf -X POST "http://127.0.0.1:$PORT/webrtc-registration/vwip/sessions" \
+    -H "Authorization: Bearer $BOB" -H "Content-Type: application/json" \
+    -d '{"deviceId":"7d444840-9dc0-11d1-b245-5ffdce74fad2"}' |
+    sed 's/.*"registrationId":"\([^"]*\)".*/\1/')
+  curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/webrtc-events/vwip/subscriptions" \
+    -H "Authorization: Bearer $BOB" -H "Content-Type: application/json" \
+    -d "{\"protocol\":\"HTTP\",\"sink\":\"http://127.0.0.1:$SINK_PORT/\",\"types\":[\"$PREFIX.session-status\"],\"config\":{\"subscriptionDetail\":{\"registrationId\":\"$REGISTRATION\"}}}"
+fi
+# The events the sink has received so far.
+sink_count() { curl -sf "http://127.0.0.1:$SINK_PORT/" | sed 's/.*"received":\([0-9]*\).*/\1/'; }
 # Initial -> Connected -> Hold, so every PUT of the Hold example is a 200 (Hold -> Hold).
 to_hold() {
   for status in Connected Hold; do
@@ -82,15 +106,16 @@ if [ "$SESSIONS" -gt 1 ]; then
 fi
 URL="$BASE/$ID/status"
 
-# "<req/s> <p50 ms> <p99 ms> <non-2xx>" from wrk --latency output.
+# "<req/s> <p50 ms> <p99 ms> <non-2xx> <requests>" from wrk --latency output.
 summary() {
   awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /Requests\/sec/ { rps = $2 }
+    / requests in / { total = $1 }
     $1 == "50%" { p50 = ms($2) }
     $1 == "99%" { p99 = ms($2) }
     /Non-2xx/ { bad = $5 }
-    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }'
+    END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, total }'
 }
 run() {
   taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" | summary
@@ -100,11 +125,25 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 printf 'store=%s sessions=%s connections=%s duration=%s rounds=%s\n' \
   "$STORE" "$SESSIONS" "$CONNECTIONS" "$DURATION" "$ROUNDS"
 printf '%-14s %5s %10s %9s %9s %8s\n' route round req/s p50_ms p99_ms non2xx
+expected=0
 for round in $(seq "$ROUNDS"); do
-  read -r rps p50 p99 bad < <(run -s scripts/put-hold.lua "$URL")
+  read -r rps p50 p99 bad total < <(run -s scripts/put-hold.lua "$URL")
   printf '%-14s %5s %10s %9s %9s %8s\n' "PUT /status" "$round" "$rps" "$p50" "$p99" "$bad"
   echo "put $rps $p50 $p99 $bad" >>"$RESULTS"
-  read -r rps p50 p99 bad < <(run "http://127.0.0.1:$PORT/health/live")
+  if [ "$EVENTS" = 1 ]; then
+    # Every 200 made one session-status event.
+    expected=$((expected + total - bad))
+    start=$(date +%s.%N)
+    for _ in $(seq 100); do
+      [ "$(sink_count)" -ge "$expected" ] && break
+      sleep 0.1
+    done
+    got=$(sink_count)
+    printf 'events: %s of %s at the sink, %.1f s after the load ended\n' "$got" "$expected" \
+      "$(echo "$(date +%s.%N) - $start" | bc)"
+    echo "events $got $expected" >>"$RESULTS"
+  fi
+  read -r rps p50 p99 bad _ < <(run "http://127.0.0.1:$PORT/health/live")
   printf '%-14s %5s %10s %9s %9s %8s\n' "/health/live" "$round" "$rps" "$p50" "$p99" "$bad"
   echo "live $rps $p50 $p99 $bad" >>"$RESULTS"
 done
@@ -127,3 +166,8 @@ p99s=$(paste <(awk '$1 == "put" { print $4 }' "$RESULTS") <(awk '$1 == "live" { 
   awk '{ print $1 / $2 }')
 printf 'ratio PUT p99 / live p99: %.2f (median of the rounds; each round: %s)\n' \
   "$(median <<<"$p99s")" "$(printf '%.2f ' $p99s | sed 's/ $//')"
+if [ "$EVENTS" = 1 ]; then
+  curl -sf "http://127.0.0.1:$SINK_PORT/" |
+    sed 's/.*"received":\([0-9]*\),"distinct":\([0-9]*\).*/sink: \1 events received, \2 distinct ids/'
+  echo "events expected (200s of PUT): $expected"
+fi

@@ -61,8 +61,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
     })?;
     let events = Arc::new(events::Events::start(
         &config.events,
-        Arc::clone(&stores.subscriptions),
-        Arc::clone(&stores.outbox),
+        &stores,
         Arc::new(dispatcher),
     ));
     tokio::spawn(events::end_due_subscriptions(Arc::downgrade(

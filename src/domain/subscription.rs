@@ -78,6 +78,8 @@ pub enum SubscriptionEnd {
     SubscriptionDeleted,
     MaxEventsReached,
     AccessTokenExpired,
+    /// The registrations it was created for have ended: the service stops sending.
+    NetworkTerminated,
     /// The sink answered 410 Gone: ended without a `subscription-ended` (nobody would take it).
     SinkGone,
 }
@@ -86,6 +88,12 @@ impl SubscriptionEnd {
     /// Whether its `subscription-ended` is sent.
     pub fn is_announced(self) -> bool {
         self != Self::SinkGone
+    }
+
+    /// Whether the service ended it after the events it had made (its max events reached, its
+    /// registrations ended): those are still sent, and its `subscription-ended` after them.
+    pub fn follows_its_events(self) -> bool {
+        matches!(self, Self::MaxEventsReached | Self::NetworkTerminated)
     }
 }
 

@@ -232,18 +232,22 @@ impl Dispatcher {
         workers.remove(subscription);
     }
 
-    /// The subscription as it is now, if the delivery is still wanted: it is active, or ended
-    /// by its max events (the events counted before it are still sent), or the delivery is its
-    /// `subscription-ended`. When the store does not answer, the delivery's own copy is used.
+    /// The subscription as it is now, if the delivery is still wanted: it is active, or the
+    /// service ended it after its events ([`SubscriptionEnd::follows_its_events`]), or the
+    /// delivery is its `subscription-ended`. When the store does not answer, the delivery's own
+    /// copy is used.
+    ///
+    /// [`SubscriptionEnd::follows_its_events`]: crate::domain::SubscriptionEnd::follows_its_events
     async fn current(&self, delivery: &Delivery) -> Option<Arc<Subscription>> {
         if delivery.last {
             return Some(Arc::clone(&delivery.subscription));
         }
         let id = delivery.subscription.id.as_str();
-        let max_events = Some(crate::domain::SubscriptionEnd::MaxEventsReached);
         match self.subscriptions.stored_subscription(id).await {
             Ok(found) => found
-                .filter(|s| s.is_active(now_ms()) || s.ended == max_events)
+                .filter(|s| {
+                    s.is_active(now_ms()) || s.ended.is_some_and(|end| end.follows_its_events())
+                })
                 .map(Arc::new),
             Err(e) => {
                 tracing::debug!(subscription = id, error = %e, "subscription not read again before an attempt");
@@ -411,8 +415,10 @@ impl Dispatcher {
             Outcome::Retry(_) => "retrying",
         };
         metrics::delivery(delivery.kind, label, Some(started.elapsed()));
+        // A delivery is counted in the metrics; its log line is at debug, as the request log
+        // is what an operator reads at info: a busy sink would double the log otherwise.
         if outcome == Outcome::Delivered {
-            tracing::info!(
+            tracing::debug!(
                 event = delivery.event_id.as_str(),
                 subscription = subscription.id.as_str(),
                 kind = delivery.kind,

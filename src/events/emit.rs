@@ -8,7 +8,9 @@
 //! - Every later change: `session-status` to both parties' subscriptions (narrowed to one call
 //!   when the subscription named a `sessionId`), `sequenceNumber` being the session's version.
 //! - A registration expired: `registration-ends` (REGISTRATION_EXPIRED) to the subscriptions
-//!   that named it or its device.
+//!   that named it or its device; a registration that ended (expired or deleted) ends the
+//!   subscriptions it was created for (NETWORK_TERMINATED) once none of their registrations
+//!   is left.
 //! - A subscription ended: `subscription-ended` to its sink (not after a 410).
 
 use std::collections::HashMap;
@@ -26,7 +28,9 @@ use super::dispatcher::{Delivery, Dispatcher, Finished, Receipt};
 use crate::config::EventsConfig;
 use crate::domain::{EndReason, EventType, Registration, Session, Subscription, SubscriptionEnd};
 use crate::http::SessionResponse;
-use crate::store::{Change, Outbox, Recorded, StoreError, SubscriptionStore, now_ms};
+use crate::store::{
+    Change, Outbox, Recorded, RegistrationStore, StoreError, Stores, SubscriptionStore, now_ms,
+};
 
 /// The emitter and its acknowledger, running while this is held.
 pub struct Events {
@@ -46,24 +50,22 @@ struct Emitter {
     type_prefix: String,
     source: String,
     subscriptions: Arc<dyn SubscriptionStore>,
+    registrations: Arc<dyn RegistrationStore>,
     outbox: Arc<dyn Outbox>,
     dispatcher: Arc<Dispatcher>,
     finished: mpsc::UnboundedSender<Finished>,
 }
 
 impl Events {
-    /// Starts the emitter on `outbox`; it stops when the [`Events`] is dropped.
-    pub fn start(
-        config: &EventsConfig,
-        subscriptions: Arc<dyn SubscriptionStore>,
-        outbox: Arc<dyn Outbox>,
-        dispatcher: Arc<Dispatcher>,
-    ) -> Self {
+    /// Starts the emitter on the stores' outbox; it stops when the [`Events`] is dropped.
+    pub fn start(config: &EventsConfig, stores: &Stores, dispatcher: Arc<Dispatcher>) -> Self {
+        let outbox = Arc::clone(&stores.outbox);
         let (finished, receipts) = mpsc::unbounded_channel();
         let emitter = Emitter {
             type_prefix: config.type_prefix.clone(),
             source: config.source.clone(),
-            subscriptions,
+            subscriptions: Arc::clone(&stores.subscriptions),
+            registrations: Arc::clone(&stores.registrations),
             outbox: Arc::clone(&outbox),
             dispatcher,
             finished,
@@ -227,42 +229,66 @@ impl Emitter {
         Ok(())
     }
 
-    /// `registration-ends` to the subscriptions that named the registration (or its device) and
-    /// asked for it.
+    /// A registration ended. Expired, it makes `registration-ends` for the subscriptions that
+    /// named it (or its device) and asked for it. Then every subscription it was created for
+    /// whose registrations have all ended ends (NETWORK_TERMINATED): it named this one, or its
+    /// device has no active registration of its consumer left. So a later registration of the
+    /// same number never receives an ended one's events.
     async fn registration_ended(
         &self,
         recorded: &Recorded,
         registration: &Registration,
         receipt: &Receipt,
     ) -> Result<(), StoreError> {
-        let reason = match registration.ended {
-            Some(EndReason::Deleted) | None => return Ok(()),
-            Some(EndReason::RegistrationExpired) => "REGISTRATION_EXPIRED",
-        };
+        let expired = registration.ended == Some(EndReason::RegistrationExpired);
         let description = format!(
             "The registration expired at {} without a refresh.",
             registration.expires_at()
         );
+        let now = now_ms();
         let found = (self.subscriptions)
-            .for_number(&registration.phone_number, now_ms())
+            .for_number(&registration.phone_number, now)
             .await?;
+        let mut device_left: Option<bool> = None;
         for subscription in found {
-            let named = subscription.detail.registration_id.as_deref() == Some(&registration.id)
-                || subscription.detail.device_id.as_deref() == Some(&registration.device_id);
-            if subscription.owner != registration.owner
-                || !named
-                || !subscription.types.contains(&EventType::RegistrationEnds)
-            {
+            let by_id = subscription.detail.registration_id.as_deref() == Some(&registration.id);
+            let by_device =
+                subscription.detail.device_id.as_deref() == Some(&registration.device_id);
+            if subscription.owner != registration.owner || !(by_id || by_device) {
                 continue;
             }
-            let data = RegistrationEndsData {
-                registration_id: &registration.id,
-                termination_reason: reason,
-                termination_description: &description,
-            };
             let subscription = Arc::new(subscription);
-            let event = self.event(recorded, &subscription, "registration-ends", &data, receipt);
-            self.deliver_counted(event).await?;
+            if expired && subscription.types.contains(&EventType::RegistrationEnds) {
+                let data = RegistrationEndsData {
+                    registration_id: &registration.id,
+                    termination_reason: "REGISTRATION_EXPIRED",
+                    termination_description: &description,
+                };
+                let event =
+                    self.event(recorded, &subscription, "registration-ends", &data, receipt);
+                self.deliver_counted(event).await?;
+            }
+            if !by_id {
+                let left = match device_left {
+                    Some(left) => left,
+                    None => !(self.registrations)
+                        .device_registrations(&registration.owner, &registration.device_id, now)
+                        .await?
+                        .is_empty(),
+                };
+                device_left = Some(left);
+                if left {
+                    continue;
+                }
+            }
+            let end = SubscriptionEnd::NetworkTerminated;
+            match (self.subscriptions)
+                .end_subscription(&subscription.id, end, false, now)
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -305,9 +331,9 @@ impl Emitter {
     }
 
     /// `subscription-ended` to an ended subscription's sink (not counted as an event). Ended by
-    /// its maximum, it goes through the subscription's worker, after the events before it; any
-    /// other end forgets the worker first (nothing queued for it is sent after) and the event
-    /// goes on its own; after a 410 nothing is sent.
+    /// the service after its events (max events, its registrations ended), it goes through the
+    /// subscription's worker, after them; any other end forgets the worker first (nothing
+    /// queued for it is sent after) and the event goes on its own; after a 410 nothing is sent.
     fn subscription_ended(
         &self,
         recorded: &Recorded,
@@ -318,7 +344,7 @@ impl Emitter {
             return;
         };
         let subscription = Arc::new(subscription.clone());
-        if reason != SubscriptionEnd::MaxEventsReached {
+        if !reason.follows_its_events() {
             self.dispatcher.forget(&subscription.id);
         }
         if !reason.is_announced() {
@@ -338,7 +364,7 @@ impl Emitter {
             return;
         };
         delivery.last = true;
-        if reason == SubscriptionEnd::MaxEventsReached {
+        if reason.follows_its_events() {
             self.dispatcher.send(delivery);
         } else {
             self.dispatcher.send_once(delivery);

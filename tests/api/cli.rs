@@ -447,9 +447,8 @@ impl Served {
     }
 
     /// Kills the process as a crash would (SIGKILL): nothing of it runs after this returns.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub fn kill(self) {
+        drop(self);
     }
 
     /// A signal (`TERM`, `INT`), then the exit status and every line the process wrote.
@@ -462,8 +461,17 @@ impl Served {
                 .success()
         );
         let status = self.child.wait().unwrap();
-        self.lines.extend(self.rx.iter());
-        (status, self.lines)
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.extend(self.rx.iter());
+        (status, lines)
+    }
+}
+
+/// A test that fails leaves no process behind.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -21,7 +21,7 @@ pub fn every_scope() -> String {
         .map(|t| format!("webrtc-events:{PREFIX}.{t}:create"))
         .collect();
     scopes.extend(["read", "update", "delete"].map(|a| format!("webrtc-events:{a}")));
-    scopes.push("webrtc-registration:sessions:create webrtc-registration:sessions:read".into());
+    scopes.push("webrtc-registration:sessions:create webrtc-registration:sessions:read webrtc-registration:sessions:delete".into());
     scopes.push(ALL_SCOPES.into());
     scopes.join(" ")
 }
@@ -208,7 +208,8 @@ async fn a_deleted_subscription_is_told_it_ended() {
 }
 
 /// A registration that expires ends Bob's call and tells his sink both: the call's last
-/// session-status (Failed, "registration ended"), then registration-ends.
+/// session-status (Failed, "registration ended"), then registration-ends; the subscription made
+/// for it ends too (NETWORK_TERMINATED).
 #[tokio::test]
 async fn an_expiring_registration_sends_its_calls_end_and_registration_ends() {
     let mut config = Config::embedded();
@@ -249,7 +250,7 @@ async fn an_expiring_registration_sends_its_calls_end_and_registration_ends() {
         .await
         .unwrap();
     let session = json_with(placed, StatusCode::CREATED).await;
-    let received = sink.wait_for(2).await;
+    let received = sink.wait_for(3).await;
     let ended = envelope_of(of_type(&received, "session-status"), "session-status");
     assert_eq!(ended["mediaSessionId"], session["mediaSessionId"]);
     assert_eq!(ended["status"], "Failed");
@@ -265,6 +266,59 @@ async fn an_expiring_registration_sends_its_calls_end_and_registration_ends() {
             "terminationDescription": format!("The registration expired at {} without a refresh.", registered["expiresAt"].as_str().unwrap())
         })
     );
+    let ended = envelope_of(
+        of_type(&received, "subscription-ended"),
+        "subscription-ended",
+    );
+    assert_eq!(
+        ended,
+        json!({ "subscriptionId": subscription, "terminationReason": "NETWORK_TERMINATED" })
+    );
+}
+
+/// A subscription ends with the registration it was made for (NETWORK_TERMINATED), deleted or
+/// expired: Bob's next registration of the same number, by the same app, does not receive
+/// events through it.
+#[tokio::test]
+async fn a_subscription_ends_with_its_registration() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let bob = token(&app, RECEIVER);
+    let registrations = "/webrtc-registration/vwip/sessions";
+    let device = json!({ "deviceId": DEVICE });
+    let registered = send_scenario(&app, Method::POST, registrations, Some(&bob), Some(device));
+    let registration = json_with(registered.await, StatusCode::CREATED).await["registrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = format!("{EVENTS}/subscriptions");
+    let response = send_scenario(&app, Method::POST, &path, Some(&bob), Some(body)).await;
+    let subscription = json_with(response, StatusCode::CREATED).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("{registrations}/{registration}");
+    let deleted = send_scenario(&app, Method::DELETE, &path, Some(&bob), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let received = sink.wait_for(1).await;
+    assert_eq!(
+        envelope_of(&received[0], "subscription-ended"),
+        json!({ "subscriptionId": subscription, "terminationReason": "NETWORK_TERMINATED" })
+    );
+    let path = format!("{EVENTS}/subscriptions/{subscription}");
+    let gone = send_scenario(&app, Method::GET, &path, Some(&bob), None).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let device = json!({ "deviceId": DEVICE });
+    let again = send_scenario(&app, Method::POST, registrations, Some(&bob), Some(device));
+    json_with(again.await, StatusCode::CREATED).await;
+    alice_calls_bob(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 1);
 }
 
 /// The one received event of type `name` (events started in order may arrive in any order).

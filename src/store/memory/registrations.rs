@@ -217,7 +217,9 @@ impl RegistrationStore for MemoryStore {
         let keep = self.limits.ended_ttl;
         let done = self.registrations(now_ms, |r| {
             r.active(id, now_ms).ok_or(StoreError::NotFound)?;
-            Ok(r.end(id, EndReason::Deleted, now_ms, keep))
+            let ended = r.end(id, EndReason::Deleted, now_ms, keep);
+            (self.outbox).record(Change::RegistrationEnded(Box::new(ended.clone())));
+            Ok(ended)
         });
         Box::pin(ready(done))
     }

@@ -21,7 +21,8 @@ use crate::domain::{EndReason, Registration};
 use crate::store::{RegistrationStore, StoreError, StoreFuture};
 
 /// Reads a registration hash's fields as `{id, d, n, o, x, e}` (`e` "" while not ended); the
-/// scripts below append it to their answer through `add`.
+/// scripts below append it to their answer through `add`. `finish` ends one and records the end
+/// in the outbox (`k` `r`, its fields: see `outbox.rs`).
 const FIELDS: &str = r"
 local function add(out, p, id)
     local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
@@ -36,7 +37,9 @@ local function active(f, now)
 end
 local function finish(p, id, due, reason, keep)
     local key = p .. 'reg:' .. id
-    local f = redis.call('HMGET', key, 'd', 'n', 'o')
+    local f = redis.call('HMGET', key, 'd', 'n', 'o', 'x')
+    redis.call('XADD', p .. 'outbox', '*', 'k', 'r', 'i', id, 'd', f[1], 'n', f[2], 'o', f[3],
+        'x', f[4], 'e', reason)
     redis.call('HSET', key, 'e', reason)
     if keep > 0 then redis.call('PEXPIRE', key, keep) else redis.call('DEL', key) end
     redis.call('ZREM', due, id)
@@ -142,9 +145,8 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an expired registration and
-/// records the end in the outbox (`k` `r`, its fields); returns it, or {} when ended already or
-/// refreshed in time (then due again at its expiry).
+/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an expired registration; returns
+/// it, or {} when ended already or refreshed in time (then due again at its expiry).
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -159,8 +161,6 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
         add(out, p, id)
         out[#out] = 'REGISTRATION_EXPIRED'
         finish(p, id, KEYS[1], 'REGISTRATION_EXPIRED', tonumber(ARGV[4]))
-        redis.call('XADD', p .. 'outbox', '*', 'k', 'r', 'i', out[1], 'd', out[2], 'n', out[3],
-            'o', out[4], 'x', out[5], 'e', out[6])
         return out
         ",
     )
