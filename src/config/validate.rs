@@ -178,9 +178,16 @@ impl Config {
                 events.max_subscriptions_per_consumer as u64,
             ),
             ("events.max_expire_seconds", events.max_expire_seconds),
-            ("events.claim_idle_ms", events.claim_idle_ms),
         ]);
-        positive(&delays)
+        positive(&delays)?;
+        // A replica keeps what it works on claimed every third of it, every 250 ms at most.
+        if events.claim_idle_ms < 1000 {
+            return Err(invalid(
+                "events.claim_idle_ms",
+                "must be at least 1000 (a replica renews its claims every third of it)",
+            ));
+        }
+        Ok(())
     }
 
     /// The connection limits: a positive count within what a semaphore can hold, and timeouts
@@ -509,6 +516,10 @@ mod tests {
         assert_eq!(
             refusal(|c| c.events.max_subscriptions_per_consumer = 0),
             "events.max_subscriptions_per_consumer: must be greater than 0"
+        );
+        assert_eq!(
+            refusal(|c| c.events.claim_idle_ms = 999),
+            "events.claim_idle_ms: must be at least 1000 (a replica renews its claims every third of it)"
         );
         assert_eq!(
             refusal(|c| c.events.base_paths = vec!["/webrtc".into()]),

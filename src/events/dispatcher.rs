@@ -10,8 +10,9 @@
 //!
 //! Before every attempt the subscription is read again from the store: one that ended (on any
 //! replica) gets nothing more, and a changed sink credential is used at once. At most
-//! [`RETRYING`] events of one subscription wait for a retry, and at most [`OUTBOUND`] attempts
-//! are in flight in the process; beyond either, events are dropped and counted.
+//! [`RETRYING`] events of one subscription wait for a retry (beyond it, events are dropped and
+//! counted), and at most [`OUTBOUND`] attempts are in flight in the process (beyond it,
+//! attempts wait).
 //!
 //! Every delivery holds the [`Receipt`] of the recorded change that made it: when the last one
 //! is finished the change is done in the store's outbox (on Redis, never taken over again).
@@ -37,6 +38,9 @@ const QUEUE: usize = 10_000;
 
 /// First attempts one subscription may have in flight at once (started in order).
 const IN_FLIGHT: usize = 64;
+
+/// How long a worker waits for an event before it ends (a new event starts another).
+const IDLE: Duration = Duration::from_secs(60);
 
 /// Events of one subscription that may wait for a retry at once.
 pub const RETRYING: usize = 1_000;
@@ -201,9 +205,9 @@ impl Dispatcher {
     pub fn send(self: &Arc<Self>, delivery: Delivery) {
         let id = delivery.subscription.id.clone();
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        let queue = workers.entry(id).or_insert_with(|| {
+        let queue = workers.entry(id.clone()).or_insert_with(|| {
             let (queue, events) = mpsc::channel(QUEUE);
-            tokio::spawn(Arc::clone(self).work(events));
+            tokio::spawn(Arc::clone(self).work(id, queue.downgrade(), events));
             queue
         });
         if let Err(refused) = queue.try_send(delivery) {
@@ -234,8 +238,9 @@ impl Dispatcher {
 
     /// The subscription as it is now, if the delivery is still wanted: it is active, or the
     /// service ended it after its events ([`SubscriptionEnd::follows_its_events`]), or the
-    /// delivery is its `subscription-ended`. When the store does not answer, the delivery's own
-    /// copy is used.
+    /// delivery is its `subscription-ended`. A record the store no longer keeps
+    /// (`sessions.ended_ttl_seconds` 0) is still wanted while this process has not forgotten
+    /// the subscription. When the store does not answer, the delivery's own copy is used.
     ///
     /// [`SubscriptionEnd::follows_its_events`]: crate::domain::SubscriptionEnd::follows_its_events
     async fn current(&self, delivery: &Delivery) -> Option<Arc<Subscription>> {
@@ -244,11 +249,15 @@ impl Dispatcher {
         }
         let id = delivery.subscription.id.as_str();
         match self.subscriptions.stored_subscription(id).await {
-            Ok(found) => found
-                .filter(|s| {
-                    s.is_active(now_ms()) || s.ended.is_some_and(|end| end.follows_its_events())
-                })
-                .map(Arc::new),
+            Ok(Some(found)) => Some(Arc::new(found)).filter(|s| {
+                s.is_active(now_ms()) || s.ended.is_some_and(|end| end.follows_its_events())
+            }),
+            Ok(None) => {
+                let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+                workers
+                    .contains_key(id)
+                    .then(|| Arc::clone(&delivery.subscription))
+            }
             Err(e) => {
                 tracing::debug!(subscription = id, error = %e, "subscription not read again before an attempt");
                 Some(Arc::clone(&delivery.subscription))
@@ -256,23 +265,57 @@ impl Dispatcher {
         }
     }
 
-    /// One subscription's worker: first attempts in order; a failed event goes on retrying by
-    /// itself, up to [`RETRYING`] at once.
-    async fn work(self: Arc<Self>, mut events: mpsc::Receiver<Delivery>) {
+    /// Ends the worker of `subscription` whose queue `queue` is, if that queue is the one the
+    /// map holds and it is empty: returns whether it did.
+    fn retire(&self, subscription: &str, queue: &mpsc::WeakSender<Delivery>) -> bool {
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(held) = workers.get(subscription) else {
+            return true;
+        };
+        let Some(queue) = queue.upgrade() else {
+            return true;
+        };
+        if !held.same_channel(&queue) || queue.capacity() < queue.max_capacity() {
+            return false;
+        }
+        workers.remove(subscription);
+        true
+    }
+
+    /// One subscription's worker: reads the subscription and starts first attempts in order; a
+    /// failed event goes on retrying by itself, up to [`RETRYING`] at once. It ends when its
+    /// subscription is forgotten, after the subscription's `subscription-ended`, or after
+    /// [`IDLE`] without an event (a subscription that ended on another replica).
+    async fn work(
+        self: Arc<Self>,
+        subscription: String,
+        queue: mpsc::WeakSender<Delivery>,
+        mut events: mpsc::Receiver<Delivery>,
+    ) {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let retrying = Arc::new(tokio::sync::Semaphore::new(RETRYING));
-        while let Some(delivery) = events.recv().await {
-            // Started in order; up to IN_FLIGHT at once, so one slow answer does not hold the
-            // events behind it.
+        loop {
+            let delivery = match tokio::time::timeout(IDLE, events.recv()).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => return,
+                Err(_) if self.retire(&subscription, &queue) => return,
+                Err(_) => continue,
+            };
+            if delivery.last {
+                self.forget(&subscription);
+            }
+            // Read here, in order, so first attempts start in the order recorded.
+            let Some(current) = self.current(&delivery).await else {
+                continue;
+            };
+            // Up to IN_FLIGHT at once, so one slow answer does not hold the events behind it.
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                 return;
             };
             let dispatcher = Arc::clone(&self);
             let retrying = Arc::clone(&retrying);
             tokio::spawn(async move {
-                let Some(subscription) = dispatcher.current(&delivery).await else {
-                    return;
-                };
+                let subscription = current;
                 let outcome = dispatcher.attempt(&delivery, &subscription).await;
                 drop(permit);
                 match outcome {

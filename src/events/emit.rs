@@ -32,9 +32,9 @@ use crate::store::{
     Change, Outbox, Recorded, RegistrationStore, StoreError, Stores, SubscriptionStore, now_ms,
 };
 
-/// The emitter and its acknowledger, running while this is held.
+/// The emitter, its acknowledger and the outbox's keeper, running while this is held.
 pub struct Events {
-    tasks: [tokio::task::JoinHandle<()>; 2],
+    tasks: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl Drop for Events {
@@ -73,7 +73,8 @@ impl Events {
         Self {
             tasks: [
                 tokio::spawn(emitter.run()),
-                tokio::spawn(acknowledge(outbox, receipts)),
+                tokio::spawn(acknowledge(Arc::clone(&outbox), receipts)),
+                tokio::spawn(keep(outbox)),
             ],
         }
     }
@@ -86,14 +87,37 @@ const BATCH: usize = 256;
 /// The subscriptions of the numbers a batch touched, read once per batch.
 type Subscribers = HashMap<String, Vec<Arc<Subscription>>>;
 
+/// Keeps the changes being worked on from being taken over (see [`Outbox::keep`]).
+async fn keep(outbox: Arc<dyn Outbox>) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(crate::store::outbox::KEEP_EVERY).await;
+        match outbox.keep().await {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "recorded changes being worked on not kept; retrying");
+            }
+            Ok(()) => failing = false,
+            Err(_) => {}
+        }
+    }
+}
+
 /// Marks the changes whose events are finished done in the outbox (batched), and hands back
 /// those given up; a failed write is tried again a second later.
 async fn acknowledge(outbox: Arc<dyn Outbox>, mut receipts: mpsc::UnboundedReceiver<Finished>) {
     let mut finished = Vec::new();
     let mut done: Vec<String> = Vec::new();
+    let mut failing = false;
     loop {
-        if receipts.recv_many(&mut finished, BATCH).await == 0 && done.is_empty() {
-            return;
+        if done.is_empty() {
+            if receipts.recv_many(&mut finished, BATCH).await == 0 {
+                return;
+            }
+        } else {
+            // Changes whose write failed wait for at most a second, more or not.
+            let more = receipts.recv_many(&mut finished, BATCH);
+            let _ = tokio::time::timeout(Duration::from_secs(1), more).await;
         }
         let mut released = Vec::new();
         for one in finished.drain(..) {
@@ -107,10 +131,14 @@ async fn acknowledge(outbox: Arc<dyn Outbox>, mut receipts: mpsc::UnboundedRecei
             continue;
         }
         if let Err(e) = outbox.done(done.clone()).await {
-            tracing::warn!(changes = done.len(), error = %e, "finished changes not marked done yet; retrying");
+            if !failing {
+                tracing::warn!(changes = done.len(), error = %e, "finished changes not marked done yet; retrying");
+            }
+            failing = true;
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
+        failing = false;
         done.clear();
     }
 }

@@ -51,14 +51,23 @@ pub trait Outbox: Send + Sync + 'static {
     /// Changes this process gives up (their events could not be made): another reader, or
     /// this one, takes them over after `events.claim_idle_ms`.
     fn release(&self, ids: &[String]);
+
+    /// Keeps the changes handed out and not yet done from being taken over, when it is time to
+    /// (called every [`KEEP_EVERY`] by the emitter's keeper; on Redis it acts every third of
+    /// `events.claim_idle_ms`).
+    fn keep(&self) -> StoreFuture<'_, ()>;
 }
+
+/// How often [`Outbox::keep`] is called.
+pub const KEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The memory store's outbox: a channel, written under the store's locks so that its order is
 /// the commit order.
 #[derive(Debug)]
 pub struct MemoryOutbox {
-    sender: mpsc::UnboundedSender<Recorded>,
-    receiver: Mutex<mpsc::UnboundedReceiver<Recorded>>,
+    /// (number, when, change): the id is made by the reader, off the writer's lock.
+    sender: mpsc::UnboundedSender<(u64, u64, Change)>,
+    receiver: Mutex<mpsc::UnboundedReceiver<(u64, u64, Change)>>,
     /// Ids are `<boot>-<n>`: unique within this process and, by the random `boot`, across
     /// restarts.
     boot: u64,
@@ -81,10 +90,8 @@ impl MemoryOutbox {
     /// Records `change`; called with the lock of what changed held.
     pub fn record(&self, change: Change) {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:016x}-{n}", self.boot);
         // The receiver lives as long as the store: a send cannot fail.
-        let at_ms = super::now_ms();
-        let _ = self.sender.send(Recorded { id, at_ms, change });
+        let _ = self.sender.send((n, super::now_ms(), change));
     }
 }
 
@@ -95,7 +102,14 @@ impl Outbox for MemoryOutbox {
             let mut receiver = self.receiver.lock().await;
             let wait = std::time::Duration::from_secs(1);
             let _ = tokio::time::timeout(wait, receiver.recv_many(&mut batch, max)).await;
-            Ok(batch)
+            let id = |n| format!("{:016x}-{n}", self.boot);
+            Ok((batch.into_iter())
+                .map(|(n, at_ms, change)| Recorded {
+                    id: id(n),
+                    at_ms,
+                    change,
+                })
+                .collect())
         })
     }
 
@@ -104,4 +118,8 @@ impl Outbox for MemoryOutbox {
     }
 
     fn release(&self, _: &[String]) {}
+
+    fn keep(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }

@@ -413,6 +413,32 @@ async fn a_subscription_ends_at_its_max_events() {
     assert_eq!(sink.received().len(), 3);
 }
 
+/// The event that reaches the max is sent even when the store keeps no ended record
+/// (`sessions.ended_ttl_seconds` 0: the subscription is gone the moment it ends).
+#[tokio::test]
+async fn the_last_counted_event_is_sent_when_ended_records_are_not_kept() {
+    let mut config = Config::embedded();
+    config.sessions.ended_ttl_seconds = 0;
+    let app = spawn_with(config).await;
+    let sink = Sink::start().await;
+    let subscription =
+        bob_subscribes_with(&app, &sink, json!({ "subscriptionMaxEvents": 2 }), None).await;
+    let session = alice_calls_bob(&app).await;
+    let id = session["mediaSessionId"].as_str().unwrap();
+    let bob = token(&app, RECEIVER);
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    let received = sink.wait_for(3).await;
+    of_type(&received, "session-invitation");
+    assert_eq!(
+        envelope_of(of_type(&received, "session-status"), "session-status")["status"],
+        "Ringing"
+    );
+    assert_eq!(
+        of_type(&received, "subscription-ended").body["data"],
+        json!({ "subscriptionId": subscription, "terminationReason": "MAX_EVENTS_REACHED" })
+    );
+}
+
 /// At its subscriptionExpireTime a subscription ends by itself with subscription-ended
 /// (SUBSCRIPTION_EXPIRED).
 #[tokio::test]

@@ -206,6 +206,32 @@ async fn two_replicas_deliver_every_event_exactly_once() {
     assert_eq!(ids.len(), expected.len());
 }
 
+/// A sink that takes longer to answer than a change may be left idle: the replicas working on
+/// the changes keep them claimed, so neither takes the other's over, and each event is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_does_not_make_live_replicas_send_twice() {
+    let Some(redis) = RedisServer::start("a_slow_sink_does_not_make_live_replicas_send_twice")
+    else {
+        return;
+    };
+    let prefix = unique_prefix("outbox-slow");
+    let (a, b) = (
+        replica(&redis, &prefix).await,
+        replica(&redis, &prefix).await,
+    );
+    let sink = Sink::start().await;
+    bob_subscribes(&a.address, &sink).await;
+    let held = sink.hold().await;
+    let expected = calls_through(&[&a.address, &b.address]).await;
+    sink.wait_for(expected.len()).await;
+    // Three times claim_idle_ms, within the delivery timeout (5 s).
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    drop(held);
+    every_event_delivered(&sink, &expected).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(sink.received().len(), expected.len(), "each event once");
+}
+
 /// One replica is killed while the sink still refuses every event (so the changes it took are
 /// unfinished); the other takes them over and every event arrives, with the ids it first had.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

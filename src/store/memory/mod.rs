@@ -170,6 +170,10 @@ impl Outbox for MemoryStore {
     fn release(&self, ids: &[String]) {
         self.outbox.release(ids);
     }
+
+    fn keep(&self) -> StoreFuture<'_, ()> {
+        self.outbox.keep()
+    }
 }
 
 impl SessionStore for MemoryStore {

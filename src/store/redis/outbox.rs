@@ -6,16 +6,20 @@
 //!
 //! Every replica reads the stream through one consumer group, `dispatch`, as a consumer of its
 //! own (a UUID per process): each entry goes to one replica. A replica keeps the entries it is
-//! working on claimed (`XCLAIM … JUSTID` every third of `events.claim_idle_ms`); once the events
-//! of an entry are finished it acknowledges and deletes it. An entry left idle for
-//! `events.claim_idle_ms` — its replica died, or gave it up — is taken over by whichever replica
-//! looks next (`XAUTOCLAIM`), and its events are made again with the same ids. The stream and
-//! the group are persisted with the rest of Redis, so a restart with persistence loses none.
+//! working on claimed (every third of `events.claim_idle_ms`, from a task of its own, and only
+//! those still pending for it: [`KEEP`]); once the events of an entry are finished it
+//! acknowledges and deletes it. An entry left idle for `events.claim_idle_ms` — its replica
+//! died, or gave it up — is taken over by whichever replica looks next (`XAUTOCLAIM`, every
+//! quarter of it, at most every 5 s), and its events are made again with the same ids. The
+//! stream and the group are persisted with the rest of Redis, so a restart with persistence
+//! loses none. An entry this version cannot decode (a newer version's, during an upgrade) is
+//! left pending for a replica that can.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use redis::Script;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::RedisStore;
@@ -28,6 +32,26 @@ const GROUP: &str = "dispatch";
 
 /// How long one read waits for a new entry.
 const BLOCK: Duration = Duration::from_secs(1);
+
+/// Claims again (resetting their idle time) the entries of ARGV[3..] still pending for this
+/// consumer; returns those that are not (taken over by another replica, or gone).
+/// KEYS: 1 the stream; ARGV: 1 the group, 2 this consumer.
+static KEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local lost = {}
+        for i = 3, #ARGV do
+            local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+            if p[1] and p[1][2] == ARGV[2] then
+                redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+            else
+                table.insert(lost, ARGV[i])
+            end
+        end
+        return lost
+        ",
+    )
+});
 
 /// What this process is working on, and when it last looked after it.
 #[derive(Debug)]
@@ -132,19 +156,26 @@ impl RedisStore {
                     .query_async(&mut con),
             )
             .await?;
-        self.reading.state().cursor = reply.next_stream_id;
-        if !reply.claimed.is_empty() {
+        let mut state = self.reading.state();
+        state.cursor = reply.next_stream_id;
+        // Entries this process is still working on (claimed back to it while a keep failed)
+        // are not made into events twice.
+        let claimed: Vec<StreamId> = (reply.claimed.into_iter())
+            .filter(|entry| !state.working.contains(&entry.id))
+            .collect();
+        if !claimed.is_empty() {
             tracing::info!(
-                changes = reply.claimed.len(),
+                changes = claimed.len(),
                 "recorded changes taken over from a replica that left them"
             );
         }
-        Ok(reply.claimed)
+        Ok(claimed)
     }
 
-    /// Claims again the entries this process is working on, so no other replica takes them
-    /// over while their events are being delivered.
-    async fn keep(&self) -> Result<(), StoreError> {
+    /// Claims again the entries this process is working on and still holds, so no other
+    /// replica takes them over while their events are being delivered; one another replica
+    /// took meanwhile is left to it (and may be sent twice: at least once, same ids).
+    async fn keep_working(&self) -> Result<(), StoreError> {
         let working: Vec<String> = {
             let mut state = self.reading.state();
             if state.kept_at.elapsed() < self.reading.claim_idle / 3 {
@@ -154,19 +185,20 @@ impl RedisStore {
             state.working.iter().cloned().collect()
         };
         let mut con = self.connection.clone();
-        for ids in working.chunks(512) {
-            let _: redis::Value = self
-                .run(
-                    redis::cmd("XCLAIM")
-                        .arg(self.outbox_key())
-                        .arg(GROUP)
-                        .arg(&self.reading.consumer)
-                        .arg(0)
-                        .arg(ids)
-                        .arg("JUSTID")
-                        .query_async(&mut con),
-                )
-                .await?;
+        for ids in working.chunks(256) {
+            let mut keep = KEEP.prepare_invoke();
+            keep.key(self.outbox_key())
+                .arg(GROUP)
+                .arg(&self.reading.consumer)
+                .arg(ids);
+            let lost: Vec<String> = self.run(keep.invoke_async(&mut con)).await?;
+            if !lost.is_empty() {
+                tracing::warn!(
+                    changes = lost.len(),
+                    "recorded changes this replica was still working on were taken over by another"
+                );
+                self.release(&lost);
+            }
         }
         Ok(())
     }
@@ -318,5 +350,9 @@ impl Outbox for RedisStore {
         for id in ids {
             state.working.remove(id);
         }
+    }
+
+    fn keep(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.keep_working())
     }
 }
