@@ -169,5 +169,6 @@ printf 'ratio PUT p99 / live p99: %.2f (median of the rounds; each round: %s)\n'
 if [ "$EVENTS" = 1 ]; then
   curl -sf "http://127.0.0.1:$SINK_PORT/" |
     sed 's/.*"received":\([0-9]*\),"distinct":\([0-9]*\).*/sink: \1 events received, \2 distinct ids/'
+  echo
   echo "events expected (200s of PUT): $expected"
 fi

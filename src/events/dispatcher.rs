@@ -112,12 +112,24 @@ pub struct Delivery {
 
 impl Delivery {
     /// Counts and logs the event as dropped, `why`.
+    /// At most one line a second is logged (with how many drops it stands for), so that an
+    /// overloaded sink does not flood the log; the metric counts every one.
     fn dropped(&self, why: &'static str) {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        static LOGGED_AT: AtomicU64 = AtomicU64::new(0);
+        static UNLOGGED: AtomicU64 = AtomicU64::new(0);
         metrics::delivery(self.kind, "dropped", None);
+        let second = now_ms() / 1000;
+        let unlogged = UNLOGGED.fetch_add(1, Relaxed) + 1;
+        if LOGGED_AT.swap(second, Relaxed) == second {
+            return;
+        }
+        UNLOGGED.fetch_sub(unlogged, Relaxed);
         tracing::warn!(
             event = self.event_id.as_str(),
             subscription = self.subscription.id.as_str(),
             kind = self.kind,
+            dropped = unlogged,
             "{why}"
         );
     }
