@@ -371,6 +371,7 @@ impl Emitter {
         let Some(reason) = subscription.ended else {
             return;
         };
+        crate::telemetry::metrics::subscription_ended(reason);
         let subscription = Arc::new(subscription.clone());
         if !reason.follows_its_events() {
             self.dispatcher.forget(&subscription.id);

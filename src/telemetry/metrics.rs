@@ -24,6 +24,7 @@ const DELIVERIES: &str = "camara_webrtc_event_deliveries_total";
 const DELIVERY_DURATION: &str = "camara_webrtc_event_delivery_duration_seconds";
 const RETRIES_WAITING: &str = "camara_webrtc_event_retries_waiting";
 const SUBSCRIPTIONS: &str = "camara_webrtc_subscriptions";
+const SUBSCRIPTIONS_ENDED: &str = "camara_webrtc_subscriptions_ended_total";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -113,6 +114,20 @@ pub fn auth_failure(reason: &'static str) {
 /// One registration ended, by reason (`REGISTRATION_EXPIRED`, `DELETED`).
 pub fn registration_ended(reason: &'static str) {
     metrics::counter!(REGISTRATIONS_ENDED, "reason" => reason).increment(1);
+}
+
+/// One subscription ended, by its status's reason (`SUBSCRIPTION_DELETED`, `SINK_GONE`…),
+/// counted by the replica that makes its `subscription-ended`.
+pub fn subscription_ended(reason: crate::domain::SubscriptionEnd) {
+    let reason = match reason {
+        crate::domain::SubscriptionEnd::SubscriptionExpired => "SUBSCRIPTION_EXPIRED",
+        crate::domain::SubscriptionEnd::SubscriptionDeleted => "SUBSCRIPTION_DELETED",
+        crate::domain::SubscriptionEnd::MaxEventsReached => "MAX_EVENTS_REACHED",
+        crate::domain::SubscriptionEnd::AccessTokenExpired => "ACCESS_TOKEN_EXPIRED",
+        crate::domain::SubscriptionEnd::NetworkTerminated => "NETWORK_TERMINATED",
+        crate::domain::SubscriptionEnd::SinkGone => "SINK_GONE",
+    };
+    metrics::counter!(SUBSCRIPTIONS_ENDED, "reason" => reason).increment(1);
 }
 
 /// One delivery attempt of an event of type `kind` (`session-status`) and how it ended:

@@ -184,6 +184,11 @@ async fn a_sink_that_answers_410_ends_its_subscription() {
     json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("camara_webrtc_subscriptions_ended_total{reason=\"SINK_GONE\"} "),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -595,6 +600,55 @@ async fn a_429_is_retried_after_its_retry_after() {
     alice_calls_bob(&app).await;
     let received = sink.wait_for(2).await;
     assert_eq!(received[0].body, received[1].body);
+}
+
+/// A redirect is never followed (it could point anywhere, the guard's networks included): the
+/// event is retried at the sink the subscription named, and the redirect's target gets nothing.
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let app = app().await;
+    let (sink, elsewhere) = (Sink::start().await, Sink::start().await);
+    bob_subscribes(&app, &sink).await;
+    sink.redirect_to(&elsewhere.url);
+    sink.answer(&[(307, None)]);
+    alice_calls_bob(&app).await;
+    let received = sink.wait_for(2).await;
+    assert_eq!(received[0].body, received[1].body);
+    assert_eq!(sink.delivered(), vec![received[1].body.clone()]);
+    assert_eq!(elsewhere.received().len(), 0);
+}
+
+/// The originator's subscriptions follow the call too: every change after its creation (the
+/// invitation is the receiver's alone).
+#[tokio::test]
+async fn the_originator_is_told_every_change_of_its_call() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let alice = token(&app, ORIGINATOR);
+    let device = json!({ "deviceId": DEVICE });
+    let path = "/webrtc-registration/vwip/sessions";
+    let registered = send_scenario(&app, Method::POST, path, Some(&alice), Some(device)).await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = format!("{EVENTS}/subscriptions");
+    let response = send_scenario(&app, Method::POST, &path, Some(&alice), Some(body)).await;
+    let subscription = json_with(response, StatusCode::CREATED).await["id"].clone();
+    let session = alice_calls_bob(&app).await;
+    let id = session["mediaSessionId"].as_str().unwrap();
+    let bob = token(&app, RECEIVER);
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    let received = sink.wait_for(1).await;
+    let data = envelope_of(&received[0], "session-status");
+    let mut expected = json_ok(app.get_session(id, &alice).await).await;
+    expected["sequenceNumber"] = json!(2);
+    expected["subscriptionId"] = subscription;
+    assert_eq!(data, expected);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.received().len(), 1, "no invitation for the caller");
 }
 
 /// The guard runs again when delivering: a sink (here a fixture's, which is not checked when it

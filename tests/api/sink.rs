@@ -32,6 +32,8 @@ struct Shared {
     otherwise: std::sync::atomic::AtomicU16,
     /// The bodies answered with a 2xx, in order.
     delivered: Mutex<Vec<Value>>,
+    /// The `Location` of 3xx answers.
+    location: Mutex<Option<String>>,
 }
 
 pub struct Sink {
@@ -59,10 +61,17 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: St
     if status.is_success() {
         shared.delivered.lock().unwrap().push(body);
     }
-    match after {
+    let mut response = match after {
         Some(after) => (status, [("retry-after", after.to_string())]).into_response(),
         None => status.into_response(),
+    };
+    let location = shared.location.lock().unwrap().clone();
+    if let (true, Some(location)) = (status.is_redirection(), location) {
+        response
+            .headers_mut()
+            .insert("location", location.parse().unwrap());
     }
+    response
 }
 
 impl Sink {
@@ -164,6 +173,11 @@ impl Sink {
     pub fn otherwise(&self, status: Option<u16>) {
         let status = status.unwrap_or(0);
         (self.shared.otherwise).store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sends 3xx answers with `Location: <url>`.
+    pub fn redirect_to(&self, url: &str) {
+        *self.shared.location.lock().unwrap() = Some(url.to_owned());
     }
 
     /// The bodies answered with a 2xx so far.
