@@ -244,8 +244,12 @@ impl Emitter {
                 if !wanted || seen.contains(&subscription.id) {
                     continue;
                 }
+                let shown = match event {
+                    EventType::SessionInvitation => SessionResponse::invitation(session),
+                    _ => SessionResponse::from(session),
+                };
                 let data = SessionData {
-                    session: SessionResponse::from(session),
+                    session: shown,
                     sequence_number: version,
                     subscription_id: subscription.id.clone(),
                 };

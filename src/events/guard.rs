@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use reqwest::Url;
 
+/// How long the sink's host may take to resolve when a subscription is made.
+const LOOKUP: std::time::Duration = std::time::Duration::from_secs(3);
 /// The longest sink URL (CAMARA's `sink` `maxLength`).
 pub const MAX_SINK_LEN: usize = 1024;
 
@@ -159,8 +161,10 @@ impl SinkGuard {
         let port = url.port_or_known_default().ok_or(SinkError::NotUrl)?;
         let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
             Ok(address) => vec![address],
-            Err(_) => tokio::net::lookup_host((host, port))
+            // A resolver that hangs does not hold the request for longer than this.
+            Err(_) => tokio::time::timeout(LOOKUP, tokio::net::lookup_host((host, port)))
                 .await
+                .map_err(|_| SinkError::Unresolvable)?
                 .map_err(|_| SinkError::Unresolvable)?
                 .map(|a| a.ip())
                 .collect(),

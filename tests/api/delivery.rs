@@ -122,6 +122,33 @@ async fn the_receiver_is_invited_and_told_every_change() {
     assert_eq!(data["sequenceNumber"], 3);
 }
 
+/// The invitation carries the call as placed (DESIGN §11's fields): a location the caller sent
+/// is in the session, not in the invitation.
+#[tokio::test]
+async fn an_invitation_carries_the_call_as_placed_only() {
+    let app = app().await;
+    let sink = Sink::start().await;
+    let subscription = bob_subscribes(&app, &sink).await;
+    let alice = token(&app, ORIGINATOR);
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER,
+        "offer": { "sdp": CLEAN_SDP },
+        "locationDetails": {
+            "shape": "Circle",
+            "coordinates": { "latitude": 47.6062, "longitude": -122.3321, "radius": 35 }
+        }
+    });
+    let created = app.create("/webrtc", &call, &alice).await;
+    let session = json_with(created, StatusCode::CREATED).await;
+    assert!(session.get("locationDetails").is_some(), "{session}");
+    let received = sink.wait_for(1).await;
+    let mut expected = session.clone();
+    expected.as_object_mut().unwrap().remove("locationDetails");
+    expected["sequenceNumber"] = json!(1);
+    expected["subscriptionId"] = json!(subscription);
+    assert_eq!(envelope(&received[0], "session-invitation"), expected);
+}
+
 #[tokio::test]
 async fn a_failing_sink_gets_the_same_event_again_until_it_takes_it() {
     let app = app().await;

@@ -233,6 +233,19 @@ impl<'a> From<&'a Session> for SessionResponse<'a> {
     }
 }
 
+impl<'a> SessionResponse<'a> {
+    /// The session as a `session-invitation` carries it (DESIGN §11): the call as placed, without
+    /// an answer, a location or a reason.
+    pub fn invitation(s: &'a Session) -> Self {
+        Self {
+            answer: None,
+            location_details: None,
+            reason: None,
+            ..Self::from(s)
+        }
+    }
+}
+
 /// The error for a route that needs a `mediaSessionId` and got none.
 pub fn missing_id_error() -> ApiError {
     ApiError::invalid("mediaSessionId is missing from the path: use /sessions/{mediaSessionId}.")
