@@ -119,12 +119,12 @@ impl Delivery {
         static LOGGED_AT: AtomicU64 = AtomicU64::new(0);
         static UNLOGGED: AtomicU64 = AtomicU64::new(0);
         metrics::delivery(self.kind, "dropped", None);
+        UNLOGGED.fetch_add(1, Relaxed);
         let second = now_ms() / 1000;
-        let unlogged = UNLOGGED.fetch_add(1, Relaxed) + 1;
-        if LOGGED_AT.swap(second, Relaxed) == second {
+        if LOGGED_AT.fetch_max(second, Relaxed) >= second {
             return;
         }
-        UNLOGGED.fetch_sub(unlogged, Relaxed);
+        let unlogged = UNLOGGED.swap(0, Relaxed);
         tracing::warn!(
             event = self.event_id.as_str(),
             subscription = self.subscription.id.as_str(),
@@ -234,7 +234,12 @@ impl Dispatcher {
     pub fn send_once(self: &Arc<Self>, delivery: Delivery) {
         let dispatcher = Arc::clone(self);
         tokio::spawn(async move {
-            match dispatcher.attempt(&delivery, &delivery.subscription).await {
+            let Ok(outbound) = dispatcher.outbound.acquire().await else {
+                return;
+            };
+            let outcome = dispatcher.attempt(&delivery, &delivery.subscription).await;
+            drop(outbound);
+            match outcome {
                 Outcome::Delivered | Outcome::Gone => {}
                 Outcome::Retry(after) => dispatcher.retry(delivery, after).await,
             }
@@ -249,10 +254,9 @@ impl Dispatcher {
     }
 
     /// The subscription as it is now, if the delivery is still wanted: it is active, or the
-    /// service ended it after its events ([`SubscriptionEnd::follows_its_events`]), or the
-    /// delivery is its `subscription-ended`. A record the store no longer keeps
-    /// (`sessions.ended_ttl_seconds` 0) is still wanted while this process has not forgotten
-    /// the subscription. When the store does not answer, the delivery's own copy is used.
+    /// service ended it after its events ([`SubscriptionEnd::follows_its_events`]: the store
+    /// keeps such a record for a day at least), or the delivery is its `subscription-ended`.
+    /// When the store does not answer, the delivery's own copy is used.
     ///
     /// [`SubscriptionEnd::follows_its_events`]: crate::domain::SubscriptionEnd::follows_its_events
     async fn current(&self, delivery: &Delivery) -> Option<Arc<Subscription>> {
@@ -264,12 +268,9 @@ impl Dispatcher {
             Ok(Some(found)) => Some(Arc::new(found)).filter(|s| {
                 s.is_active(now_ms()) || s.ended.is_some_and(|end| end.follows_its_events())
             }),
-            Ok(None) => {
-                let workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-                workers
-                    .contains_key(id)
-                    .then(|| Arc::clone(&delivery.subscription))
-            }
+            // Gone from the store: ended by a client (deleted, expired) longer ago than the
+            // store keeps such a record.
+            Ok(None) => None,
             Err(e) => {
                 tracing::debug!(subscription = id, error = %e, "subscription not read again before an attempt");
                 Some(Arc::clone(&delivery.subscription))
@@ -281,11 +282,9 @@ impl Dispatcher {
     /// map holds and it is empty: returns whether it did.
     fn retire(&self, subscription: &str, queue: &mpsc::WeakSender<Delivery>) -> bool {
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(held) = workers.get(subscription) else {
-            return true;
-        };
-        let Some(queue) = queue.upgrade() else {
-            return true;
+        // Forgotten already: the queue drains, and `recv` ends the worker.
+        let (Some(held), Some(queue)) = (workers.get(subscription), queue.upgrade()) else {
+            return false;
         };
         if !held.same_channel(&queue) || queue.capacity() < queue.max_capacity() {
             return false;
@@ -310,26 +309,32 @@ impl Dispatcher {
             let delivery = match tokio::time::timeout(IDLE, events.recv()).await {
                 Ok(Some(delivery)) => delivery,
                 Ok(None) => return,
+                // Not while retries wait: they hold the subscription's limit.
+                Err(_) if retrying.available_permits() < RETRYING => continue,
                 Err(_) if self.retire(&subscription, &queue) => return,
                 Err(_) => continue,
             };
             if delivery.last {
                 self.forget(&subscription);
             }
-            // Read here, in order, so first attempts start in the order recorded.
-            let Some(current) = self.current(&delivery).await else {
-                continue;
-            };
             // Up to IN_FLIGHT at once, so one slow answer does not hold the events behind it.
             let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                 return;
+            };
+            let Ok(outbound) = Arc::clone(&self.outbound).acquire_owned().await else {
+                return;
+            };
+            // Read once both waits are over, and here, in order, so first attempts start in
+            // the order recorded.
+            let Some(current) = self.current(&delivery).await else {
+                continue;
             };
             let dispatcher = Arc::clone(&self);
             let retrying = Arc::clone(&retrying);
             tokio::spawn(async move {
                 let subscription = current;
                 let outcome = dispatcher.attempt(&delivery, &subscription).await;
-                drop(permit);
+                drop((permit, outbound));
                 match outcome {
                     Outcome::Delivered => {}
                     Outcome::Gone => dispatcher.gone(&delivery).await,
@@ -359,6 +364,9 @@ impl Dispatcher {
                 None => jittered(*delay),
             };
             tokio::time::sleep(wait).await;
+            let Ok(_outbound) = self.outbound.acquire().await else {
+                return;
+            };
             let Some(subscription) = self.current(delivery).await else {
                 return;
             };
@@ -400,11 +408,9 @@ impl Dispatcher {
         self.forget(id);
     }
 
-    /// One POST of the event to `subscription`'s sink (with its credential as it is now).
+    /// One POST of the event to `subscription`'s sink (with its credential as it is now); the
+    /// caller holds one of the [`OUTBOUND`] permits.
     async fn attempt(&self, delivery: &Delivery, subscription: &Subscription) -> Outcome {
-        let Ok(_outbound) = self.outbound.acquire().await else {
-            return Outcome::Retry(None);
-        };
         // An address literal never goes through the resolver: the guard sees it here.
         let literal = reqwest::Url::parse(&subscription.sink)
             .ok()

@@ -178,6 +178,8 @@ impl Emitter {
                 (self.session(&recorded, session, *version, &receipt, subscribers)).await
             }
             Change::RegistrationEnded(registration) => {
+                // Later changes of the batch must not see the subscriptions it ends.
+                subscribers.clear();
                 (self.registration_ended(&recorded, registration, &receipt)).await
             }
             Change::SubscriptionEnded(subscription) => {
@@ -264,8 +266,8 @@ impl Emitter {
     /// A registration ended. Expired, it makes `registration-ends` for the subscriptions that
     /// named it (or its device) and asked for it. Then every subscription it was created for
     /// whose registrations have all ended ends (NETWORK_TERMINATED): it named this one, or its
-    /// device has no active registration of its consumer left. So a later registration of the
-    /// same number never receives an ended one's events.
+    /// device has no active registration of its consumer at one of its numbers left. So a later
+    /// registration of the same number never receives an ended one's events.
     async fn registration_ended(
         &self,
         recorded: &Recorded,
@@ -281,7 +283,8 @@ impl Emitter {
         let found = (self.subscriptions)
             .for_number(&registration.phone_number, now)
             .await?;
-        let mut device_left: Option<bool> = None;
+        // The device's registrations still active, read once (for the subscriptions by device).
+        let mut device_left: Option<Vec<Registration>> = None;
         for subscription in found {
             let by_id = subscription.detail.registration_id.as_deref() == Some(&registration.id);
             let by_device =
@@ -301,15 +304,18 @@ impl Emitter {
                 self.deliver_counted(event).await?;
             }
             if !by_id {
-                let left = match device_left {
-                    Some(left) => left,
-                    None => !(self.registrations)
+                if device_left.is_none() {
+                    let left = (self.registrations)
                         .device_registrations(&registration.owner, &registration.device_id, now)
-                        .await?
-                        .is_empty(),
-                };
-                device_left = Some(left);
-                if left {
+                        .await?;
+                    device_left = Some(left);
+                }
+                // Still made for a registration of one of its numbers: it goes on.
+                let left = device_left.iter().flatten();
+                if left
+                    .into_iter()
+                    .any(|r| subscription.phone_numbers.contains(&r.phone_number))
+                {
                     continue;
                 }
             }

@@ -8,6 +8,18 @@
 use super::StoreFuture;
 use crate::domain::{AccessToken, Subscription, SubscriptionEnd};
 
+/// How long (ms) an ended subscription's record is kept: the store's `ended_ttl`, but a day at
+/// least when the service ended it after its events (max events, its registrations ended), so
+/// that those events' retries still find why it ended (see the dispatcher).
+pub fn ended_record_ms(ended_ttl: std::time::Duration, reason: SubscriptionEnd) -> u64 {
+    const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+    let ttl = u64::try_from(ended_ttl.as_millis()).unwrap_or(u64::MAX);
+    match reason.follows_its_events() {
+        true => ttl.max(DAY_MS),
+        false => ttl,
+    }
+}
+
 /// What a PUT changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubscriptionChange {

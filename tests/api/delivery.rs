@@ -445,24 +445,42 @@ async fn a_subscription_ends_at_its_max_events() {
     assert_eq!(sink.received().len(), 3);
 }
 
-/// The event that reaches the max is sent even when the store keeps no ended record
-/// (`sessions.ended_ttl_seconds` 0: the subscription is gone the moment it ends).
+/// The events counted up to the max are sent, retries included, even when the store keeps no
+/// ended record (`sessions.ended_ttl_seconds` 0): a subscription the service ended after its
+/// events is kept for them.
 #[tokio::test]
 async fn the_last_counted_event_is_sent_when_ended_records_are_not_kept() {
     let mut config = Config::embedded();
     config.sessions.ended_ttl_seconds = 0;
+    config.events.retry_schedule_ms = vec![100, 200];
     let app = spawn_with(config).await;
     let sink = Sink::start().await;
     let subscription =
         bob_subscribes_with(&app, &sink, json!({ "subscriptionMaxEvents": 2 }), None).await;
+    // The first two attempts are refused: whichever events they were, they are retried.
+    sink.answer(&[(503, None), (503, None)]);
     let session = alice_calls_bob(&app).await;
     let id = session["mediaSessionId"].as_str().unwrap();
     let bob = token(&app, RECEIVER);
     json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
-    let received = sink.wait_for(3).await;
+    sink.wait_for(5).await;
+    for _ in 0..100 {
+        if sink.delivered().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let delivered: Vec<Received> = (sink.delivered().into_iter())
+        .map(|body| Received {
+            headers: Default::default(),
+            body,
+        })
+        .collect();
+    assert_eq!(delivered.len(), 3, "{delivered:?}");
+    let received = delivered;
     of_type(&received, "session-invitation");
     assert_eq!(
-        envelope_of(of_type(&received, "session-status"), "session-status")["status"],
+        of_type(&received, "session-status").body["data"]["status"],
         "Ringing"
     );
     assert_eq!(

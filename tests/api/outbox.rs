@@ -16,22 +16,42 @@ use crate::sink::Sink;
 
 const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
 
-/// How long a change may be left idle before another replica takes it over, in these tests.
-const CLAIM_IDLE_MS: &str = "1000";
+/// How long a change may be left idle before another replica takes it over, in these tests
+/// (claims are renewed every third of it: long enough for a loaded machine).
+const CLAIM_IDLE_MS: &str = "3000";
 
 /// Calls each test places: each makes an invitation and one session-status.
 const CALLS: usize = 10;
 
 /// An in-process replica on `redis` under `prefix`, taking changes over after
-/// [`CLAIM_IDLE_MS`], retrying for about eight seconds.
+/// [`CLAIM_IDLE_MS`], retrying every second for half a minute, waiting 30 s for an answer.
 async fn replica(redis: &RedisServer, prefix: &str) -> TestApp {
     let mut config = Config::embedded();
     config.store.backend = Backend::Redis;
     config.store.redis_url = Some(Secret::new(&redis.url));
     config.store.key_prefix = prefix.to_owned();
     config.events.claim_idle_ms = CLAIM_IDLE_MS.parse().unwrap();
-    config.events.retry_schedule_ms = vec![250, 500, 1000, 1000, 1000, 1000, 1000, 1000, 1000];
+    config.events.retry_schedule_ms = vec![1000; 30];
+    config.events.delivery_timeout_ms = 30_000;
     spawn_with(config).await
+}
+
+/// How many recorded changes each replica (consumer) holds unfinished in the outbox.
+async fn held_by_consumer(redis: &RedisServer, prefix: &str) -> Vec<u64> {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, _, _, consumers): (u64, redis::Value, redis::Value, Option<Vec<(String, u64)>>) =
+        redis::cmd("XPENDING")
+            .arg(format!("{prefix}outbox"))
+            .arg("dispatch")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    consumers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect()
 }
 
 /// A `serve` process on `redis` under `prefix` (the embedded config otherwise: its retries
@@ -196,7 +216,7 @@ async fn two_replicas_deliver_every_event_exactly_once() {
     let expected = calls_through(&[&a.address, &b.address]).await;
     every_event_delivered(&sink, &expected).await;
     // Longer than a change may be left idle: nothing is taken over and sent again.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4000)).await;
     let received = sink.received();
     assert_eq!(received.len(), expected.len(), "each event once");
     let ids: BTreeSet<&str> = received
@@ -224,8 +244,8 @@ async fn a_slow_sink_does_not_make_live_replicas_send_twice() {
     let held = sink.hold().await;
     let expected = calls_through(&[&a.address, &b.address]).await;
     sink.wait_for(expected.len()).await;
-    // Three times claim_idle_ms, within the delivery timeout (5 s).
-    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    // Longer than claim_idle_ms, within the delivery timeout.
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
     drop(held);
     every_event_delivered(&sink, &expected).await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -247,8 +267,10 @@ async fn a_replica_killed_mid_run_loses_no_event() {
     let b = replica(&redis, &prefix).await;
     bob_subscribes(&a_address, &sink).await;
     let expected = calls_through(&[&a_address, &b.address]).await;
-    // Every event has had its first attempt (refused), from one replica or the other.
+    // Every event has had its first attempt (refused), and both replicas hold changes.
     sink.wait_for(expected.len()).await;
+    let held = held_by_consumer(&redis, &prefix).await;
+    assert!(held.len() == 2 && held.iter().all(|n| *n > 0), "{held:?}");
     a.kill();
     sink.otherwise(None);
     every_event_delivered(&sink, &expected).await;
@@ -277,4 +299,39 @@ async fn a_redis_restart_with_persistence_loses_no_event() {
     sink.otherwise(None);
     let _b = replica(&redis, &prefix).await;
     every_event_delivered(&sink, &expected).await;
+}
+
+/// A recorded change this version cannot read (a newer version's, during an upgrade) is left
+/// pending for a replica that can, and the changes around it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_this_version_cannot_read_is_left_pending() {
+    let Some(redis) = RedisServer::start("a_change_this_version_cannot_read_is_left_pending")
+    else {
+        return;
+    };
+    let prefix = unique_prefix("outbox-unreadable");
+    let a = replica(&redis, &prefix).await;
+    let sink = Sink::start().await;
+    bob_subscribes(&a.address, &sink).await;
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{prefix}outbox"))
+        .arg("*")
+        .arg(&["k", "s2", "j", "{}"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let expected = calls_through(&[&a.address]).await;
+    every_event_delivered(&sink, &expected).await;
+    assert_eq!(held_by_consumer(&redis, &prefix).await, vec![1]);
+    let length: u64 = redis::cmd("XLEN")
+        .arg(format!("{prefix}outbox"))
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        length, 1,
+        "the unreadable change is kept, the others deleted once done"
+    );
 }

@@ -163,7 +163,7 @@ impl SubscriptionStore for MemoryStore {
         active_only: bool,
         now_ms: u64,
     ) -> StoreFuture<'a, Subscription> {
-        let keep_ms = u64::try_from(self.limits.ended_ttl.as_millis()).unwrap_or(u64::MAX);
+        let keep_ms = crate::store::subscriptions::ended_record_ms(self.limits.ended_ttl, reason);
         let done = self.subscriptions(now_ms, |s| {
             let found = s.by_id.get(id).filter(|found| found.ended.is_none());
             if found.is_none_or(|found| active_only && !found.is_active(now_ms)) {

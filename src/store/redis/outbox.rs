@@ -191,7 +191,9 @@ impl RedisStore {
                 .arg(GROUP)
                 .arg(&self.reading.consumer)
                 .arg(ids);
-            let lost: Vec<String> = self.run(keep.invoke_async(&mut con)).await?;
+            let mut lost: Vec<String> = self.run(keep.invoke_async(&mut con)).await?;
+            // Those done meanwhile are not lost.
+            lost.retain(|id| self.reading.state().working.contains(id));
             if !lost.is_empty() {
                 tracing::warn!(
                     changes = lost.len(),
@@ -244,33 +246,25 @@ fn ms(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The change an entry records.
-fn decode(entry: &StreamId) -> Result<Change, String> {
-    let text = |field: &str| -> Result<String, String> {
-        entry.get(field).ok_or_else(|| format!("no field {field}"))
-    };
+/// The change an entry records; `None` when this version cannot read it (the reason is not
+/// kept: a decoding error may quote the JSON, SDP and all).
+fn decode(entry: &StreamId) -> Option<Change> {
+    let text = |field: &str| -> Option<String> { entry.get(field) };
     match text("k")?.as_str() {
-        "s" => {
-            let version: u64 = (text("v")?.parse()).map_err(|_| "a bad version".to_owned())?;
-            let session = serde_json::from_str(&text("j")?).map_err(|e| e.to_string())?;
-            Ok(Change::Session {
-                session: std::sync::Arc::new(session),
-                version,
-            })
-        }
+        "s" => Some(Change::Session {
+            version: text("v")?.parse().ok()?,
+            session: std::sync::Arc::new(serde_json::from_str(&text("j")?).ok()?),
+        }),
         "r" => {
             let fields = ["i", "d", "n", "o", "x", "e"].map(|f| text(f).unwrap_or_default());
-            let mut found =
-                super::registrations::registrations(&fields).map_err(|e| e.to_string())?;
-            let registration = found.pop().ok_or("no registration")?;
-            Ok(Change::RegistrationEnded(Box::new(registration)))
+            let registration = super::registrations::registrations(&fields).ok()?.pop()?;
+            Some(Change::RegistrationEnded(Box::new(registration)))
         }
         "e" => {
-            let subscription: Subscription =
-                serde_json::from_str(&text("j")?).map_err(|e| e.to_string())?;
-            Ok(Change::SubscriptionEnded(Box::new(subscription)))
+            let subscription: Subscription = serde_json::from_str(&text("j")?).ok()?;
+            Some(Change::SubscriptionEnded(Box::new(subscription)))
         }
-        other => Err(format!("an unknown kind {other:?}")),
+        _ => None,
     }
 }
 
@@ -285,37 +279,27 @@ impl Outbox for RedisStore {
     fn next(&self, max: usize) -> StoreFuture<'_, Vec<Recorded>> {
         Box::pin(async move {
             self.make_group().await?;
-            self.keep().await?;
             let mut entries = self.take_over(max).await?;
             if entries.is_empty() {
                 entries = self.read_new(max).await?;
             }
             let mut recorded = Vec::with_capacity(entries.len());
-            let mut undecodable = Vec::new();
             for entry in entries {
                 match decode(&entry) {
-                    Ok(change) => recorded.push(Recorded {
+                    Some(change) => recorded.push(Recorded {
                         at_ms: recorded_at(&entry.id),
                         id: entry.id,
                         change,
                     }),
-                    Err(why) => {
-                        tracing::warn!(
-                            change = entry.id.as_str(),
-                            why,
-                            "a recorded change does not decode (another version's?): dropped"
-                        );
-                        undecodable.push(entry.id);
-                    }
+                    // Left pending: taken over after claim_idle by a replica that can read it.
+                    None => tracing::warn!(
+                        change = entry.id.as_str(),
+                        "a recorded change this version cannot read (a newer version's?) is left to another replica"
+                    ),
                 }
             }
-            {
-                let mut state = self.reading.state();
-                state.working.extend(recorded.iter().map(|r| r.id.clone()));
-            }
-            if !undecodable.is_empty() {
-                self.done(undecodable).await?;
-            }
+            let mut state = self.reading.state();
+            state.working.extend(recorded.iter().map(|r| r.id.clone()));
             Ok(recorded)
         })
     }

@@ -2,7 +2,8 @@
 //!
 //! Keys (under `store.key_prefix`):
 //! - `sub:<id>`: a hash `{v: version, j: the subscription as JSON, o: owner, x: expiry (ms, 0
-//!   for none), e: end reason ("" while not ended)}`; an ended one expires after `ended_ttl`;
+//!   for none), e: end reason ("" while not ended)}`; an ended one expires after `ended_ttl`
+//!   (a day at least when the service ended it: `ended_record_ms`);
 //! - `subs`: a set of the ids not yet ended; `subs-owner:<owner>` and `subs-number:<phone>`: the
 //!   same, per owner and per phone number; `subs-due`: those that end by themselves, scored by
 //!   when (`Subscription::due_at_ms`); the hash's `n` counts the events sent to it.
@@ -175,7 +176,9 @@ impl RedisStore {
                     .unwrap_or_default(),
                 None => String::new(),
             };
-            let keep = u64::try_from(self.limits.ended_ttl.as_millis()).unwrap_or(u64::MAX);
+            let keep = (subscription.ended).map_or(0, |reason| {
+                crate::store::subscriptions::ended_record_ms(self.limits.ended_ttl, reason)
+            });
             let mut invocation = WRITE.prepare_invoke();
             invocation
                 .arg(&self.prefix)
