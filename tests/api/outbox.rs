@@ -40,13 +40,13 @@ async fn replica(redis: &RedisServer, prefix: &str) -> TestApp {
 async fn held_by_consumer(redis: &RedisServer, prefix: &str) -> Vec<u64> {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
     let mut con = client.get_multiplexed_async_connection().await.unwrap();
-    let (_, _, _, consumers): (u64, redis::Value, redis::Value, Option<Vec<(String, u64)>>) =
-        redis::cmd("XPENDING")
-            .arg(format!("{prefix}outbox"))
-            .arg("dispatch")
-            .query_async(&mut con)
-            .await
-            .unwrap();
+    type Summary = (u64, redis::Value, redis::Value, Option<Vec<(String, u64)>>);
+    let (_, _, _, consumers): Summary = redis::cmd("XPENDING")
+        .arg(format!("{prefix}outbox"))
+        .arg("dispatch")
+        .query_async(&mut con)
+        .await
+        .unwrap();
     consumers
         .unwrap_or_default()
         .into_iter()
