@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod network;
 mod server;
 pub mod store;
 pub mod telemetry;

@@ -20,9 +20,9 @@ use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use sections::{
-    AuthConfig, Backend, EventsConfig, FixtureRegistration, FixtureSession, FixtureSubscription,
-    FixturesConfig, LogConfig, LogFormat, RegistrationConfig, SdpConfig, ServerConfig,
-    SessionsConfig, StoreConfig,
+    AuthConfig, Backend, DefaultBehaviour, EventsConfig, FixtureRegistration, FixtureSession,
+    FixtureSubscription, FixturesConfig, LogConfig, LogFormat, NetworkConfig, NumberScript,
+    RegistrationConfig, SdpConfig, ServerConfig, SessionsConfig, Step, StoreConfig,
 };
 
 /// The embedded defaults: a development HS256 key and CAMARA's fixture session.
@@ -48,6 +48,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// `[events]`
     pub events: EventsConfig,
+    /// `[network]`
+    pub network: NetworkConfig,
     /// `[store]`
     pub store: StoreConfig,
     /// `[fixtures]`
@@ -169,6 +171,13 @@ impl Config {
                  this service send requests into its own network. Set events.allow_http_sinks = \
                  false and events.allowed_sink_networks = [] (or only your own sinks' networks) \
                  before exposing this service.",
+            );
+        }
+        if self.network.admin_api {
+            warnings.push(
+                "THE NETWORK ADMIN API AND CONSOLE ARE ON: a token with scope \
+                 camara-webrtc:network can place calls and move any session. Set \
+                 network.admin_api = false before exposing this service.",
             );
         }
         if self.server.cors_allowed_origins == ["*"] {

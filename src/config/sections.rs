@@ -211,8 +211,59 @@ pub struct EventsConfig {
     pub max_subscriptions_per_consumer: usize,
     /// The longest a subscription may last; a later `subscriptionExpireTime` is capped to it.
     pub max_expire_seconds: u64,
-    /// Redis store: an event a replica claimed and did not deliver for this long is taken over.
+    /// Redis store: a recorded change a replica took and left unfinished for this long is taken
+    /// over by another replica (at least 1000).
     pub claim_idle_ms: u64,
+}
+
+/// `[network]`: the simulated far end of calls (DESIGN §12).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Serve the admin API (`/network/v1`) and the console.
+    pub admin_api: bool,
+    /// A call not Connected this long after it was placed ends NoAnswer.
+    pub no_answer_seconds: u64,
+    /// What the far end of a receiver that is neither registered nor scripted does.
+    pub default_behaviour: DefaultBehaviour,
+    /// Every simulated time (script steps, the no-answer timer) is multiplied by this.
+    pub time_scale: f64,
+    /// Scripted receivers; one replaces the built-in test number with the same address.
+    #[serde(default)]
+    pub numbers: Vec<NumberScript>,
+}
+
+/// `network.default_behaviour`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultBehaviour {
+    /// Nothing happens: the receiver's side is driven through the API.
+    None,
+    /// As `tel:+12025550100`: Ringing, then Connected with an answer.
+    Answer,
+}
+
+/// `[[network.numbers]]`: what the far end of one receiver does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberScript {
+    /// The receiver's address (`tel:+12025550100`, `sip:bob@example.com`).
+    pub address: String,
+    /// What the network does, in order, each so long after the call is placed.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// How long after the call is placed (before `time_scale`), in milliseconds.
+    pub after_ms: u64,
+    /// The network status it sets.
+    pub status: crate::domain::SessionStatus,
+    /// The `reason` it gives (e.g. "Call terminated by receiver").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Where sessions are stored.

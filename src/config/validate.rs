@@ -50,6 +50,7 @@ impl Config {
         ])?;
         self.validate_registration()?;
         self.validate_events()?;
+        self.validate_network()?;
         self.validate_store()?;
         crate::telemetry::parse_filter(&self.log.level).map_err(|e| invalid("log.level", e))?;
         self.fixture_sessions()?;
@@ -186,6 +187,42 @@ impl Config {
                 "events.claim_idle_ms",
                 "must be at least 1000 (a replica renews its claims every third of it)",
             ));
+        }
+        Ok(())
+    }
+
+    /// The simulator: a positive no-answer time, a time scale in (0, 1000], and numbers with a
+    /// valid address, listed once, whose steps the network can play.
+    fn validate_network(&self) -> Result<(), ConfigError> {
+        let network = &self.network;
+        positive(&[("network.no_answer_seconds", network.no_answer_seconds)])?;
+        let scale = network.time_scale;
+        if !(scale.is_finite() && scale > 0.0 && scale <= 1000.0) {
+            return Err(invalid(
+                "network.time_scale",
+                "must be greater than 0 and at most 1000",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for number in &network.numbers {
+            crate::domain::Address::parse(number.address.as_str()).map_err(|e| {
+                invalid(
+                    "network.numbers",
+                    format!("address {:?}: {e}", number.address),
+                )
+            })?;
+            if !seen.insert(number.address.as_str()) {
+                return Err(invalid(
+                    "network.numbers",
+                    format!("{:?} is listed twice", number.address),
+                ));
+            }
+            if let Some(why) = crate::network::numbers::script_error(number) {
+                return Err(invalid(
+                    "network.numbers",
+                    format!("{:?}: {why}", number.address),
+                ));
+            }
         }
         Ok(())
     }
@@ -345,6 +382,51 @@ mod tests {
         let mut config = Config::embedded();
         change(&mut config);
         config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_network_must_be_playable() {
+        use crate::config::{NumberScript, Step};
+        use crate::domain::SessionStatus::{Busy, Connected, Ringing};
+        let number = |address: &str, steps: Vec<Step>| NumberScript {
+            address: address.into(),
+            steps,
+        };
+        let step = |after_ms, status| Step {
+            after_ms,
+            status,
+            reason: None,
+        };
+        assert_eq!(
+            refusal(|c| c.network.no_answer_seconds = 0),
+            "network.no_answer_seconds: must be greater than 0"
+        );
+        for scale in [0.0, -1.0, f64::NAN, 1001.0] {
+            assert_eq!(
+                refusal(|c| c.network.time_scale = scale),
+                "network.time_scale: must be greater than 0 and at most 1000"
+            );
+        }
+        assert_eq!(
+            refusal(|c| c.network.numbers = vec![number("12025550100", vec![step(0, Busy)])]),
+            "network.numbers: address \"12025550100\": must be a tel: or sip: URI matching CAMARA's Address pattern, at most 256 characters"
+        );
+        let twice = vec![
+            number("tel:+12025550199", vec![step(0, Busy)]),
+            number("tel:+12025550199", vec![step(0, Ringing)]),
+        ];
+        assert_eq!(
+            refusal(|c| c.network.numbers = twice),
+            "network.numbers: \"tel:+12025550199\" is listed twice"
+        );
+        let unplayable = vec![number(
+            "tel:+12025550199",
+            vec![step(0, Busy), step(1, Connected)],
+        )];
+        assert_eq!(
+            refusal(|c| c.network.numbers = unplayable),
+            "network.numbers: \"tel:+12025550199\": step 1: the network cannot move a call from Busy to Connected"
+        );
     }
 
     #[test]

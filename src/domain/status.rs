@@ -1,4 +1,5 @@
-//! CAMARA's fifteen session statuses and the one transition table a client PUT is checked against.
+//! CAMARA's fifteen session statuses and the two transition tables: the one a client PUT is
+//! checked against, and the network's own (the far end and the admin API, DESIGN §12).
 
 use std::fmt;
 use std::str::FromStr;
@@ -64,6 +65,41 @@ impl SessionStatus {
             Terminated | SessionCancelled | Declined | Failed | NoAnswer | NotReachable | Busy => {
                 &[]
             }
+        }
+    }
+
+    /// The statuses the network (the far end of a call, the admin API) may move a session to
+    /// *from* `self`: before it is answered, any progress or ending of an unanswered call; once
+    /// answered, hold, resume, connected again or terminated; from a terminal status, nothing.
+    ///
+    /// Like [`SessionStatus::client_targets`], one match without a `_` arm.
+    pub const fn network_targets(self) -> &'static [SessionStatus] {
+        match self {
+            Initial | InProgress | Ringing | Proceeding | Waiting => &[
+                InProgress,
+                Ringing,
+                Proceeding,
+                Waiting,
+                Connected,
+                Busy,
+                Declined,
+                NoAnswer,
+                NotReachable,
+                Failed,
+                SessionCancelled,
+            ],
+            Connected | Hold | Resume => &[Hold, Resume, Connected, Terminated],
+            Terminated | SessionCancelled | Declined | Failed | NoAnswer | NotReachable | Busy => {
+                &[]
+            }
+        }
+    }
+
+    /// Checks a network move from `self` to `to`.
+    pub fn network_transition(self, to: SessionStatus) -> Result<SessionStatus, TransitionError> {
+        match self.network_targets().contains(&to) {
+            true => Ok(to),
+            false => Err(TransitionError::NotAllowed { from: self, to }),
         }
     }
 
@@ -230,6 +266,42 @@ mod tests {
                 prop_assert_eq!(status, start);
             }
         }
+    }
+
+    /// The network's table, walked 15 × 15 against DESIGN §12's words written out here as the
+    /// rows they describe.
+    #[test]
+    fn the_network_moves_as_design_12_says() {
+        let unanswered = [Initial, InProgress, Ringing, Proceeding, Waiting];
+        let answered = [Connected, Hold, Resume];
+        let before_connected = "InProgress Ringing Proceeding Waiting Connected Busy Declined \
+                                NoAnswer NotReachable Failed SessionCancelled";
+        let after_connected = "Hold Resume Connected Terminated";
+        let mut allowed = 0;
+        for from in SessionStatus::ALL {
+            let row = match () {
+                _ if unanswered.contains(&from) => before_connected,
+                _ if answered.contains(&from) => after_connected,
+                _ => "",
+            };
+            let row: Vec<SessionStatus> =
+                row.split_whitespace().map(|s| s.parse().unwrap()).collect();
+            for to in SessionStatus::ALL {
+                let expected = match row.contains(&to) {
+                    true => Ok(to),
+                    false => Err(TransitionError::NotAllowed { from, to }),
+                };
+                assert_eq!(from.network_transition(to), expected, "{from} -> {to}");
+                allowed += usize::from(expected.is_ok());
+            }
+            // A status the network cannot leave is one a client cannot leave either.
+            assert_eq!(
+                from.network_targets().is_empty(),
+                from.is_terminal(),
+                "{from}"
+            );
+        }
+        assert_eq!(allowed, 5 * 11 + 3 * 4);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod cors;
 mod error;
 mod extract;
 mod middleware;
+mod network;
 pub mod openapi;
 mod ops;
 mod registrations;
@@ -172,6 +173,8 @@ pub enum Mount {
     Events,
     /// At the root, unauthenticated.
     Root,
+    /// At the root (`/network/v1`), with `network.admin_api` only.
+    Network,
 }
 
 /// One operation the service serves. Each API's router is built from its table of routes, and a
@@ -213,8 +216,10 @@ pub fn operations() -> impl Iterator<Item = (&'static Route, Mount)> {
     let events = subscriptions::ROUTES
         .iter()
         .map(|route| (route, Mount::Events));
+    let network = network::ROUTES.iter().map(|route| (route, Mount::Network));
     api.chain(registration)
         .chain(events)
+        .chain(network)
         .chain(ops::ROUTES.iter().map(|route| (route, Mount::Root)))
 }
 
@@ -290,8 +295,12 @@ pub fn router(state: AppState) -> Router {
     let api = (state.config.registration.base_paths.iter())
         .fold(api, |api, base| api.merge(registrations::router(base)));
     let api = (state.config.events.base_paths.iter())
-        .fold(api, |api, base| api.merge(subscriptions::router(base)))
-        .route_layer(shed);
+        .fold(api, |api, base| api.merge(subscriptions::router(base)));
+    let api = match state.config.network.admin_api {
+        true => api.merge(network::router()),
+        false => api,
+    }
+    .route_layer(shed);
     let app = ops::router(server.metrics_listen.is_empty()).merge(api);
     with_stack(app.fallback(fallback), &state).with_state(state)
 }

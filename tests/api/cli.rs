@@ -151,6 +151,7 @@ fn check_config_warns_only_about_development_values() {
             ),
             ("CAMARA_WEBRTC__EVENTS__ALLOW_HTTP_SINKS", "false"),
             ("CAMARA_WEBRTC__EVENTS__ALLOWED_SINK_NETWORKS", "[]"),
+            ("CAMARA_WEBRTC__NETWORK__ADMIN_API", "false"),
         ],
     );
     assert!(ok);
@@ -283,8 +284,13 @@ const SINKS_WARNING: &str = "camara-webrtc: warning: EVENT SINKS MAY BE PLAIN HT
     Set events.allow_http_sinks = false and events.allowed_sink_networks = [] (or only your own \
     sinks' networks) before exposing this service.\n";
 
-/// With the embedded defaults, the development key, sinks anywhere and CORS for any origin are
-/// warned about.
+/// `check-config`'s warning while the network's admin API is on.
+const NETWORK_WARNING: &str = "camara-webrtc: warning: THE NETWORK ADMIN API AND CONSOLE ARE ON: \
+    a token with scope camara-webrtc:network can place calls and move any session. Set \
+    network.admin_api = false before exposing this service.\n";
+
+/// With the embedded defaults, the development key, sinks anywhere, the network's admin API and
+/// CORS for any origin are warned about.
 #[test]
 fn check_config_loads_every_key_and_says_which_are_in_force() {
     let (ok, _, stderr) = run(&["check-config"], &[]);
@@ -297,6 +303,7 @@ fn check_config_loads_every_key_and_says_which_are_in_force() {
          auth.public_keys, or auth.hs256_secret) before exposing this service.\n"
             .to_owned()
             + SINKS_WARNING
+            + NETWORK_WARNING
             + CORS_WARNING
     );
     for (key, value, refusal) in [
@@ -327,7 +334,10 @@ fn check_config_loads_every_key_and_says_which_are_in_force() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stderr,
-        "token keys in force: public_keys (1 PEM)\n".to_owned() + SINKS_WARNING + CORS_WARNING
+        "token keys in force: public_keys (1 PEM)\n".to_owned()
+            + SINKS_WARNING
+            + NETWORK_WARNING
+            + CORS_WARNING
     );
 }
 

@@ -17,6 +17,7 @@ mod events;
 mod helpers;
 mod keys;
 mod lifecycle;
+mod network;
 mod openapi;
 mod operations;
 mod outbox;

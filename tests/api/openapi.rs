@@ -28,10 +28,10 @@ fn documented() -> BTreeSet<(String, String, Mount)> {
     for (document, api) in documents {
         for (path, item) in document.value["paths"].as_object().unwrap() {
             for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-                let mount = if item.get("servers").is_some() {
-                    Mount::Root
-                } else {
-                    api
+                let mount = match item.get("servers") {
+                    Some(_) if path.starts_with("/network/") => Mount::Network,
+                    Some(_) => Mount::Root,
+                    None => api,
                 };
                 ops.insert((method.to_ascii_uppercase(), path.clone(), mount));
             }
@@ -58,7 +58,7 @@ async fn every_documented_operation_is_served_on_every_base_path() {
             .replace("{registrationId}", "probe")
             .replace("{subscriptionId}", "probe");
         let bases = match mount {
-            Mount::Root => vec![String::new()],
+            Mount::Root | Mount::Network => vec![String::new()],
             Mount::Api => config.server.base_paths.clone(),
             Mount::Registration => config.registration.base_paths.clone(),
             Mount::Events => config.events.base_paths.clone(),

@@ -1,0 +1,148 @@
+//! The simulated network (DESIGN §12): its admin API's gate and scope, and the scripted numbers
+//! in force.
+
+use camara_webrtc::config::{Config, NumberScript, Step};
+use camara_webrtc::domain::SessionStatus;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const NUMBERS: &str = "/network/v1/numbers";
+
+fn admin_token(app: &TestApp) -> String {
+    camara_webrtc::auth::mint(
+        &app.config.auth,
+        "operator",
+        "camara-webrtc:network",
+        None,
+        3600,
+    )
+    .unwrap()
+}
+
+async fn get_with(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// DESIGN §12's table of test numbers, as `GET /numbers` must show it at `time_scale` 1.
+fn design_table() -> Value {
+    let step = |ms: u64, status: &str| json!({ "afterMs": ms, "status": status });
+    let number = |n: u8, steps: Vec<Value>| json!({ "address": format!("tel:+120255501{n:02}"), "steps": steps });
+    json!([
+        number(0, vec![step(500, "Ringing"), step(1500, "Connected")]),
+        number(1, vec![step(500, "Busy")]),
+        number(2, vec![step(500, "Ringing"), step(1500, "Declined")]),
+        number(3, vec![step(500, "Ringing")]),
+        number(4, vec![step(500, "NotReachable")]),
+        number(5, vec![step(500, "Failed")]),
+        number(
+            6,
+            vec![
+                step(1000, "Connected"),
+                json!({ "afterMs": 5000, "status": "Terminated", "reason": "Call terminated by receiver" }),
+            ]
+        ),
+        number(
+            7,
+            vec![
+                step(1000, "Connected"),
+                step(3000, "Hold"),
+                step(5000, "Resume")
+            ]
+        ),
+        number(
+            8,
+            vec![
+                step(500, "Waiting"),
+                step(2000, "Ringing"),
+                step(3000, "Connected")
+            ]
+        ),
+        number(9, vec![step(500, "InProgress"), step(2000, "Connected")]),
+    ])
+}
+
+#[tokio::test]
+async fn the_builtin_test_numbers_are_listed() {
+    let app = spawn_app().await;
+    let listed = json_ok(get_with(&app, NUMBERS, &admin_token(&app)).await).await;
+    assert_eq!(listed, design_table());
+}
+
+/// A configured number replaces the built-in one with its address and the others stay; times
+/// are shown as they are in force (`time_scale`).
+#[tokio::test]
+async fn configured_numbers_replace_builtin_ones_and_times_scale() {
+    let mut config = Config::embedded();
+    config.network.time_scale = 0.5;
+    config.network.numbers = vec![
+        NumberScript {
+            address: "tel:+12025550101".into(),
+            steps: vec![Step {
+                after_ms: 300,
+                status: SessionStatus::Declined,
+                reason: Some("Not now".into()),
+            }],
+        },
+        NumberScript {
+            address: "sip:robot@example.com".into(),
+            steps: vec![Step {
+                after_ms: 0,
+                status: SessionStatus::Connected,
+                reason: None,
+            }],
+        },
+    ];
+    let app = spawn_with(config).await;
+    let listed = json_ok(get_with(&app, NUMBERS, &admin_token(&app)).await).await;
+    let mut expected = design_table();
+    for number in expected.as_array_mut().unwrap() {
+        for step in number["steps"].as_array_mut().unwrap() {
+            step["afterMs"] = json!(step["afterMs"].as_u64().unwrap() / 2);
+        }
+    }
+    expected[1] = json!({ "address": "tel:+12025550101", "steps": [{ "afterMs": 150, "status": "Declined", "reason": "Not now" }] });
+    expected
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "address": "sip:robot@example.com", "steps": [{ "afterMs": 0, "status": "Connected" }] }));
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_its_scope() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url(NUMBERS)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let other =
+        camara_webrtc::auth::mint(&app.config.auth, "operator", ALL_SCOPES, None, 3600).unwrap();
+    let response = get_with(&app, NUMBERS, &other).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({
+            "status": 403, "code": "PERMISSION_DENIED",
+            "message": "Client does not have sufficient permissions to perform this action: the access token lacks the scope camara-webrtc:network."
+        })
+    );
+}
+
+/// With `network.admin_api` off the admin API is an unknown route.
+#[tokio::test]
+async fn without_admin_api_the_routes_are_unknown() {
+    let mut config = Config::embedded();
+    config.network.admin_api = false;
+    let app = spawn_with(config).await;
+    let response = get_with(&app, NUMBERS, &admin_token(&app)).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "status": 404, "code": "NOT_FOUND", "message": "The specified resource is not found: no such route." })
+    );
+}
