@@ -32,6 +32,19 @@ pub enum EndReason {
     RegistrationExpired,
     /// Its API consumer deleted it.
     Deleted,
+    /// The network ended it (the admin API's `DELETE /registrations/{id}`).
+    NetworkTerminated,
+}
+
+impl EndReason {
+    /// Its name as stored and as metrics label it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RegistrationExpired => "REGISTRATION_EXPIRED",
+            Self::Deleted => "DELETED",
+            Self::NetworkTerminated => "NETWORK_TERMINATED",
+        }
+    }
 }
 
 impl Registration {

@@ -263,8 +263,8 @@ impl Emitter {
         Ok(())
     }
 
-    /// A registration ended. Expired, it makes `registration-ends` for the subscriptions that
-    /// named it (or its device) and asked for it. Then every subscription it was created for
+    /// A registration ended. Expired or ended by the network, it makes `registration-ends` for
+    /// the subscriptions that named it (or its device) and asked for it. Then every subscription it was created for
     /// whose registrations have all ended ends (NETWORK_TERMINATED): it named this one, or its
     /// device has no active registration of its consumer at one of its numbers left. So a later
     /// registration of the same number never receives an ended one's events.
@@ -274,11 +274,20 @@ impl Emitter {
         registration: &Registration,
         receipt: &Receipt,
     ) -> Result<(), StoreError> {
-        let expired = registration.ended == Some(EndReason::RegistrationExpired);
-        let description = format!(
-            "The registration expired at {} without a refresh.",
-            registration.expires_at()
-        );
+        let ends = match registration.ended {
+            Some(EndReason::RegistrationExpired) => Some((
+                "REGISTRATION_EXPIRED",
+                format!(
+                    "The registration expired at {} without a refresh.",
+                    registration.expires_at()
+                ),
+            )),
+            Some(EndReason::NetworkTerminated) => Some((
+                "NETWORK_TERMINATED",
+                "The network ended the registration.".to_owned(),
+            )),
+            Some(EndReason::Deleted) | None => None,
+        };
         let now = now_ms();
         let found = (self.subscriptions)
             .for_number(&registration.phone_number, now)
@@ -293,11 +302,13 @@ impl Emitter {
                 continue;
             }
             let subscription = Arc::new(subscription);
-            if expired && subscription.types.contains(&EventType::RegistrationEnds) {
+            if let Some((reason, description)) = &ends
+                && subscription.types.contains(&EventType::RegistrationEnds)
+            {
                 let data = RegistrationEndsData {
                     registration_id: &registration.id,
-                    termination_reason: "REGISTRATION_EXPIRED",
-                    termination_description: &description,
+                    termination_reason: reason,
+                    termination_description: description,
                 };
                 let event =
                     self.event(recorded, &subscription, "registration-ends", &data, receipt);

@@ -56,7 +56,18 @@ pub trait RegistrationStore: Send + Sync + 'static {
 
     /// Ends an active registration now (deleted), returning it;
     /// [`StoreError::NotFound`](super::StoreError) if it is not active.
-    fn unregister<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Registration>;
+    fn unregister<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Registration> {
+        self.end_registration(id, crate::domain::EndReason::Deleted, now_ms)
+    }
+
+    /// Ends an active registration now for `reason` (deleted, or by the network), returning it;
+    /// [`StoreError::NotFound`](super::StoreError) if it is not active.
+    fn end_registration<'a>(
+        &'a self,
+        id: &'a str,
+        reason: crate::domain::EndReason,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Registration>;
 
     /// Up to `limit` registrations whose expiry has passed and that nobody holds a lease on,
     /// each now leased to the caller for `lease`, soonest first.

@@ -148,7 +148,7 @@ pub fn operation(
         paths.iter().find_map(|(template, item)| {
             let at_root = item.get("servers").is_some();
             let hit = if at_root {
-                template == path
+                fits(template, path)
             } else {
                 base_paths.iter().any(|base| {
                     path.strip_prefix(base.as_str())

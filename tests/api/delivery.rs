@@ -354,7 +354,7 @@ async fn a_subscription_ends_with_its_registration() {
 }
 
 /// The one received event of type `name` (events started in order may arrive in any order).
-fn of_type<'a>(received: &'a [Received], name: &str) -> &'a Received {
+pub fn of_type<'a>(received: &'a [Received], name: &str) -> &'a Received {
     let kind = format!("{PREFIX}.{name}");
     let found: Vec<&Received> = received.iter().filter(|r| r.body["type"] == kind).collect();
     assert_eq!(found.len(), 1, "{name} in {received:?}");
@@ -362,7 +362,7 @@ fn of_type<'a>(received: &'a [Received], name: &str) -> &'a Received {
 }
 
 /// The envelope checks of [`envelope`] for an event sent without a sink credential.
-fn envelope_of(received: &Received, name: &str) -> Value {
+pub fn envelope_of(received: &Received, name: &str) -> Value {
     assert!(!received.headers.contains_key("authorization"));
     let body = &received.body;
     assert_eq!(body["type"], format!("{PREFIX}.{name}"), "{body}");

@@ -146,3 +146,114 @@ async fn without_admin_api_the_routes_are_unknown() {
         json!({ "status": 404, "code": "NOT_FOUND", "message": "The specified resource is not found: no such route." })
     );
 }
+
+/// The network ends Bob's registration: his call placed with it ends (Failed, "registration
+/// ended"), his sink hears `session-status`, `registration-ends` (NETWORK_TERMINATED) and
+/// `subscription-ended` (NETWORK_TERMINATED), and the registration is gone.
+#[tokio::test]
+async fn the_network_ends_a_registration() {
+    use crate::delivery::{envelope_of, every_scope, of_type};
+    use crate::sink::Sink;
+    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    let app = spawn_app().await;
+    let sink = Sink::start().await;
+    let bob = camara_webrtc::auth::mint(
+        &app.config.auth,
+        RECEIVER,
+        &every_scope(),
+        Some("app"),
+        3600,
+    )
+    .unwrap();
+    let registrations = "/webrtc-registration/vwip/sessions";
+    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
+    let registered = send_scenario(
+        &app,
+        reqwest::Method::POST,
+        registrations,
+        Some(&bob),
+        Some(device),
+    );
+    let registration = json_with(registered.await, StatusCode::CREATED).await["registrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.registration-ends"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let subscribed = send_scenario(
+        &app,
+        reqwest::Method::POST,
+        "/webrtc-events/vwip/subscriptions",
+        Some(&bob),
+        Some(body),
+    );
+    let subscription = json_with(subscribed.await, StatusCode::CREATED).await["id"].clone();
+    let call = json!({
+        "originatorAddress": RECEIVER, "receiverAddress": ORIGINATOR, "offer": { "sdp": CLEAN_SDP }
+    });
+    let placed = app
+        .client
+        .post(app.url("/webrtc/sessions"))
+        .bearer_auth(&bob)
+        .header("registrationId", &registration)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    let session = json_with(placed, StatusCode::CREATED).await;
+    let path = format!("/network/v1/registrations/{registration}");
+    let ended = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(admin_token(&app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    let received = sink.wait_for(3).await;
+    let status = envelope_of(of_type(&received, "session-status"), "session-status");
+    assert_eq!(status["mediaSessionId"], session["mediaSessionId"]);
+    assert_eq!(status["status"], "Failed");
+    assert_eq!(status["reason"], "registration ended");
+    assert_eq!(
+        envelope_of(of_type(&received, "registration-ends"), "registration-ends"),
+        json!({
+            "registrationId": registration,
+            "terminationReason": "NETWORK_TERMINATED",
+            "terminationDescription": "The network ended the registration."
+        })
+    );
+    assert_eq!(
+        envelope_of(
+            of_type(&received, "subscription-ended"),
+            "subscription-ended"
+        ),
+        json!({ "subscriptionId": subscription, "terminationReason": "NETWORK_TERMINATED" })
+    );
+    let read = format!("{registrations}/{registration}");
+    let read = send_scenario(&app, reqwest::Method::GET, &read, Some(&bob), None).await;
+    assert_eq!(read.status(), StatusCode::NOT_FOUND);
+    let again = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(admin_token(&app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        again.json::<Value>().await.unwrap(),
+        json!({
+            "status": 404, "code": "NOT_FOUND",
+            "message": "The specified resource is not found: no active registration with this registrationId."
+        })
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("camara_webrtc_registrations_ended_total{reason=\"NETWORK_TERMINATED\"} "),
+        "{metrics}"
+    );
+}

@@ -5,22 +5,30 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::Method;
-use axum::routing::get;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::{Authorized, ScopeInHandler, require_scope};
+use super::extract::{Authorized, RegistrationPath, ScopeInHandler, require_scope};
 use super::{AppState, Route, router_of};
+use crate::domain::EndReason;
 use crate::network::Numbers;
+use crate::store::{StoreError, now_ms};
 
 /// The scope of every admin operation.
 pub const SCOPE: &str = "camara-webrtc:network";
 
 /// The API's operations, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 1] = [Route::new(Method::GET, "/network/v1/numbers", || {
-    get(numbers)
-})];
+pub static ROUTES: [Route; 2] = [
+    Route::new(
+        Method::DELETE,
+        "/network/v1/registrations/{registrationId}",
+        || delete(end_registration),
+    ),
+    Route::new(Method::GET, "/network/v1/numbers", || get(numbers)),
+];
 
 pub fn router() -> Router<AppState> {
     router_of("", &ROUTES)
@@ -43,12 +51,42 @@ struct StepView<'a> {
     reason: Option<&'a str>,
 }
 
+/// `DELETE /network/v1/registrations/{registrationId}`: the network ends an active registration
+/// of any consumer (NETWORK_TERMINATED): its REGULAR calls end first, as on expiry, when
+/// `registration.end_calls_on_expiry`; then `registration-ends` goes to the subscriptions that
+/// named it, and those it was made for end.
+async fn end_registration(
+    State(state): State<AppState>,
+    authorized: Authorized<ScopeInHandler>,
+    RegistrationPath(id): RegistrationPath,
+) -> Result<Response, ApiError> {
+    require_scope(authorized.peek(), SCOPE)?;
+    let now = now_ms();
+    if state.registrations.registration(&id, now).await?.is_none() {
+        return Err(super::registrations::not_found());
+    }
+    if state.config.registration.end_calls_on_expiry {
+        crate::store::end_regular_calls(state.store.as_ref(), &id).await?;
+    }
+    let reason = EndReason::NetworkTerminated;
+    match state.registrations.end_registration(&id, reason, now).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => return Err(super::registrations::not_found()),
+        Err(err) => return Err(err.into()),
+    }
+    crate::telemetry::metrics::registration_ended(reason.as_str());
+    tracing::info!(
+        registration = id.as_str(),
+        "registration ended by the network"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `GET /network/v1/numbers`: the scripted receivers in force, built-in and configured.
 async fn numbers(
     State(state): State<AppState>,
     authorized: Authorized<ScopeInHandler>,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
+) -> Result<Response, ApiError> {
     require_scope(authorized.peek(), SCOPE)?;
     let numbers = Numbers::from_config(&state.config.network);
     let views: Vec<NumberView<'_>> = (numbers.all().iter())

@@ -213,11 +213,16 @@ impl RegistrationStore for MemoryStore {
         Box::pin(ready(done))
     }
 
-    fn unregister<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Registration> {
+    fn end_registration<'a>(
+        &'a self,
+        id: &'a str,
+        reason: EndReason,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Registration> {
         let keep = self.limits.ended_ttl;
         let done = self.registrations(now_ms, |r| {
             r.active(id, now_ms).ok_or(StoreError::NotFound)?;
-            let ended = r.end(id, EndReason::Deleted, now_ms, keep);
+            let ended = r.end(id, reason, now_ms, keep);
             (self.outbox).record(Change::RegistrationEnded(Box::new(ended.clone())));
             Ok(ended)
         });

@@ -110,8 +110,8 @@ static REFRESH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record. Ends an active registration (deleted);
-/// returns it, or {}.
+/// ARGV: 1 prefix, 2 id, 3 now, 4 ms to keep the record, 5 the reason (`DELETED`,
+/// `NETWORK_TERMINATED`). Ends an active registration; returns it, or {}.
 static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -120,8 +120,8 @@ static UNREGISTER: LazyLock<Script> = LazyLock::new(|| {
         local out = {}
         if not active(f, tonumber(ARGV[3])) then return out end
         add(out, p, id)
-        out[#out] = 'DELETED'
-        finish(p, id, KEYS[1], 'DELETED', tonumber(ARGV[4]))
+        out[#out] = ARGV[5]
+        finish(p, id, KEYS[1], ARGV[5], tonumber(ARGV[4]))
         return out
         ",
     )
@@ -174,6 +174,7 @@ pub(super) fn registrations(fields: &[String]) -> Result<Vec<Registration>, Stor
             let ended = match f[5].as_str() {
                 "" => None,
                 "DELETED" => Some(EndReason::Deleted),
+                "NETWORK_TERMINATED" => Some(EndReason::NetworkTerminated),
                 _ => Some(EndReason::RegistrationExpired),
             };
             Ok(Registration {
@@ -337,10 +338,20 @@ impl RegistrationStore for RedisStore {
         })
     }
 
-    fn unregister<'a>(&'a self, id: &'a str, now_ms: u64) -> StoreFuture<'a, Registration> {
+    fn end_registration<'a>(
+        &'a self,
+        id: &'a str,
+        reason: EndReason,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Registration> {
         Box::pin(async move {
             let keep = ms(self.limits.ended_ttl).to_string();
-            let args = [id.to_owned(), now_ms.to_string(), keep];
+            let args = [
+                id.to_owned(),
+                now_ms.to_string(),
+                keep,
+                reason.as_str().to_owned(),
+            ];
             self.one(&UNREGISTER, &args).await
         })
     }
