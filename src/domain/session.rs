@@ -170,6 +170,23 @@ impl Session {
         Ok(next)
     }
 
+    /// The session after a network move (the far end, the admin API) to `status`, with the SDPs
+    /// and reason it gives, or why the network's table refuses it.
+    pub fn network_move(
+        &self,
+        status: SessionStatus,
+        offer: Option<Sdp>,
+        answer: Option<Sdp>,
+        reason: Option<Arc<str>>,
+    ) -> Result<Session, TransitionError> {
+        let mut next = self.clone();
+        next.status = self.status.network_transition(status)?;
+        next.offer = offer.or(next.offer);
+        next.answer = answer.or(next.answer);
+        next.reason = reason.or(next.reason);
+        Ok(next)
+    }
+
     /// The role the owning API consumer acts for, from the session's direction.
     pub fn owner_role(&self) -> Role {
         match self.direction {

@@ -257,3 +257,138 @@ async fn the_network_ends_a_registration() {
         "{metrics}"
     );
 }
+
+/// The network plays Bob's side of Alice's call through the admin API: it rings, answers with an
+/// SDP, and hangs up with a reason; Alice reads each move, Bob's sink hears each one; a terminal
+/// call moves no more.
+#[tokio::test]
+async fn the_network_moves_a_call() {
+    use crate::delivery::{envelope_of, every_scope};
+    use crate::sink::Sink;
+    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    let app = spawn_app().await;
+    let sink = Sink::start().await;
+    let bob = camara_webrtc::auth::mint(
+        &app.config.auth,
+        RECEIVER,
+        &every_scope(),
+        Some("app"),
+        3600,
+    )
+    .unwrap();
+    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
+    let registrations = "/webrtc-registration/vwip/sessions";
+    let registered = send_scenario(
+        &app,
+        reqwest::Method::POST,
+        registrations,
+        Some(&bob),
+        Some(device),
+    )
+    .await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = "/webrtc-events/vwip/subscriptions";
+    let subscribed = send_scenario(&app, reqwest::Method::POST, path, Some(&bob), Some(body)).await;
+    json_with(subscribed, StatusCode::CREATED).await;
+    let alice = app.app_token(ORIGINATOR, "app");
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let session = json_with(
+        app.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = session["mediaSessionId"].as_str().unwrap();
+    let moves = format!("/network/v1/sessions/{id}/events");
+    let admin = admin_token(&app);
+    let send = |body: Value| {
+        app.client
+            .post(app.url(&moves))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let steps = [
+        json!({ "status": "Ringing" }),
+        json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }),
+        json!({ "status": "Terminated", "reason": "Call terminated by receiver" }),
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        let moved = json_ok(send(step.clone()).await.unwrap()).await;
+        let read = json_ok(app.get_session(id, &alice).await).await;
+        assert_eq!(moved, read);
+        assert_eq!(read["status"], step["status"]);
+        let received = sink.wait_for(i + 1).await;
+        let data = envelope_of(&received[i], "session-status");
+        assert_eq!(data["status"], step["status"]);
+        assert_eq!(data["sequenceNumber"], i as u64 + 2);
+    }
+    let read = json_ok(app.get_session(id, &alice).await).await;
+    assert_eq!(read["answer"]["sdp"], CLEAN_SDP);
+    assert_eq!(read["reason"], "Call terminated by receiver");
+    let refused = send(json!({ "status": "Hold" })).await.unwrap();
+    assert_error(
+        refused,
+        409,
+        "INCOMPATIBLE_STATE",
+        "session status Terminated cannot change to Hold",
+    )
+    .await;
+}
+
+/// Bad moves get CAMARA errors naming what is wrong, and change nothing.
+#[tokio::test]
+async fn bad_network_moves_name_the_field() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app);
+    let send = |id: &str, body: Value| {
+        app.client
+            .post(app.url(&format!("/network/v1/sessions/{id}/events")))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let cases = [
+        (json!({}), "status is required."),
+        (
+            json!({ "status": "Busy", "answer": { "sdp": "hello" } }),
+            "answer.sdp is not an SDP body: it must start with v=0.",
+        ),
+        (
+            json!({ "status": "Busy", "reason": "" }),
+            "reason must have 1 to 256 characters.",
+        ),
+    ];
+    for (body, message) in cases {
+        let response = send(FIXTURE_ID, body.clone()).await.unwrap();
+        assert_error(response, 400, "INVALID_ARGUMENT", message).await;
+    }
+    let unknown = send(FIXTURE_ID, json!({ "status": "Sleeping" }))
+        .await
+        .unwrap();
+    let message = "status: must be one of Initial, InProgress, Ringing, Proceeding, Connected, \
+                   Terminated, Hold, Resume, SessionCancelled, Declined, Failed, Waiting, NoAnswer, \
+                   NotReachable, Busy.";
+    assert_error(unknown, 400, "INVALID_ARGUMENT", message).await;
+    let hold = send(FIXTURE_ID, json!({ "status": "Hold" })).await.unwrap();
+    assert_error(
+        hold,
+        409,
+        "INCOMPATIBLE_STATE",
+        "session status Initial cannot change to Hold",
+    )
+    .await;
+    let token = app.receiver_token();
+    let read = json_ok(app.get_session(FIXTURE_ID, &token).await).await;
+    assert_eq!(read["status"], "Initial");
+    let gone = send("no-such-session", json!({ "status": "Busy" }))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}

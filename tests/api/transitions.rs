@@ -92,3 +92,68 @@ async fn every_from_to_pair_of_the_grid_answers_as_the_table_says() {
     }
     assert_eq!(checked, 225);
 }
+
+/// What a network move to each target status gets from each current status, through the admin
+/// API: `2` = 200, `9` = 409 INCOMPATIBLE_STATE. Same order as [`EXPECTED`]; DESIGN §12: before
+/// Connected anything but Initial, Terminated, Hold and Resume; from Connected, Hold or Resume,
+/// Hold, Resume, Connected or Terminated; terminal statuses never move.
+const NETWORK: [(&str, [u8; 15]); 15] = [
+    ("Initial", [9, 2, 2, 2, 2, 9, 9, 9, 2, 2, 2, 2, 2, 2, 2]),
+    ("InProgress", [9, 2, 2, 2, 2, 9, 9, 9, 2, 2, 2, 2, 2, 2, 2]),
+    ("Ringing", [9, 2, 2, 2, 2, 9, 9, 9, 2, 2, 2, 2, 2, 2, 2]),
+    ("Proceeding", [9, 2, 2, 2, 2, 9, 9, 9, 2, 2, 2, 2, 2, 2, 2]),
+    ("Connected", [9, 9, 9, 9, 2, 2, 2, 2, 9, 9, 9, 9, 9, 9, 9]),
+    ("Terminated", [9; 15]),
+    ("Hold", [9, 9, 9, 9, 2, 2, 2, 2, 9, 9, 9, 9, 9, 9, 9]),
+    ("Resume", [9, 9, 9, 9, 2, 2, 2, 2, 9, 9, 9, 9, 9, 9, 9]),
+    ("SessionCancelled", [9; 15]),
+    ("Declined", [9; 15]),
+    ("Failed", [9; 15]),
+    ("Waiting", [9, 2, 2, 2, 2, 9, 9, 9, 2, 2, 2, 2, 2, 2, 2]),
+    ("NoAnswer", [9; 15]),
+    ("NotReachable", [9; 15]),
+    ("Busy", [9; 15]),
+];
+
+#[tokio::test]
+async fn every_from_to_pair_of_the_network_grid_answers_as_its_table_says() {
+    let app = spawn_with(grid_config()).await;
+    let admin = camara_webrtc::auth::mint(
+        &app.config.auth,
+        "operator",
+        "camara-webrtc:network",
+        None,
+        60,
+    )
+    .unwrap();
+    let token = app.receiver_token();
+    let mut checked = 0;
+    for (row, (from, expected_row)) in NETWORK.iter().enumerate() {
+        assert_eq!(SessionStatus::ALL[row].as_str(), *from);
+        for (column, expected) in expected_row.iter().enumerate() {
+            let to = SessionStatus::ALL[column].as_str();
+            let id = format!("grid-{from}-{to}");
+            let response = app
+                .client
+                .post(app.url(&format!("/network/v1/sessions/{id}/events")))
+                .bearer_auth(&admin)
+                .json(&json!({ "status": to }))
+                .send()
+                .await
+                .unwrap();
+            let stored = if *expected == 2 {
+                let got = json_ok(response).await;
+                assert_eq!(got["status"], to, "{from} -> {to}");
+                to
+            } else {
+                let message = format!("session status {from} cannot change to {to}");
+                assert_error(response, 409, "INCOMPATIBLE_STATE", &message).await;
+                from
+            };
+            let read = json_ok(app.get_session(&id, &token).await).await;
+            assert_eq!(read["status"], stored, "{from} -> {to} stored");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 225);
+}

@@ -11,9 +11,12 @@ use axum::routing::{delete, get};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::{Authorized, RegistrationPath, ScopeInHandler, require_scope};
+use super::extract::{
+    Authorized, CamaraJson, RegistrationPath, ScopeInHandler, SessionPath, require_scope,
+};
+use super::sessions::{SdpText, SessionResponse};
 use super::{AppState, Route, router_of};
-use crate::domain::EndReason;
+use crate::domain::{EndReason, Present, PresentObject, SessionStatus};
 use crate::network::Numbers;
 use crate::store::{StoreError, now_ms};
 
@@ -21,7 +24,12 @@ use crate::store::{StoreError, now_ms};
 pub const SCOPE: &str = "camara-webrtc:network";
 
 /// The API's operations, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 2] = [
+pub static ROUTES: [Route; 3] = [
+    Route::new(
+        Method::POST,
+        "/network/v1/sessions/{mediaSessionId}/events",
+        || axum::routing::post(network_move),
+    ),
     Route::new(
         Method::DELETE,
         "/network/v1/registrations/{registrationId}",
@@ -49,6 +57,73 @@ struct StepView<'a> {
     status: crate::domain::SessionStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+}
+
+/// `POST /sessions/{id}/events`: a move of the network.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(
+    default,
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    expecting = "an object"
+)]
+struct MoveBody {
+    status: Present<SessionStatus>,
+    offer: PresentObject<SdpText>,
+    answer: PresentObject<SdpText>,
+    reason: Present<String>,
+}
+
+/// How many times a move is tried again when a client's write wins the race.
+const MOVE_ATTEMPTS: usize = 8;
+
+/// `POST /network/v1/sessions/{mediaSessionId}/events`: the network moves any session (of any
+/// consumer) as its table allows (409 INCOMPATIBLE_STATE otherwise), with the SDPs and reason
+/// given; 200 with the session as GET shows it. Its events follow as for any change.
+async fn network_move(
+    State(state): State<AppState>,
+    authorized: Authorized<ScopeInHandler>,
+    SessionPath(id): SessionPath,
+    CamaraJson(body): CamaraJson<MoveBody>,
+) -> Result<Response, ApiError> {
+    require_scope(authorized.peek(), SCOPE)?;
+    let policy = state.config.sdp.validation;
+    let status =
+        (body.status.into_option()).ok_or_else(|| ApiError::invalid("status is required."))?;
+    let sdp = |sdp: &PresentObject<SdpText>, field: &str| {
+        sdp.as_ref().map(|s| s.check(field, policy)).transpose()
+    };
+    let (offer, answer) = (sdp(&body.offer, "offer")?, sdp(&body.answer, "answer")?);
+    let reason = match body.reason.into_option() {
+        Some(reason) if reason.is_empty() || reason.chars().count() > 256 => {
+            return Err(ApiError::invalid("reason must have 1 to 256 characters."));
+        }
+        other => other.map(std::sync::Arc::from),
+    };
+    for _ in 0..MOVE_ATTEMPTS {
+        // A session its client DELETEd is gone (DESIGN §4).
+        let Some(current) = (state.store.get(&id).await?).filter(|c| !c.session.ended) else {
+            return Err(ApiError::plain(super::error::Code::NotFound));
+        };
+        let next =
+            current
+                .session
+                .network_move(status, offer.clone(), answer.clone(), reason.clone())?;
+        match (state.store)
+            .compare_and_swap(current.version, std::sync::Arc::new(next.clone()))
+            .await
+        {
+            Ok(version) => {
+                crate::telemetry::metrics::transition(Some(current.session.status), status);
+                tracing::info!(session = id.as_str(), from = %current.session.status, to = %status, version, "network move");
+                return Ok(Json(SessionResponse::from(&next)).into_response());
+            }
+            Err(StoreError::VersionConflict { .. }) => continue,
+            Err(StoreError::NotFound) => return Err(ApiError::plain(super::error::Code::NotFound)),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::plain(super::error::Code::Aborted))
 }
 
 /// `DELETE /network/v1/registrations/{registrationId}`: the network ends an active registration
