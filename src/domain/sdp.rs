@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub mod answer;
 mod rfc8866;
 
 /// The most characters an `sdp` value may have (CAMARA's `maxLength`).

@@ -128,6 +128,29 @@ async fn serve_page(listener: TcpListener, page: String) -> mpsc::Receiver<Value
     received
 }
 
+/// What the page `fixture` (its `{{CONFIG}}` replaced by `config`), opened in Chromium from
+/// `listener`'s origin, posts to its `/results`.
+async fn results_of(
+    chromium: &Path,
+    listener: TcpListener,
+    fixture: &str,
+    config: &Value,
+) -> Value {
+    let address = listener.local_addr().unwrap();
+    let page = std::fs::read_to_string(fixture_path(fixture))
+        .unwrap()
+        .replace("{{CONFIG}}", &config.to_string());
+    let mut results = serve_page(listener, page).await;
+    let browser = Browser::open(chromium, address);
+    match tokio::time::timeout(HANG_GUARD, results.recv()).await {
+        Ok(Some(results)) => results,
+        _ => panic!(
+            "the page posted no results; Chromium's log:\n{}",
+            browser.log()
+        ),
+    }
+}
+
 /// The session the page reads, in `status`, with the SDPs it sent.
 fn session(id: &str, status: &str, answer: Option<&str>) -> Value {
     let mut session = json!({
@@ -183,20 +206,7 @@ async fn a_page_on_another_origin_drives_a_call_with_fetch() {
         },
         "answerSdp": CLEAN_SDP,
     });
-    let page = std::fs::read_to_string(fixture_path("browser/cors.html"))
-        .unwrap()
-        .replace("{{CONFIG}}", &config.to_string());
-    let mut results = serve_page(page_listener, page).await;
-
-    let browser = Browser::open(&chromium, page_address);
-    let results = match tokio::time::timeout(HANG_GUARD, results.recv()).await {
-        Ok(Some(results)) => results,
-        _ => panic!(
-            "the page posted no results; Chromium's log:\n{}",
-            browser.log()
-        ),
-    };
-    drop(browser);
+    let results = results_of(&chromium, page_listener, "browser/cors.html", &config).await;
 
     let id = results["created"]["body"]["mediaSessionId"]
         .as_str()
@@ -216,6 +226,47 @@ async fn a_page_on_another_origin_drives_a_call_with_fetch() {
             })),
             "hangUp": read(204, "hang-up", None, None, Value::Null),
             "notAllowedHeader": "TypeError",
+        })
+    );
+}
+
+/// Chromium's own WebRTC stack accepts the answer the network generates for its offer: the page
+/// makes an offer (audio, receive-only video, a data channel), places a call with it (the strict
+/// SDP check on), the admin API answers it (Connected, no answer given), and
+/// `setRemoteDescription` of that answer succeeds with the directions mirrored.
+#[tokio::test]
+async fn a_browser_accepts_the_answer_the_network_generates() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let page_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let page_address = page_listener.local_addr().unwrap();
+    let mut config = camara_webrtc::config::Config::embedded();
+    config.server.cors_allowed_origins = vec![format!("http://{page_address}")];
+    config.sdp.validation = camara_webrtc::domain::SdpPolicy::Strict;
+    let app = spawn_with(config).await;
+    let admin = camara_webrtc::auth::mint(
+        &app.config.auth,
+        "operator",
+        "camara-webrtc:network",
+        None,
+        600,
+    )
+    .unwrap();
+    let config = json!({
+        "api": app.address,
+        "caller": app.app_token(ORIGINATOR, "browser-app"),
+        "admin": admin,
+        "originator": ORIGINATOR,
+        "receiver": RECEIVER,
+    });
+    let results = results_of(&chromium, page_listener, "browser/answer.html", &config).await;
+    assert_eq!(
+        results,
+        json!({
+            "setRemoteDescription": "ok",
+            "signalingState": "stable",
+            "transceivers": ["sendrecv", "recvonly"],
         })
     );
 }

@@ -21,6 +21,17 @@ fn admin_token(app: &TestApp) -> String {
     .unwrap()
 }
 
+/// Alice (of the API consumer `app`) calls Bob; the session's id.
+async fn alice_calls_bob(app: &TestApp) -> String {
+    let alice = app.app_token(ORIGINATOR, "app");
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let created = app.create("/webrtc", &call, &alice).await;
+    let session = json_with(created, StatusCode::CREATED).await;
+    session["mediaSessionId"].as_str().unwrap().to_owned()
+}
+
 async fn get_with(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
@@ -296,15 +307,7 @@ async fn the_network_moves_a_call() {
     let subscribed = send_scenario(&app, reqwest::Method::POST, path, Some(&bob), Some(body)).await;
     json_with(subscribed, StatusCode::CREATED).await;
     let alice = app.app_token(ORIGINATOR, "app");
-    let call = json!({
-        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
-    });
-    let session = json_with(
-        app.create("/webrtc", &call, &alice).await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let id = session["mediaSessionId"].as_str().unwrap();
+    let id = &alice_calls_bob(&app).await;
     let moves = format!("/network/v1/sessions/{id}/events");
     let admin = admin_token(&app);
     let send = |body: Value| {
@@ -391,4 +394,43 @@ async fn bad_network_moves_name_the_field() {
         .await
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
+
+/// A move to InProgress or Connected without an answer carries one generated for the offer,
+/// which passes the strict SDP check; a move that answers nothing generates none.
+#[tokio::test]
+async fn the_network_answers_with_a_generated_sdp() {
+    use camara_webrtc::domain::{Sdp, SdpPolicy};
+    let app = spawn_app().await;
+    let admin = admin_token(&app);
+    let moves = format!(
+        "/network/v1/sessions/{}/events",
+        alice_calls_bob(&app).await
+    );
+    let send = |status: &str| {
+        app.client
+            .post(app.url(&moves))
+            .bearer_auth(&admin)
+            .json(&json!({ "status": status }))
+            .send()
+    };
+    let ringing = json_ok(send("Ringing").await.unwrap()).await;
+    assert_eq!(ringing.get("answer"), None);
+    let connected = json_ok(send("Connected").await.unwrap()).await;
+    let answer = connected["answer"]["sdp"].as_str().unwrap().to_owned();
+    assert!(
+        answer.contains("m=audio 9 RTP/SAVPF 102 113\r\n"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("ln3CttOSkObcQ7A0tYO1LXqy"),
+        "fresh ICE credentials"
+    );
+    assert!(
+        Sdp::parse(answer.clone(), SdpPolicy::Strict).is_ok(),
+        "{answer}"
+    );
+    // Held and resumed, the call keeps that answer.
+    let held = json_ok(send("Hold").await.unwrap()).await;
+    assert_eq!(held["answer"]["sdp"], answer);
 }

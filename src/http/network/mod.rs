@@ -79,7 +79,9 @@ const MOVE_ATTEMPTS: usize = 8;
 
 /// `POST /network/v1/sessions/{mediaSessionId}/events`: the network moves any session (of any
 /// consumer) as its table allows (409 INCOMPATIBLE_STATE otherwise), with the SDPs and reason
-/// given; 200 with the session as GET shows it. Its events follow as for any change.
+/// given — to InProgress or Connected without an answer, one generated for the session's offer
+/// (while it has none); 200 with the session as GET shows it. Its events follow as for any
+/// change.
 async fn network_move(
     State(state): State<AppState>,
     authorized: Authorized<ScopeInHandler>,
@@ -105,10 +107,9 @@ async fn network_move(
         let Some(current) = (state.store.get(&id).await?).filter(|c| !c.session.ended) else {
             return Err(ApiError::plain(super::error::Code::NotFound));
         };
-        let next =
-            current
-                .session
-                .network_move(status, offer.clone(), answer.clone(), reason.clone())?;
+        let answer =
+            (answer.clone()).or_else(|| crate::network::generated_answer(&current.session, status));
+        let next = (current.session).network_move(status, offer.clone(), answer, reason.clone())?;
         match (state.store)
             .compare_and_swap(current.version, std::sync::Arc::new(next.clone()))
             .await
