@@ -45,6 +45,13 @@ pub trait RegistrationStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, Vec<Registration>>;
 
+    /// The active registrations of `phone_number` (every owner's), soonest expiry first.
+    fn number_registrations<'a>(
+        &'a self,
+        phone_number: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Registration>>;
+
     /// Gives an active registration a new expiry; [`StoreError::NotFound`](super::StoreError)
     /// if it is not active.
     fn refresh<'a>(

@@ -434,3 +434,113 @@ async fn the_network_answers_with_a_generated_sdp() {
     let held = json_ok(send("Hold").await.unwrap()).await;
     assert_eq!(held["answer"]["sdp"], answer);
 }
+
+/// The seed's termination flow end to end: the network places a call to Bob's registered
+/// number; his sink gets the invitation; his app reads the session and drives it (InProgress,
+/// Ringing, Connected with an answer); each change reaches his sink. A receiver with no
+/// registration gets no call, and nothing is left behind.
+#[tokio::test]
+async fn an_incoming_call_reaches_the_registered_receiver() {
+    use crate::delivery::{envelope_of, every_scope};
+    use crate::sink::Sink;
+    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    let app = spawn_app().await;
+    let sink = Sink::start().await;
+    let bob = camara_webrtc::auth::mint(
+        &app.config.auth,
+        RECEIVER,
+        &every_scope(),
+        Some("bob-app"),
+        3600,
+    )
+    .unwrap();
+    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
+    let registrations = "/webrtc-registration/vwip/sessions";
+    let registered = send_scenario(
+        &app,
+        reqwest::Method::POST,
+        registrations,
+        Some(&bob),
+        Some(device),
+    )
+    .await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = "/webrtc-events/vwip/subscriptions";
+    let subscribed = send_scenario(&app, reqwest::Method::POST, path, Some(&bob), Some(body)).await;
+    let subscription = json_with(subscribed, StatusCode::CREATED).await["id"].clone();
+    let admin = admin_token(&app);
+    let place = |body: Value| {
+        app.client
+            .post(app.url("/network/v1/calls"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let caller = "tel:+12025550123";
+    let call = json!({ "originatorAddress": caller, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP } });
+    let created = json_with(place(call).await.unwrap(), StatusCode::CREATED).await;
+    let id = created["mediaSessionId"].as_str().unwrap();
+    assert_eq!(
+        created,
+        json!({
+            "mediaSessionId": id, "originatorAddress": caller, "receiverAddress": RECEIVER,
+            "status": "Initial", "offer": { "sdp": CLEAN_SDP }, "callType": "REGULAR"
+        })
+    );
+    let invitation = sink.wait_for(1).await;
+    let mut expected = created.clone();
+    expected["sequenceNumber"] = json!(1);
+    expected["subscriptionId"] = subscription;
+    assert_eq!(envelope_of(&invitation[0], "session-invitation"), expected);
+    // Bob's app reads the call it was invited to and answers it.
+    assert_eq!(json_ok(app.get_session(id, &bob).await).await, created);
+    for (i, status) in ["InProgress", "Ringing"].into_iter().enumerate() {
+        let body = json!({ "status": status }).to_string();
+        json_ok(app.put_status(id, &body, &bob).await).await;
+        let received = sink.wait_for(i + 2).await;
+        assert_eq!(
+            envelope_of(&received[i + 1], "session-status")["status"],
+            status
+        );
+    }
+    let body = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }).to_string();
+    let connected = json_ok(app.put_status(id, &body, &bob).await).await;
+    assert_eq!(connected["status"], "Connected");
+    assert_eq!(sink.wait_for(4).await.len(), 4);
+    // Another consumer's app does not see it.
+    let other = app.app_token(RECEIVER, "other-app");
+    assert_not_found(app.get_session(id, &other).await).await;
+    // Nobody registered at the number: no call.
+    let nobody = json!({ "originatorAddress": caller, "receiverAddress": "tel:+12025550999" });
+    let refused = place(nobody).await.unwrap();
+    assert_error(
+        refused,
+        404,
+        "IDENTIFIER_NOT_FOUND",
+        "Device identifier not found: receiverAddress has no active registration.",
+    )
+    .await;
+    let bad = json!({ "originatorAddress": caller, "receiverAddress": RECEIVER, "offer": { "sdp": "hello" } });
+    assert_error(
+        place(bad).await.unwrap(),
+        400,
+        "INVALID_ARGUMENT",
+        "offer.sdp is not an SDP body: it must start with v=0.",
+    )
+    .await;
+    let missing = json!({ "receiverAddress": RECEIVER });
+    assert_error(
+        place(missing).await.unwrap(),
+        400,
+        "INVALID_ARGUMENT",
+        "originatorAddress is required.",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.received().len(), 4, "no invitation for a refused call");
+}

@@ -597,6 +597,22 @@ async fn registrations_are_read_listed_refreshed_and_deleted<S: RegistrationStor
         store.device_registrations("other", DEVICE, T0).await,
         Ok(vec![])
     );
+    // By phone number: every owner's, soonest expiry first.
+    let elsewhere = registration("r3", "other", "d2", "+17085854000", T0 + 45_000);
+    store.register(elsewhere.clone(), 10, T0).await.unwrap();
+    assert_eq!(
+        store.number_registrations("+17085854000", T0).await,
+        Ok(vec![elsewhere.clone(), first.clone()])
+    );
+    assert_eq!(
+        store.number_registrations("+10000000000", T0).await,
+        Ok(vec![])
+    );
+    store.unregister("r3", T0).await.unwrap();
+    assert_eq!(
+        store.number_registrations("+17085854000", T0).await,
+        Ok(vec![first.clone()])
+    );
     let refreshed = store.refresh("r2", T0 + 90_000, T0 + 1000).await.unwrap();
     assert_eq!(refreshed.expires_at_ms, T0 + 90_000);
     assert_eq!(

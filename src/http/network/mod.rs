@@ -16,7 +16,9 @@ use super::extract::{
 };
 use super::sessions::{SdpText, SessionResponse};
 use super::{AppState, Route, router_of};
-use crate::domain::{EndReason, Present, PresentObject, SessionStatus};
+use crate::domain::{
+    Address, CallType, Direction, EndReason, Present, PresentObject, Session, SessionStatus,
+};
 use crate::network::Numbers;
 use crate::store::{StoreError, now_ms};
 
@@ -24,7 +26,10 @@ use crate::store::{StoreError, now_ms};
 pub const SCOPE: &str = "camara-webrtc:network";
 
 /// The API's operations, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 3] = [
+pub static ROUTES: [Route; 4] = [
+    Route::new(Method::POST, "/network/v1/calls", || {
+        axum::routing::post(incoming_call)
+    }),
     Route::new(
         Method::POST,
         "/network/v1/sessions/{mediaSessionId}/events",
@@ -57,6 +62,84 @@ struct StepView<'a> {
     status: crate::domain::SessionStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+}
+
+/// `POST /calls`: an incoming call from outside to a registered receiver.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(
+    default,
+    rename_all = "camelCase",
+    deny_unknown_fields,
+    expecting = "an object"
+)]
+struct CallBody {
+    originator_address: Present<Address>,
+    receiver_address: Present<Address>,
+    offer: PresentObject<SdpText>,
+    call_type: Present<CallType>,
+}
+
+/// `POST /network/v1/calls`: a call from outside the service to a receiver with an active
+/// registration here (404 IDENTIFIER_NOT_FOUND otherwise). The session belongs to the API
+/// consumer of the receiver's registration (of several, the one expiring last), is incoming
+/// for it, is linked to that registration (it ends with it, as calls do), and its creation
+/// sends `session-invitation` to the receiver's subscriptions. 201 with the session.
+async fn incoming_call(
+    State(state): State<AppState>,
+    authorized: Authorized<ScopeInHandler>,
+    CamaraJson(body): CamaraJson<CallBody>,
+) -> Result<Response, ApiError> {
+    require_scope(authorized.peek(), SCOPE)?;
+    let originator = (body.originator_address.into_option())
+        .ok_or_else(|| ApiError::invalid("originatorAddress is required."))?;
+    let receiver = (body.receiver_address.into_option())
+        .ok_or_else(|| ApiError::invalid("receiverAddress is required."))?;
+    let policy = state.config.sdp.validation;
+    let offer = (body.offer.as_ref())
+        .map(|offer| offer.check("offer", policy))
+        .transpose()?;
+    let unregistered = || {
+        ApiError::new(
+            super::error::Code::IdentifierNotFound,
+            "Device identifier not found: receiverAddress has no active registration.",
+        )
+    };
+    let number = receiver.phone_number().ok_or_else(unregistered)?;
+    let registrations = (state.registrations)
+        .number_registrations(number, now_ms())
+        .await?;
+    let registration = registrations.last().ok_or_else(unregistered)?;
+    let mut session = Session {
+        id: super::sessions::new_session_id(),
+        originator,
+        originator_name: None,
+        receiver,
+        receiver_name: None,
+        status: SessionStatus::Initial,
+        offer,
+        answer: None,
+        call_type: body.call_type.into_option().unwrap_or_default(),
+        location: None,
+        owner: Some(registration.owner.as_str().into()),
+        direction: Direction::Incoming,
+        withheld_originator: None,
+        ended: false,
+        reason: None,
+        registration: Some(registration.id.as_str().into()),
+    };
+    loop {
+        match state.store.insert(session.clone()).await {
+            Ok(_) => break,
+            Err(StoreError::AlreadyExists) => session.id = super::sessions::new_session_id(),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    tracing::info!(
+        session = session.id.as_str(),
+        registration = registration.id.as_str(),
+        "incoming call from the network"
+    );
+    Ok((StatusCode::CREATED, Json(SessionResponse::from(&session))).into_response())
 }
 
 /// `POST /sessions/{id}/events`: a move of the network.

@@ -132,7 +132,7 @@ impl NewSession {
 /// A new `mediaSessionId`: 64 upper-case hex digits carrying 244 random bits (two v4 UUIDs from
 /// uuid's `fast-rng`, a CSPRNG seeded by the operating system), so ids cannot be guessed or
 /// enumerated.
-fn new_session_id() -> SessionId {
+pub fn new_session_id() -> SessionId {
     let id = format!(
         "{:032X}{:032X}",
         uuid::Uuid::new_v4().as_u128(),

@@ -6,6 +6,7 @@ mod delete;
 mod read;
 mod status;
 
+pub use create::new_session_id;
 pub use status::StatusBody;
 
 use std::fmt::{self, Display};

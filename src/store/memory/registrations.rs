@@ -192,6 +192,22 @@ impl RegistrationStore for MemoryStore {
         Box::pin(ready(Ok(found)))
     }
 
+    fn number_registrations<'a>(
+        &'a self,
+        phone_number: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Registration>> {
+        let found = self.registrations(now_ms, |r| {
+            let mut found: Vec<Registration> = (r.by_number.get(phone_number).into_iter())
+                .flatten()
+                .filter_map(|id| r.active(id, now_ms).cloned())
+                .collect();
+            found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+            found
+        });
+        Box::pin(ready(Ok(found)))
+    }
+
     fn refresh<'a>(
         &'a self,
         id: &'a str,

@@ -224,6 +224,16 @@ impl RedisStore {
             .ok_or(StoreError::NotFound)
     }
 
+    /// The registrations of the set `key` that are active at `now_ms`, soonest expiry first.
+    async fn active_sorted(&self, key: &str, now_ms: u64) -> Result<Vec<Registration>, StoreError> {
+        let mut con = self.connection.clone();
+        let ids: Vec<String> =
+            (self.run(redis::cmd("SMEMBERS").arg(key).query_async(&mut con))).await?;
+        let mut found = self.active_of(&ids, now_ms).await?;
+        found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+        Ok(found)
+    }
+
     /// The registrations of `ids` that are active at `now_ms`, in that order.
     async fn active_of(
         &self,
@@ -312,17 +322,19 @@ impl RegistrationStore for RedisStore {
         now_ms: u64,
     ) -> StoreFuture<'a, Vec<Registration>> {
         Box::pin(async move {
-            let mut con = self.connection.clone();
-            let ids: Vec<String> = self
-                .run(
-                    redis::cmd("SMEMBERS")
-                        .arg(format!("{}reg-device:{device_id}:{owner}", self.prefix))
-                        .query_async(&mut con),
-                )
-                .await?;
-            let mut found = self.active_of(&ids, now_ms).await?;
-            found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
-            Ok(found)
+            let key = format!("{}reg-device:{device_id}:{owner}", self.prefix);
+            self.active_sorted(&key, now_ms).await
+        })
+    }
+
+    fn number_registrations<'a>(
+        &'a self,
+        phone_number: &'a str,
+        now_ms: u64,
+    ) -> StoreFuture<'a, Vec<Registration>> {
+        Box::pin(async move {
+            let key = format!("{}reg-number:{phone_number}", self.prefix);
+            self.active_sorted(&key, now_ms).await
         })
     }
 
