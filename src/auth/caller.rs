@@ -17,6 +17,8 @@ pub enum Scope {
     RegistrationRead,
     RegistrationWrite,
     RegistrationDelete,
+    /// The network's admin API (DESIGN §12).
+    Network,
 }
 
 impl Scope {
@@ -30,6 +32,7 @@ impl Scope {
             Scope::RegistrationRead => "webrtc-registration:sessions:read",
             Scope::RegistrationWrite => "webrtc-registration:sessions:write",
             Scope::RegistrationDelete => "webrtc-registration:sessions:delete",
+            Scope::Network => "camara-webrtc:network",
         }
     }
 }

@@ -196,6 +196,12 @@ impl Config {
     fn validate_network(&self) -> Result<(), ConfigError> {
         let network = &self.network;
         positive(&[("network.no_answer_seconds", network.no_answer_seconds)])?;
+        if network.no_answer_seconds > 86_400 {
+            return Err(invalid(
+                "network.no_answer_seconds",
+                "must be at most 86400 (a day)",
+            ));
+        }
         let scale = network.time_scale;
         if !(scale.is_finite() && scale > 0.0 && scale <= 1000.0) {
             return Err(invalid(
@@ -400,6 +406,15 @@ mod tests {
         assert_eq!(
             refusal(|c| c.network.no_answer_seconds = 0),
             "network.no_answer_seconds: must be greater than 0"
+        );
+        assert_eq!(
+            refusal(|c| c.network.no_answer_seconds = 86_401),
+            "network.no_answer_seconds: must be at most 86400 (a day)"
+        );
+        let late = vec![number("tel:+12025550199", vec![step(u64::MAX, Busy)])];
+        assert_eq!(
+            refusal(|c| c.network.numbers = late),
+            "network.numbers: \"tel:+12025550199\": step 0 comes more than a day (86400000 ms) after the call"
         );
         for scale in [0.0, -1.0, f64::NAN, 1001.0] {
             assert_eq!(

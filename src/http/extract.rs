@@ -60,6 +60,7 @@ operation!(CreateOp, Create);
 operation!(ReadOp, Read);
 operation!(WriteOp, Write);
 operation!(DeleteOp, Delete);
+operation!(NetworkOp, Network);
 operation!(RegisterOp, RegistrationCreate);
 operation!(ReadRegistrationOp, RegistrationRead);
 operation!(RefreshOp, RegistrationWrite);

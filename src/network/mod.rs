@@ -18,10 +18,24 @@ pub fn generated_answer(session: &Session, status: SessionStatus) -> Option<Sdp>
         return None;
     }
     let offer = session.offer.as_ref()?;
-    let mut nonce: Nonce = [0; 96];
+    let mut nonce: Nonce = [0; 128];
     for chunk in nonce.chunks_mut(16) {
         chunk.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     }
-    let text = answer(offer.text(), &nonce).ok()?;
-    Sdp::parse(text, SdpPolicy::Strict).ok()
+    // The reasons are named, never quoted: an SDP's lines carry keys and passwords.
+    let generated = answer(offer.text(), &nonce)
+        .map_err(|_| "the offer has no answerable media section")
+        .and_then(|text| {
+            Sdp::parse(text, SdpPolicy::Strict)
+                .map_err(|_| "the answer does not pass the strict check")
+        });
+    generated
+        .inspect_err(|why| {
+            tracing::info!(
+                session = session.id.as_str(),
+                why,
+                "no answer generated for the offer"
+            )
+        })
+        .ok()
 }

@@ -98,6 +98,9 @@ pub fn scaled(duration: Duration, time_scale: f64) -> Duration {
     duration.mul_f64(time_scale)
 }
 
+/// The latest a step may come after the call is placed.
+const DAY_MS: u64 = 86_400_000;
+
 /// Why a script cannot be played: its steps must be moves the network may make, one after the
 /// other from a new call (`Initial`), at times that never go back.
 pub fn script_error(script: &NumberScript) -> Option<String> {
@@ -119,11 +122,12 @@ pub fn script_error(script: &NumberScript) -> Option<String> {
                 step.status
             ));
         }
-        if step
-            .reason
-            .as_ref()
-            .is_some_and(|r| r.is_empty() || r.len() > 256)
-        {
+        if step.after_ms > DAY_MS {
+            return Some(format!(
+                "step {i} comes more than a day (86400000 ms) after the call"
+            ));
+        }
+        if (step.reason.as_ref()).is_some_and(|r| r.is_empty() || r.chars().count() > 256) {
             return Some(format!("step {i}: a reason has 1 to 256 characters"));
         }
         status = step.status;

@@ -135,6 +135,22 @@ async fn the_admin_api_needs_its_scope() {
         camara_webrtc::auth::mint(&app.config.auth, "operator", ALL_SCOPES, None, 3600).unwrap();
     let response = get_with(&app, NUMBERS, &other).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // The scope is checked before the path and the body (401 → 403 → 400).
+    let bad_body = json!({ "unknown": true });
+    for path in [
+        "/network/v1/calls",
+        "/network/v1/sessions/no%20such%20id/events",
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&other)
+            .json(&bad_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+    }
     assert_eq!(
         response.json::<Value>().await.unwrap(),
         json!({
@@ -433,6 +449,37 @@ async fn the_network_answers_with_a_generated_sdp() {
     // Held and resumed, the call keeps that answer.
     let held = json_ok(send("Hold").await.unwrap()).await;
     assert_eq!(held["answer"]["sdp"], answer);
+}
+
+/// A generated answer answers the offer in force after the move, one sent with it included, and
+/// never replaces an answer the session has.
+#[tokio::test]
+async fn a_generated_answer_answers_the_offer_in_force_and_replaces_none() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app);
+    let moves = format!(
+        "/network/v1/sessions/{}/events",
+        alice_calls_bob(&app).await
+    );
+    let send = |body: Value| {
+        app.client
+            .post(app.url(&moves))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let video = "v=0\r\no=- 7 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n";
+    let early = json_ok(
+        send(json!({ "status": "InProgress", "offer": { "sdp": video } }))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let answer = early["answer"]["sdp"].as_str().unwrap().to_owned();
+    assert!(answer.contains("\r\nm=video 9 RTP/AVP 96\r\n"), "{answer}");
+    assert!(!answer.contains("m=audio"), "{answer}");
+    let connected = json_ok(send(json!({ "status": "Connected" })).await.unwrap()).await;
+    assert_eq!(connected["answer"]["sdp"], answer);
 }
 
 /// The seed's termination flow end to end: the network places a call to Bob's registered

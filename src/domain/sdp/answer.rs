@@ -11,8 +11,8 @@
 
 use std::fmt::Write;
 
-/// The random bytes one answer uses.
-pub type Nonce = [u8; 96];
+/// The random bytes one answer uses (it takes 112).
+pub type Nonce = [u8; 128];
 
 /// Formats that carry no media of their own: never the chosen codec.
 const NOT_MEDIA: [&str; 7] = [
@@ -24,6 +24,9 @@ const NOT_MEDIA: [&str; 7] = [
     "cn",
     "comfort-noise",
 ];
+
+/// The SDES suites answered: those with a 30-byte key and salt.
+const SDES_SUITES: [&str; 2] = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"];
 
 /// Why no answer can be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,13 +242,19 @@ pub fn answer(offer: &str, nonce: &Nonce) -> Result<String, AnswerError> {
         if section.has("rtcp-mux") {
             out.push_str("a=rtcp-mux\r\n");
         }
-        if !dtls && let Some(crypto) = section.attribute("crypto") {
-            // SDES: the offer's first suite, with a key of our own (tag 1).
-            let suite = crypto
-                .split(' ')
-                .nth(1)
-                .unwrap_or("AES_CM_128_HMAC_SHA1_80");
-            let _ = write!(out, "a=crypto:1 {suite} inline:{key}\r\n");
+        if !dtls {
+            // SDES: the offer's first crypto line of a suite whose key and salt are 30 bytes
+            // (40 base64 characters), answered with its tag and a key of our own.
+            let crypto = (section.attributes.iter())
+                .filter(|(n, _)| *n == "crypto")
+                .filter_map(|(_, v)| {
+                    let mut parts = v.split(' ');
+                    Some((parts.next()?, parts.next()?))
+                })
+                .find(|(_, suite)| SDES_SUITES.contains(suite));
+            if let Some((tag, suite)) = crypto {
+                let _ = write!(out, "a=crypto:{tag} {suite} inline:{key}\r\n");
+            }
         }
         for pt in &chosen {
             for name in ["rtpmap", "fmtp", "rtcp-fb"] {
@@ -267,7 +276,7 @@ mod tests {
     use crate::domain::{Sdp, SdpPolicy};
 
     fn nonce() -> Nonce {
-        let mut nonce = [0u8; 96];
+        let mut nonce = [0u8; 128];
         for (i, b) in nonce.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(37).wrapping_add(11);
         }
@@ -342,10 +351,11 @@ m=audio 9 UDP/TLS/RTP/SAVPF 111 110\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0
             answer.contains("m=audio 9 RTP/SAVPF 102 113\r\n"),
             "{answer}"
         );
-        assert!(
-            answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
-            "{answer}"
-        );
+        let key = (answer.lines())
+            .find_map(|l| l.strip_prefix("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"))
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert_eq!(key.len(), 40);
+        assert!(!key.contains("AAAAAAAA"), "every character random: {key}");
         assert!(
             !answer.contains("Xm3YciqVIWFNSwy19e9MvfZ2YOdAZil7oT"),
             "a key of its own"

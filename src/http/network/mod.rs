@@ -1,5 +1,6 @@
 //! The network's admin API (`/network/v1`, DESIGN §12): served only with `network.admin_api`,
-//! every operation needs the scope `camara-webrtc:network`. Without the setting its routes are
+//! every operation needs the scope `camara-webrtc:network` ([`NetworkOp`], checked before the
+//! path and the body). Without the setting its routes are
 //! unknown routes (404 NOT_FOUND).
 
 use axum::Json;
@@ -11,9 +12,7 @@ use axum::routing::{delete, get};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::{
-    Authorized, CamaraJson, RegistrationPath, ScopeInHandler, SessionPath, require_scope,
-};
+use super::extract::{Authorized, CamaraJson, NetworkOp, RegistrationPath, SessionPath};
 use super::sessions::{SdpText, SessionResponse};
 use super::{AppState, Route, router_of};
 use crate::domain::{
@@ -21,9 +20,6 @@ use crate::domain::{
 };
 use crate::network::Numbers;
 use crate::store::{StoreError, now_ms};
-
-/// The scope of every admin operation.
-pub const SCOPE: &str = "camara-webrtc:network";
 
 /// The API's operations, in the order of the OpenAPI document.
 pub static ROUTES: [Route; 4] = [
@@ -86,10 +82,9 @@ struct CallBody {
 /// sends `session-invitation` to the receiver's subscriptions. 201 with the session.
 async fn incoming_call(
     State(state): State<AppState>,
-    authorized: Authorized<ScopeInHandler>,
+    _authorized: Authorized<NetworkOp>,
     CamaraJson(body): CamaraJson<CallBody>,
 ) -> Result<Response, ApiError> {
-    require_scope(authorized.peek(), SCOPE)?;
     let originator = (body.originator_address.into_option())
         .ok_or_else(|| ApiError::invalid("originatorAddress is required."))?;
     let receiver = (body.receiver_address.into_option())
@@ -167,11 +162,10 @@ const MOVE_ATTEMPTS: usize = 8;
 /// change.
 async fn network_move(
     State(state): State<AppState>,
-    authorized: Authorized<ScopeInHandler>,
+    _authorized: Authorized<NetworkOp>,
     SessionPath(id): SessionPath,
     CamaraJson(body): CamaraJson<MoveBody>,
 ) -> Result<Response, ApiError> {
-    require_scope(authorized.peek(), SCOPE)?;
     let policy = state.config.sdp.validation;
     let status =
         (body.status.into_option()).ok_or_else(|| ApiError::invalid("status is required."))?;
@@ -190,9 +184,16 @@ async fn network_move(
         let Some(current) = (state.store.get(&id).await?).filter(|c| !c.session.ended) else {
             return Err(ApiError::plain(super::error::Code::NotFound));
         };
-        let answer =
-            (answer.clone()).or_else(|| crate::network::generated_answer(&current.session, status));
-        let next = (current.session).network_move(status, offer.clone(), answer, reason.clone())?;
+        let mut next = (current.session).network_move(
+            status,
+            offer.clone(),
+            answer.clone(),
+            reason.clone(),
+        )?;
+        // Generated for the offer in force after the move (one sent with it included).
+        if let Some(generated) = crate::network::generated_answer(&next, status) {
+            next.answer = Some(generated);
+        }
         match (state.store)
             .compare_and_swap(current.version, std::sync::Arc::new(next.clone()))
             .await
@@ -216,10 +217,9 @@ async fn network_move(
 /// named it, and those it was made for end.
 async fn end_registration(
     State(state): State<AppState>,
-    authorized: Authorized<ScopeInHandler>,
+    _authorized: Authorized<NetworkOp>,
     RegistrationPath(id): RegistrationPath,
 ) -> Result<Response, ApiError> {
-    require_scope(authorized.peek(), SCOPE)?;
     let now = now_ms();
     if state.registrations.registration(&id, now).await?.is_none() {
         return Err(super::registrations::not_found());
@@ -244,9 +244,8 @@ async fn end_registration(
 /// `GET /network/v1/numbers`: the scripted receivers in force, built-in and configured.
 async fn numbers(
     State(state): State<AppState>,
-    authorized: Authorized<ScopeInHandler>,
+    _authorized: Authorized<NetworkOp>,
 ) -> Result<Response, ApiError> {
-    require_scope(authorized.peek(), SCOPE)?;
     let numbers = Numbers::from_config(&state.config.network);
     let views: Vec<NumberView<'_>> = (numbers.all().iter())
         .map(|script| NumberView {
