@@ -14,6 +14,9 @@ use std::fmt::Write;
 /// The random bytes one answer uses (it takes 112).
 pub type Nonce = [u8; 128];
 
+/// The direction attributes (RFC 4566 §6).
+const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+
 /// Formats that carry no media of their own: never the chosen codec.
 const NOT_MEDIA: [&str; 7] = [
     "rtx",
@@ -56,6 +59,12 @@ impl<'a> Offered<'a> {
 
     fn has(&self, name: &str) -> bool {
         self.attributes.iter().any(|(n, _)| *n == name)
+    }
+
+    /// Rejected by the offerer: port 0, unless it is `bundle-only` (RFC 8843: port 0 there
+    /// means "only within the BUNDLE group", and the section is offered).
+    fn rejected(&self) -> bool {
+        self.port == "0" && !self.has("bundle-only")
     }
 
     /// The encoding name of payload type `pt` (`opus`), from its rtpmap.
@@ -165,13 +174,12 @@ pub fn answer(offer: &str, nonce: &Nonce) -> Result<String, AnswerError> {
         "v=0\r\no=- {session_id} 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
     );
     let accepted_mids: Vec<&str> = (media.iter())
-        .filter(|m| m.port != "0")
+        .filter(|m| !m.rejected())
         .filter_map(|m| m.attribute("mid"))
         .collect();
-    if let Some((_, group)) = session
-        .iter()
-        .find(|(n, v)| *n == "group" && v.starts_with("BUNDLE"))
-    {
+    // Every BUNDLE group, with the mids the answer accepts.
+    let groups = (session.iter()).filter(|(n, v)| *n == "group" && v.starts_with("BUNDLE "));
+    for (_, group) in groups {
         let bundled: Vec<&str> = (group.split(' ').skip(1))
             .filter(|mid| accepted_mids.contains(mid))
             .collect();
@@ -179,12 +187,16 @@ pub fn answer(offer: &str, nonce: &Nonce) -> Result<String, AnswerError> {
             let _ = write!(out, "a=group:BUNDLE {}\r\n", bundled.join(" "));
         }
     }
+    // A media section without a direction of its own takes the session's (RFC 4566 §6).
+    let session_direction = DIRECTIONS
+        .into_iter()
+        .find(|d| session.iter().any(|(n, _)| n == d));
     for (index, section) in media.iter().enumerate() {
         let first = *section
             .formats
             .first()
             .ok_or(AnswerError::NoFormat(index + 1))?;
-        if section.port == "0" {
+        if section.rejected() {
             let _ = write!(
                 out,
                 "m={} 0 {} {first}\r\nc=IN IP4 0.0.0.0\r\n",
@@ -227,11 +239,15 @@ pub fn answer(offer: &str, nonce: &Nonce) -> Result<String, AnswerError> {
             if let Some(size) = section.attribute("max-message-size") {
                 let _ = write!(out, "a=max-message-size:{size}\r\n");
             }
+            // The data channel's older form (`DTLS/SCTP 5000` with its sctpmap).
+            if let Some(map) = section.attribute("sctpmap") {
+                let _ = write!(out, "a=sctpmap:{map}\r\n");
+            }
             continue;
         }
-        let direction = ["sendrecv", "sendonly", "recvonly", "inactive"]
-            .into_iter()
+        let direction = (DIRECTIONS.into_iter())
             .find(|d| section.has(d))
+            .or(session_direction)
             .unwrap_or("sendrecv");
         let mirrored = match direction {
             "sendonly" => "recvonly",
@@ -361,6 +377,33 @@ m=audio 9 UDP/TLS/RTP/SAVPF 111 110\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0
             "a key of its own"
         );
         assert!(!answer.contains("a=fingerprint"), "SDES, not DTLS");
+        assert!(Sdp::parse(answer, SdpPolicy::Strict).is_ok());
+    }
+
+    /// A session-level direction applies to sections without their own; every BUNDLE group is
+    /// mirrored; a `bundle-only` section (port 0) is answered, not rejected; a data channel in
+    /// its older form keeps its sctpmap.
+    #[test]
+    fn session_directions_groups_bundle_only_and_sctpmap_are_answered() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE a v\r\na=group:BUNDLE d\r\na=sendonly\r\n\
+m=audio 9 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\na=mid:a\r\n\
+m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=mid:v\r\na=bundle-only\r\na=rtpmap:96 VP8/90000\r\na=inactive\r\n\
+m=application 9 DTLS/SCTP 5000\r\nc=IN IP4 0.0.0.0\r\na=mid:d\r\na=sctpmap:5000 webrtc-datachannel 1024\r\n";
+        let answer = answer(offer, &nonce()).unwrap();
+        let lines: Vec<&str> = answer.lines().collect();
+        for line in [
+            "a=group:BUNDLE a v",
+            "a=group:BUNDLE d",
+            "m=audio 9 RTP/AVP 0",
+            "a=recvonly",
+            "m=video 9 RTP/AVP 96",
+            "a=inactive",
+            "m=application 9 DTLS/SCTP 5000",
+            "a=sctpmap:5000 webrtc-datachannel 1024",
+        ] {
+            assert!(lines.contains(&line), "{line} in {answer}");
+        }
+        assert!(!answer.contains("m=video 0"), "{answer}");
         assert!(Sdp::parse(answer, SdpPolicy::Strict).is_ok());
     }
 
