@@ -95,6 +95,11 @@ pub trait RegistrationStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, Option<Registration>>;
 }
 
+/// Puts registrations in the order every list of them comes in: soonest expiry first, then id.
+pub(super) fn soonest_first(found: &mut [Registration]) {
+    found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+}
+
 /// The wall clock, in milliseconds since the Unix epoch: the `now_ms` callers pass.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

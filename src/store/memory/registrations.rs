@@ -45,6 +45,15 @@ impl Registrations {
         self.by_id.get(id).filter(|r| r.is_active(now_ms))
     }
 
+    /// The active registrations of an index entry, soonest expiry first.
+    fn active_in(&self, ids: Option<&HashSet<String>>, now_ms: u64) -> Vec<Registration> {
+        let mut found: Vec<Registration> = (ids.into_iter().flatten())
+            .filter_map(|id| self.active(id, now_ms).cloned())
+            .collect();
+        crate::store::registrations::soonest_first(&mut found);
+        found
+    }
+
     /// Ends `id` for `reason`: it leaves every index and is kept as a record for `keep`.
     fn end(&mut self, id: &str, reason: EndReason, now_ms: u64, keep: Duration) -> Registration {
         let registration = self.by_id.get_mut(id).expect("ended registrations exist");
@@ -177,18 +186,8 @@ impl RegistrationStore for MemoryStore {
         device_id: &'a str,
         now_ms: u64,
     ) -> StoreFuture<'a, Vec<Registration>> {
-        let found = self.registrations(now_ms, |r| {
-            let key = (owner.to_owned(), device_id.to_owned());
-            let mut found: Vec<Registration> = r
-                .by_device
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| r.active(id, now_ms).cloned())
-                .collect();
-            found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
-            found
-        });
+        let key = (owner.to_owned(), device_id.to_owned());
+        let found = self.registrations(now_ms, |r| r.active_in(r.by_device.get(&key), now_ms));
         Box::pin(ready(Ok(found)))
     }
 
@@ -198,12 +197,7 @@ impl RegistrationStore for MemoryStore {
         now_ms: u64,
     ) -> StoreFuture<'a, Vec<Registration>> {
         let found = self.registrations(now_ms, |r| {
-            let mut found: Vec<Registration> = (r.by_number.get(phone_number).into_iter())
-                .flatten()
-                .filter_map(|id| r.active(id, now_ms).cloned())
-                .collect();
-            found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
-            found
+            r.active_in(r.by_number.get(phone_number), now_ms)
         });
         Box::pin(ready(Ok(found)))
     }

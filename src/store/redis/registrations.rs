@@ -230,7 +230,7 @@ impl RedisStore {
         let ids: Vec<String> =
             (self.run(redis::cmd("SMEMBERS").arg(key).query_async(&mut con))).await?;
         let mut found = self.active_of(&ids, now_ms).await?;
-        found.sort_by(|a, b| (a.expires_at_ms, &a.id).cmp(&(b.expires_at_ms, &b.id)));
+        crate::store::registrations::soonest_first(&mut found);
         Ok(found)
     }
 
