@@ -32,6 +32,38 @@ async fn alice_calls_bob(app: &TestApp) -> String {
     session["mediaSessionId"].as_str().unwrap().to_owned()
 }
 
+/// Bob, of the API consumer `consumer`, registers his phone and subscribes a new sink to the
+/// event types `types` (their names) of that registration: his token (every scope), the sink,
+/// the registration's id and the subscription's.
+async fn bob_subscribes(
+    app: &TestApp,
+    consumer: &str,
+    types: &[&str],
+) -> (String, crate::sink::Sink, String, Value) {
+    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    let sink = crate::sink::Sink::start().await;
+    let scopes = crate::delivery::every_scope();
+    let bob = camara_webrtc::auth::mint(&app.config.auth, RECEIVER, &scopes, Some(consumer), 3600)
+        .unwrap();
+    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
+    let path = "/webrtc-registration/vwip/sessions";
+    let registered =
+        send_scenario(app, reqwest::Method::POST, path, Some(&bob), Some(device)).await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let types: Vec<String> = types.iter().map(|t| format!("{PREFIX}.{t}")).collect();
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url, "types": types,
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = "/webrtc-events/vwip/subscriptions";
+    let subscribed = send_scenario(app, reqwest::Method::POST, path, Some(&bob), Some(body)).await;
+    let subscription = json_with(subscribed, StatusCode::CREATED).await["id"].clone();
+    (bob, sink, registration, subscription)
+}
+
 async fn get_with(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
@@ -179,45 +211,10 @@ async fn without_admin_api_the_routes_are_unknown() {
 /// `subscription-ended` (NETWORK_TERMINATED), and the registration is gone.
 #[tokio::test]
 async fn the_network_ends_a_registration() {
-    use crate::delivery::{envelope_of, every_scope, of_type};
-    use crate::sink::Sink;
-    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    use crate::delivery::{envelope_of, of_type};
     let app = spawn_app().await;
-    let sink = Sink::start().await;
-    let bob = camara_webrtc::auth::mint(
-        &app.config.auth,
-        RECEIVER,
-        &every_scope(),
-        Some("app"),
-        3600,
-    )
-    .unwrap();
-    let registrations = "/webrtc-registration/vwip/sessions";
-    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
-    let registered = send_scenario(
-        &app,
-        reqwest::Method::POST,
-        registrations,
-        Some(&bob),
-        Some(device),
-    );
-    let registration = json_with(registered.await, StatusCode::CREATED).await["registrationId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = json!({
-        "protocol": "HTTP", "sink": sink.url,
-        "types": [format!("{PREFIX}.registration-ends"), format!("{PREFIX}.session-status")],
-        "config": { "subscriptionDetail": { "registrationId": registration } }
-    });
-    let subscribed = send_scenario(
-        &app,
-        reqwest::Method::POST,
-        "/webrtc-events/vwip/subscriptions",
-        Some(&bob),
-        Some(body),
-    );
-    let subscription = json_with(subscribed.await, StatusCode::CREATED).await["id"].clone();
+    let (bob, sink, registration, subscription) =
+        bob_subscribes(&app, "app", &["registration-ends", "session-status"]).await;
     let call = json!({
         "originatorAddress": RECEIVER, "receiverAddress": ORIGINATOR, "offer": { "sdp": CLEAN_SDP }
     });
@@ -260,7 +257,7 @@ async fn the_network_ends_a_registration() {
         ),
         json!({ "subscriptionId": subscription, "terminationReason": "NETWORK_TERMINATED" })
     );
-    let read = format!("{registrations}/{registration}");
+    let read = format!("/webrtc-registration/vwip/sessions/{registration}");
     let read = send_scenario(&app, reqwest::Method::GET, &read, Some(&bob), None).await;
     assert_eq!(read.status(), StatusCode::NOT_FOUND);
     let again = app
@@ -290,38 +287,9 @@ async fn the_network_ends_a_registration() {
 /// call moves no more.
 #[tokio::test]
 async fn the_network_moves_a_call() {
-    use crate::delivery::{envelope_of, every_scope};
-    use crate::sink::Sink;
-    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    use crate::delivery::envelope_of;
     let app = spawn_app().await;
-    let sink = Sink::start().await;
-    let bob = camara_webrtc::auth::mint(
-        &app.config.auth,
-        RECEIVER,
-        &every_scope(),
-        Some("app"),
-        3600,
-    )
-    .unwrap();
-    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
-    let registrations = "/webrtc-registration/vwip/sessions";
-    let registered = send_scenario(
-        &app,
-        reqwest::Method::POST,
-        registrations,
-        Some(&bob),
-        Some(device),
-    )
-    .await;
-    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
-    let body = json!({
-        "protocol": "HTTP", "sink": sink.url,
-        "types": [format!("{PREFIX}.session-status")],
-        "config": { "subscriptionDetail": { "registrationId": registration } }
-    });
-    let path = "/webrtc-events/vwip/subscriptions";
-    let subscribed = send_scenario(&app, reqwest::Method::POST, path, Some(&bob), Some(body)).await;
-    json_with(subscribed, StatusCode::CREATED).await;
+    let (_, sink, _, _) = bob_subscribes(&app, "app", &["session-status"]).await;
     let alice = app.app_token(ORIGINATOR, "app");
     let id = &alice_calls_bob(&app).await;
     let moves = format!("/network/v1/sessions/{id}/events");
@@ -488,38 +456,10 @@ async fn a_generated_answer_answers_the_offer_in_force_and_replaces_none() {
 /// registration gets no call, and nothing is left behind.
 #[tokio::test]
 async fn an_incoming_call_reaches_the_registered_receiver() {
-    use crate::delivery::{envelope_of, every_scope};
-    use crate::sink::Sink;
-    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    use crate::delivery::envelope_of;
     let app = spawn_app().await;
-    let sink = Sink::start().await;
-    let bob = camara_webrtc::auth::mint(
-        &app.config.auth,
-        RECEIVER,
-        &every_scope(),
-        Some("bob-app"),
-        3600,
-    )
-    .unwrap();
-    let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
-    let registrations = "/webrtc-registration/vwip/sessions";
-    let registered = send_scenario(
-        &app,
-        reqwest::Method::POST,
-        registrations,
-        Some(&bob),
-        Some(device),
-    )
-    .await;
-    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
-    let body = json!({
-        "protocol": "HTTP", "sink": sink.url,
-        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
-        "config": { "subscriptionDetail": { "registrationId": registration } }
-    });
-    let path = "/webrtc-events/vwip/subscriptions";
-    let subscribed = send_scenario(&app, reqwest::Method::POST, path, Some(&bob), Some(body)).await;
-    let subscription = json_with(subscribed, StatusCode::CREATED).await["id"].clone();
+    let (bob, sink, _, subscription) =
+        bob_subscribes(&app, "bob-app", &["session-invitation", "session-status"]).await;
     let admin = admin_token(&app);
     let place = |body: Value| {
         app.client
