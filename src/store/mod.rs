@@ -8,6 +8,7 @@ pub mod outbox;
 mod redis;
 mod registrations;
 mod subscriptions;
+pub mod timers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +22,7 @@ pub use outbox::{Change, Outbox, Recorded};
 pub use redis::RedisStore;
 pub use registrations::{RegistrationStore, now_ms};
 pub use subscriptions::{SubscriptionChange, SubscriptionStore};
+pub use timers::{Scheduled, ScriptStep, Timer, TimerStore};
 
 use crate::domain::{Session, SessionId, SessionStatus};
 
@@ -30,18 +32,23 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub registrations: Arc<dyn RegistrationStore>,
     pub subscriptions: Arc<dyn SubscriptionStore>,
+    /// The network's timers.
+    pub timers: Arc<dyn TimerStore>,
     /// The changes that make events, recorded with them.
     pub outbox: Arc<dyn Outbox>,
 }
 
 impl Stores {
     /// Every member on one store.
-    pub fn on<S: SessionStore + RegistrationStore + SubscriptionStore + Outbox>(store: S) -> Self {
+    pub fn on<S: SessionStore + RegistrationStore + SubscriptionStore + TimerStore + Outbox>(
+        store: S,
+    ) -> Self {
         let store = Arc::new(store);
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
             registrations: Arc::clone(&store) as Arc<dyn RegistrationStore>,
             subscriptions: Arc::clone(&store) as Arc<dyn SubscriptionStore>,
+            timers: Arc::clone(&store) as Arc<dyn TimerStore>,
             outbox: store,
         }
     }
@@ -102,7 +109,12 @@ pub trait SessionStore: Send + Sync + 'static {
     fn get<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Option<Versioned>>;
 
     /// Stores a new session at version 1; [`StoreError::AlreadyExists`] if the id is taken.
-    fn insert(&self, session: Session) -> StoreFuture<'_, u64>;
+    fn insert(&self, session: Session) -> StoreFuture<'_, u64> {
+        self.insert_with(session, Vec::new())
+    }
+
+    /// [`SessionStore::insert`], scheduling `timers` in the same step (none when it is refused).
+    fn insert_with(&self, session: Session, timers: Vec<Scheduled>) -> StoreFuture<'_, u64>;
 
     /// Replaces the session if it is still at `expected`; returns the new version.
     fn compare_and_swap(&self, expected: u64, session: Arc<Session>) -> StoreFuture<'_, u64>;

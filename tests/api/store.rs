@@ -10,8 +10,8 @@ use camara_webrtc::domain::{
 };
 use camara_webrtc::domain::{Role, Session, SessionId, SessionStatus};
 use camara_webrtc::store::{
-    Limits, MemoryStore, RedisStore, RegistrationStore, SessionStore, StoreError,
-    SubscriptionChange, SubscriptionStore, Versioned, sweep_idle,
+    Limits, MemoryStore, RedisStore, RegistrationStore, Scheduled, ScriptStep, SessionStore,
+    StoreError, SubscriptionChange, SubscriptionStore, TimerStore, Versioned, sweep_idle,
 };
 
 use crate::redis_server::{RedisServer, unique_prefix};
@@ -428,6 +428,7 @@ async fn memory_store_meets_the_contract() {
     run_all(MemoryStore::new).await;
     run_registrations(MemoryStore::new).await;
     run_subscriptions(MemoryStore::new).await;
+    timers_are_claimed_once_per_lease_and_advance_once(&MemoryStore::new(limits(8, KEEP))).await;
 }
 
 /// A Redis store with a fresh key prefix on `server`.
@@ -444,6 +445,8 @@ async fn redis_store_meets_the_contract() {
     run_all(|limits| redis_store(&server, limits)).await;
     run_registrations(|limits| redis_store(&server, limits)).await;
     run_subscriptions(|limits| redis_store(&server, limits)).await;
+    timers_are_claimed_once_per_lease_and_advance_once(&redis_store(&server, limits(8, KEEP)))
+        .await;
 }
 
 /// A store of 8 sessions under a fresh prefix named after `name`, the prefix, and a connection of
@@ -1056,4 +1059,84 @@ async fn subscriptions_end_when_due_once_and_count_their_events<S: SubscriptionS
     assert_eq!(store.count_event("d2").await, Ok(2));
     assert_eq!(store.count_event("d1").await, Err(StoreError::NotFound));
     assert_eq!(store.count_event("nope").await, Err(StoreError::NotFound));
+}
+
+/// The timers' contract: scheduled with a session's insert (not with a refused one), claimed
+/// when due by one caller per lease, taken over once the lease is over, and ended with the next
+/// one scheduled in the same step — once.
+async fn timers_are_claimed_once_per_lease_and_advance_once<S: SessionStore + TimerStore>(
+    store: &S,
+) {
+    let at = 1_000_000;
+    let id = SessionId::parse("timed").unwrap();
+    let script: Arc<[ScriptStep]> = Arc::from(vec![
+        ScriptStep {
+            after_ms: 500,
+            status: SessionStatus::Ringing,
+            reason: None,
+        },
+        ScriptStep {
+            after_ms: 1500,
+            status: SessionStatus::Terminated,
+            reason: Some("bye".into()),
+        },
+    ]);
+    let first = Scheduled::step(&id, at, 0, &script).unwrap();
+    let no_answer = Scheduled::no_answer(&id, at + 60_000);
+    let timers = vec![first.clone(), no_answer.clone()];
+    assert_eq!(store.next_due().await.unwrap(), None);
+    store
+        .insert_with(session("timed"), timers.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .insert_with(session("timed"), vec![Scheduled::no_answer(&id, 1)])
+            .await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(at + 500));
+    let lease = Duration::from_secs(30);
+    assert_eq!(
+        store.claim_timers(at + 499, lease, 8).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store.claim_timers(at + 500, lease, 8).await.unwrap(),
+        vec![first.clone()]
+    );
+    // Claimed: no one else gets it until the lease is over; then it is due again.
+    assert_eq!(
+        store.claim_timers(at + 600, lease, 8).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(at + 500 + 30_000));
+    let taken_over = store
+        .claim_timers(at + 500 + 30_000, lease, 8)
+        .await
+        .unwrap();
+    assert_eq!(taken_over, vec![first.clone()]);
+    let second = Scheduled::step(&id, at, 1, &script).unwrap();
+    assert_eq!(second.due_ms, at + 1500);
+    assert!(
+        store
+            .advance(&first.key, Some(second.clone()))
+            .await
+            .unwrap()
+    );
+    // The first claimant finishing late does nothing: no second "next" is scheduled.
+    let stray = Scheduled::step(&id, at, 1, &script).map(|mut s| {
+        s.key.push_str("-stray");
+        s
+    });
+    assert!(!store.advance(&first.key, stray).await.unwrap());
+    let due = store.claim_timers(at + 60_000, lease, 8).await.unwrap();
+    assert_eq!(due, vec![second.clone(), no_answer.clone()]);
+    assert!(store.advance(&second.key, None).await.unwrap());
+    assert!(store.advance(&no_answer.key, None).await.unwrap());
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(
+        store.claim_timers(u64::MAX / 2, lease, 8).await.unwrap(),
+        vec![]
+    );
 }

@@ -3,6 +3,7 @@
 
 mod registrations;
 mod subscriptions;
+mod timers;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::ready;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::outbox::{Change, MemoryOutbox, Outbox, Recorded};
+use super::timers::Scheduled;
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 use crate::domain::{Session, SessionId, SessionStatus};
 
@@ -126,6 +128,8 @@ pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     registrations: Mutex<registrations::Registrations>,
     subscriptions: Mutex<subscriptions::Subscriptions>,
+    /// The network's timers; their lock is only ever taken inside the sessions' one, or alone.
+    timers: Mutex<timers::Timers>,
     limits: Limits,
     /// Every change that makes events, recorded under the lock that made it.
     outbox: MemoryOutbox,
@@ -137,6 +141,7 @@ impl MemoryStore {
             sessions: RwLock::new(Sessions::default()),
             registrations: Mutex::default(),
             subscriptions: Mutex::default(),
+            timers: Mutex::default(),
             limits,
             outbox: MemoryOutbox::default(),
         }
@@ -187,7 +192,7 @@ impl SessionStore for MemoryStore {
         Box::pin(ready(Ok(found)))
     }
 
-    fn insert(&self, session: Session) -> StoreFuture<'_, u64> {
+    fn insert_with(&self, session: Session, timers: Vec<Scheduled>) -> StoreFuture<'_, u64> {
         let result = self.write(|s| {
             if s.map.contains_key(&session.id) {
                 return Err(StoreError::AlreadyExists);
@@ -230,6 +235,7 @@ impl SessionStore for MemoryStore {
                 version: 1,
             });
             s.map.insert(slot.stored.session.id.clone(), slot);
+            self.timers(|t| timers.into_iter().for_each(|timer| t.schedule(timer)));
             Ok(1)
         });
         Box::pin(ready(result))

@@ -23,12 +23,14 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, ScriptInvocation};
 
+use super::timers::Scheduled;
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 
 mod outbox;
 mod registrations;
 mod scripts;
 mod subscriptions;
+mod timers;
 use crate::domain::{Session, SessionId, SessionStatus};
 use scripts::{COMPARE_AND_SWAP, IDLE, INSERT, RECONCILE, REMOVE};
 
@@ -271,9 +273,10 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn insert(&self, session: Session) -> StoreFuture<'_, u64> {
+    fn insert_with(&self, session: Session, timers: Vec<Scheduled>) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let json = encode(&session)?;
+            let timers = self.timer_args(&timers)?;
             let mut con = self.connection.clone();
             let outcome: i64 = self
                 .run(
@@ -286,6 +289,7 @@ impl SessionStore for RedisStore {
                         .arg(self.limits.per_owner)
                         .arg(session.status.as_str())
                         .arg(&self.registration_keys(&session)[..])
+                        .arg(&timers[..])
                         .invoke_async(&mut con),
                 )
                 .await?;

@@ -10,7 +10,9 @@ use redis::Script;
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
 /// refuses an owner at its quota; then stores the new session at version 1 and counts it.
 /// Adds the id to its registration's set (`ARGV[8]`, when it has one) if that registration
-/// (`ARGV[9]`) has not ended, so no set outlives its registration. Records it in the outbox.
+/// (`ARGV[9]`) has not ended, so no set outlives its registration. Schedules its timers
+/// (`ARGV[12..]`, each key, due time and JSON) in `ARGV[10]` and `ARGV[11]`. Records it in the
+/// outbox.
 /// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
 pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -38,6 +40,10 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
         if ARGV[8] ~= '' and redis.call('HEXISTS', ARGV[9], 'd') == 1
             and redis.call('HEXISTS', ARGV[9], 'e') == 0 then
             redis.call('SADD', ARGV[8], ARGV[1])
+        end
+        for i = 12, #ARGV, 3 do
+            redis.call('ZADD', ARGV[10], ARGV[i + 1], ARGV[i])
+            redis.call('HSET', ARGV[11], ARGV[i], ARGV[i + 2])
         end
         redis.call('XADD', KEYS[7], '*', 'k', 's', 'v', 1, 'j', ARGV[2])
         return 1
