@@ -72,6 +72,11 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         Arc::downgrade(&stores.sessions),
         Duration::from_secs(config.sessions.idle_ttl_seconds),
     ));
+    tokio::spawn(network::timers::fire_due_timers(
+        Arc::downgrade(&stores.sessions),
+        Arc::downgrade(&stores.timers),
+        Duration::from_millis(config.events.claim_idle_ms),
+    ));
     tokio::spawn(store::end_expired_registrations(
         stores.downgrade(),
         config.registration.end_calls_on_expiry,

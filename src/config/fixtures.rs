@@ -57,6 +57,7 @@ impl Config {
                 direction: f.direction,
                 withheld_originator: None,
                 registration: None,
+                steps_played: 0,
                 reason: None,
                 ended: false,
             });

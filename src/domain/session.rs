@@ -130,6 +130,15 @@ pub struct Session {
     /// (a REGULAR call, with `registration.end_calls_on_expiry`). Never shown in a response.
     #[serde(default)]
     pub registration: Option<Arc<str>>,
+    /// How many steps of the far end's script the network has played (DESIGN §12): a step is
+    /// played only while this is at most its index, and sets it past it, in the same write, so a
+    /// step fired twice (by two replicas) changes the session once. Never shown in a response.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steps_played: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 /// What a client's PUT asks to change, already parsed and valid.
@@ -267,6 +276,7 @@ impl Session {
             registration: None,
             reason: None,
             ended: false,
+            steps_played: 0,
         }
     }
 }

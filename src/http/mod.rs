@@ -65,6 +65,8 @@ pub struct Shared {
     pub sink_guard: SinkGuard,
     /// Where committed changes are recorded for their events.
     pub events: Arc<Events>,
+    /// The simulated far end: its scripts and times.
+    pub network: Arc<crate::network::Network>,
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
@@ -116,7 +118,9 @@ impl AppState {
         .into();
         let openapi_events =
             openapi::document(openapi::EVENTS_DOCUMENT, &config.events.base_paths).into();
+        let network = Arc::new(crate::network::Network::from_config(&config.network));
         Self(Arc::new(Shared {
+            network,
             config,
             store: stores.sessions,
             registrations: stores.registrations,

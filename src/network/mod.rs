@@ -3,11 +3,147 @@
 //! [`SessionStatus::network_targets`](crate::domain::SessionStatus::network_targets).
 
 pub mod numbers;
+pub mod timers;
 
 pub use numbers::{Numbers, builtin};
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::NetworkConfig;
 use crate::domain::sdp::answer::{Nonce, answer};
-use crate::domain::{Sdp, SdpPolicy, Session, SessionStatus};
+use crate::domain::{Sdp, SdpPolicy, Session, SessionId, SessionStatus, TransitionError};
+use crate::store::{Scheduled, ScriptStep, SessionStore, StoreError};
+
+/// The built-in number whose script `default_behaviour = "answer"` plays for everyone else.
+const ANSWERING: &str = "tel:+12025550100";
+
+/// The simulator as the service runs it: the scripted numbers, the no-answer time, and what the
+/// far end of anyone else does.
+#[derive(Debug)]
+pub struct Network {
+    pub numbers: Numbers,
+    /// `network.no_answer_seconds` × `time_scale`.
+    pub no_answer: Duration,
+    /// With `default_behaviour = "answer"`: the built-in `tel:+12025550100`'s script, scaled.
+    default: Option<Arc<[ScriptStep]>>,
+}
+
+impl Network {
+    pub fn from_config(config: &NetworkConfig) -> Self {
+        let builtin_only = NetworkConfig {
+            numbers: Vec::new(),
+            ..config.clone()
+        };
+        let answers = config.default_behaviour == crate::config::DefaultBehaviour::Answer;
+        Self {
+            numbers: Numbers::from_config(config),
+            no_answer: numbers::scaled(
+                Duration::from_secs(config.no_answer_seconds),
+                config.time_scale,
+            ),
+            default: answers
+                .then(|| Numbers::from_config(&builtin_only).plan(ANSWERING))
+                .flatten(),
+        }
+    }
+
+    /// The timers a call placed at `placed_ms` starts with when the simulator plays its
+    /// receiver (a scripted number, or anyone with `default_behaviour = "answer"`); none
+    /// otherwise.
+    pub fn outgoing_timers(&self, session: &Session, placed_ms: u64) -> Vec<Scheduled> {
+        (self.numbers.plan(session.receiver.as_str()))
+            .or_else(|| self.default.clone())
+            .map(|plan| self.timers(&session.id, placed_ms, &plan))
+            .unwrap_or_default()
+    }
+
+    /// The first step of `plan` (when it has one) and the no-answer deadline of a call placed
+    /// at `placed_ms`.
+    pub fn timers(
+        &self,
+        id: &SessionId,
+        placed_ms: u64,
+        plan: &Arc<[ScriptStep]>,
+    ) -> Vec<Scheduled> {
+        let deadline = placed_ms.saturating_add(numbers::millis(self.no_answer));
+        (Scheduled::step(id, placed_ms, 0, plan).into_iter())
+            .chain([Scheduled::no_answer(id, deadline)])
+            .collect()
+    }
+}
+
+/// The session after the network moves it to `status` with the SDPs and reason given, or why
+/// the network's table refuses it; to InProgress or Connected without an answer, with one
+/// generated for the offer in force after the move (one sent with it included).
+pub fn moved(
+    session: &Session,
+    status: SessionStatus,
+    offer: Option<Sdp>,
+    answer: Option<Sdp>,
+    reason: Option<Arc<str>>,
+) -> Result<Session, TransitionError> {
+    let mut next = session.network_move(status, offer, answer, reason)?;
+    if let Some(generated) = generated_answer(&next, status) {
+        next.answer = Some(generated);
+    }
+    Ok(next)
+}
+
+/// What [`apply`] did.
+#[derive(Debug)]
+pub enum Applied {
+    /// Written: the session as it is now.
+    Moved(Arc<Session>),
+    /// Nothing to do for the session as it is.
+    Left,
+    /// The network's table refuses the move from the session's status.
+    Refused(TransitionError),
+    /// Absent, or DELETEd by its client (gone for the API, DESIGN §4).
+    Gone,
+}
+
+/// How many times a move is tried again when a client's write wins the race.
+const MOVE_ATTEMPTS: usize = 8;
+
+/// Applies a network move to the session `id` as the store holds it: `decide` gives the session
+/// after it (`Ok(None)`: nothing to do), written with compare-and-swap and decided again on the
+/// session a client's write left, up to [`MOVE_ATTEMPTS`] times
+/// ([`StoreError::VersionConflict`] after that).
+pub async fn apply(
+    sessions: &dyn SessionStore,
+    id: &SessionId,
+    decide: impl Fn(&Session) -> Result<Option<Session>, TransitionError>,
+) -> Result<Applied, StoreError> {
+    let mut current = 0;
+    for _ in 0..MOVE_ATTEMPTS {
+        let Some(stored) = (sessions.get(id).await?).filter(|c| !c.session.ended) else {
+            return Ok(Applied::Gone);
+        };
+        current = stored.version;
+        let next = match decide(&stored.session) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(Applied::Left),
+            Err(refused) => return Ok(Applied::Refused(refused)),
+        };
+        let (from, to) = (stored.session.status, next.status);
+        let next = Arc::new(next);
+        match sessions
+            .compare_and_swap(stored.version, Arc::clone(&next))
+            .await
+        {
+            Ok(version) => {
+                crate::telemetry::metrics::transition(Some(from), to);
+                tracing::info!(session = id.as_str(), from = %from, to = %to, version, "network move");
+                return Ok(Applied::Moved(next));
+            }
+            Err(StoreError::VersionConflict { .. }) => {}
+            Err(StoreError::NotFound) => return Ok(Applied::Gone),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(StoreError::VersionConflict { current })
+}
 
 /// The answer the network gives with a move to `status` when none was given: one generated for
 /// the session's offer (DESIGN §12), for InProgress (early media) and Connected, while the

@@ -2,10 +2,12 @@
 //! `[[network.numbers]]` from the configuration, which replace the built-in number with the same
 //! address and leave the others.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{NetworkConfig, NumberScript, Step};
 use crate::domain::SessionStatus::{self, *};
+use crate::store::ScriptStep;
 
 /// The built-in test numbers, as DESIGN §12's table says. `tel:+12025550103` rings and is then
 /// left to the no-answer timer.
@@ -89,8 +91,33 @@ impl Numbers {
 
     /// When `step` happens after the call is placed, with `network.time_scale`.
     pub fn due_after(&self, step: &Step) -> Duration {
-        scaled(Duration::from_millis(step.after_ms), self.time_scale)
+        self.due_after_ms(step.after_ms)
     }
+
+    /// `after_ms` with `network.time_scale`.
+    pub fn due_after_ms(&self, after_ms: u64) -> Duration {
+        scaled(Duration::from_millis(after_ms), self.time_scale)
+    }
+
+    /// The steps the simulator plays for a call to `address`, their times scaled; `None` for a
+    /// receiver that is not scripted.
+    pub fn plan(&self, address: &str) -> Option<Arc<[ScriptStep]>> {
+        let script = self.script(address)?;
+        Some(
+            (script.steps.iter())
+                .map(|step| ScriptStep {
+                    after_ms: millis(self.due_after(step)),
+                    status: step.status,
+                    reason: step.reason.as_deref().map(Arc::from),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Whole milliseconds of `duration`, saturating.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `duration` × `time_scale` (a validated, positive, finite scale).
@@ -99,7 +126,7 @@ pub fn scaled(duration: Duration, time_scale: f64) -> Duration {
 }
 
 /// The latest a step may come after the call is placed.
-const DAY_MS: u64 = 86_400_000;
+pub const DAY_MS: u64 = 86_400_000;
 
 /// Why a script cannot be played: its steps must be moves the network may make, one after the
 /// other from a new call (`Initial`), at times that never go back.

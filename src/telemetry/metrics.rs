@@ -25,6 +25,8 @@ const DELIVERY_DURATION: &str = "camara_webrtc_event_delivery_duration_seconds";
 const RETRIES_WAITING: &str = "camara_webrtc_event_retries_waiting";
 const SUBSCRIPTIONS: &str = "camara_webrtc_subscriptions";
 const SUBSCRIPTIONS_ENDED: &str = "camara_webrtc_subscriptions_ended_total";
+const TIMERS_FIRED: &str = "camara_webrtc_timers_fired_total";
+const TIMER_LATENESS: &str = "camara_webrtc_timer_lateness_seconds";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -41,6 +43,7 @@ pub fn handle() -> &'static PrometheusHandle {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(DELIVERY_DURATION.into()), &BUCKETS)
             })
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(TIMER_LATENESS.into()), &BUCKETS))
             .expect("the buckets are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -109,6 +112,14 @@ pub fn transition(from: Option<SessionStatus>, to: SessionStatus) {
 /// One refused token, by [`crate::auth::AuthError::reason`].
 pub fn auth_failure(reason: &'static str) {
     metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// One of the network's timers fired (`step`, `no_answer`), `late_ms` after it was due: every
+/// firing is counted, so a timer fired twice (its claim's lease ran out) counts twice.
+pub fn timer_fired(kind: &'static str, late_ms: u64) {
+    metrics::counter!(TIMERS_FIRED, "kind" => kind).increment(1);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!(TIMER_LATENESS, "kind" => kind).record(late_ms as f64 / 1000.0);
 }
 
 /// One registration ended, by reason (`REGISTRATION_EXPIRED`, `DELETED`).

@@ -27,4 +27,5 @@ mod replicas;
 mod seed;
 mod sink;
 mod store;
+mod timers;
 mod transitions;

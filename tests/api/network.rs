@@ -1,6 +1,8 @@
 //! The simulated network (DESIGN §12): its admin API's gate and scope, and the scripted numbers
 //! in force.
 
+use std::collections::BTreeMap;
+
 use camara_webrtc::config::{Config, NumberScript, Step};
 use camara_webrtc::domain::SessionStatus;
 use reqwest::StatusCode;
@@ -530,4 +532,264 @@ async fn an_incoming_call_reaches_the_registered_receiver() {
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(sink.received().len(), 4, "no invitation for a refused call");
+}
+
+/// What a call to each built-in test number (`tel:+12025550100` to `…109`) makes its caller's
+/// sink hear, with a no-answer time shorter than 5 s.
+pub const HEARD_FROM_TEST_NUMBERS: [&[&str]; 10] = [
+    &["Ringing", "Connected"],
+    &["Busy"],
+    &["Ringing", "Declined"],
+    &["Ringing", "NoAnswer (Not answered in time)"],
+    &["NotReachable"],
+    &["Failed"],
+    &["Connected", "Terminated (Call terminated by receiver)"],
+    &["Connected", "Hold", "Resume"],
+    &["Waiting", "Ringing", "Connected"],
+    &["InProgress", "Connected"],
+];
+
+/// The statuses (and reasons) the sink heard for each session, in sequence order.
+pub fn statuses_by_session(received: &[crate::sink::Received]) -> BTreeMap<String, Vec<String>> {
+    let mut heard: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+    for event in received {
+        let data = crate::delivery::envelope_of(event, "session-status");
+        let status = match data["reason"].as_str() {
+            Some(reason) => format!("{} ({reason})", data["status"].as_str().unwrap()),
+            None => data["status"].as_str().unwrap().to_owned(),
+        };
+        let id = data["mediaSessionId"].as_str().unwrap().to_owned();
+        let sequence = data["sequenceNumber"].as_u64().unwrap();
+        heard.entry(id).or_default().push((sequence, status));
+    }
+    (heard.into_iter())
+        .map(|(id, mut statuses)| {
+            statuses.sort();
+            (id, statuses.into_iter().map(|(_, s)| s).collect())
+        })
+        .collect()
+}
+
+/// Bob calls `receiver` from his registered phone; the new session's body.
+async fn bob_calls(app: &TestApp, bob: &str, registration: &str, receiver: &str) -> Value {
+    let call = json!({
+        "originatorAddress": RECEIVER, "receiverAddress": receiver, "offer": { "sdp": CLEAN_SDP }
+    });
+    let placed = app
+        .client
+        .post(app.url("/webrtc/sessions"))
+        .bearer_auth(bob)
+        .header("registrationId", registration)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    json_with(placed, StatusCode::CREATED).await
+}
+
+/// A configuration whose simulated times run a hundred times fast: a no-answer time of 60 s
+/// comes after 600 ms, a step at 5 s after 50 ms.
+fn fast_network() -> Config {
+    let mut config = Config::embedded();
+    config.network.time_scale = 0.01;
+    config
+}
+
+/// Bob calls each of the ten built-in test numbers: each call moves as DESIGN §12's table says,
+/// with the events a network would send (in order, each once), an answer with each Connected
+/// or InProgress step, the reasons of network endings, and nothing after its script but the
+/// no-answer timer's NoAnswer for the number that never answers.
+#[tokio::test]
+async fn every_test_number_plays_its_script() {
+    let app = spawn_with(fast_network()).await;
+    let (bob, sink, registration, _) = bob_subscribes(&app, "app", &["session-status"]).await;
+    let expected = HEARD_FROM_TEST_NUMBERS;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let number = format!("tel:+120255501{n:02}");
+        let placed = bob_calls(&app, &bob, &registration, &number).await;
+        assert_eq!(placed["status"], "Initial");
+        ids.push(placed["mediaSessionId"].as_str().unwrap().to_owned());
+    }
+    let total = expected.iter().map(|steps| steps.len()).sum();
+    let received = sink.wait_for(total).await;
+    // The slowest script (the no-answer timer at 600 ms) is over; nothing more comes.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(sink.received().len(), total);
+    let heard = statuses_by_session(&received);
+    for (id, steps) in ids.iter().zip(expected) {
+        assert_eq!(heard[id], steps, "{id}");
+        let read = json_ok(app.get_session(id, &bob).await).await;
+        let last = steps.last().unwrap();
+        assert_eq!(
+            read["status"].as_str().unwrap(),
+            last.split(' ').next().unwrap(),
+            "{id}"
+        );
+        // An answer exactly when a step connected the call (or gave it early media), and one
+        // that passes the strict check.
+        let answered = steps
+            .iter()
+            .any(|s| *s == "Connected" || *s == "InProgress");
+        assert_eq!(read.get("answer").is_some(), answered, "{read}");
+        if let Some(answer) = read["answer"]["sdp"].as_str() {
+            let strict = camara_webrtc::domain::SdpPolicy::Strict;
+            assert!(camara_webrtc::domain::Sdp::parse(answer.to_owned(), strict).is_ok());
+        }
+    }
+    // Counted per kind, with how late each fired (the recorder is the test binary's, shared
+    // with other tests: the counts are not this test's alone).
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    for line in [
+        "camara_webrtc_timers_fired_total{kind=\"step\"} ",
+        "camara_webrtc_timers_fired_total{kind=\"no_answer\"} ",
+        "camara_webrtc_timer_lateness_seconds_count{kind=\"step\"} ",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+/// The caller of an incoming call plays the `steps` sent with it (a step the table refuses when
+/// it comes is skipped, the rest play); a call nobody answers ends NoAnswer after
+/// `no_answer_seconds`; one Bob's app answers in time goes on.
+#[tokio::test]
+async fn an_incoming_call_plays_its_caller_steps_and_ends_unanswered() {
+    let mut config = Config::embedded();
+    // Twenty times fast: the no-answer time (60 s) is 3 s, a step at 4 s comes after 200 ms.
+    config.network.time_scale = 0.05;
+    let app = spawn_with(config).await;
+    let (bob, sink, _, _) = bob_subscribes(&app, "bob-app", &["session-status"]).await;
+    let admin = admin_token(&app);
+    let place = |steps: Option<Value>| {
+        let mut call = json!({
+            "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER,
+            "offer": { "sdp": CLEAN_SDP }
+        });
+        if let Some(steps) = steps {
+            call["steps"] = steps;
+        }
+        let request = app.client.post(app.url("/network/v1/calls"));
+        let admin = admin.clone();
+        async move {
+            let created = request
+                .bearer_auth(&admin)
+                .json(&call)
+                .send()
+                .await
+                .unwrap();
+            let created = json_with(created, StatusCode::CREATED).await;
+            created["mediaSessionId"].as_str().unwrap().to_owned()
+        }
+    };
+    let hangs_up = place(Some(json!([
+        { "afterMs": 0, "status": "Terminated" },
+        { "afterMs": 2000, "status": "Ringing" },
+        { "afterMs": 4000, "status": "SessionCancelled", "reason": "Caller hung up" }
+    ])))
+    .await;
+    let unanswered = place(Some(json!([]))).await;
+    let answered = place(None).await;
+    let body = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }).to_string();
+    json_ok(app.put_status(&answered, &body, &bob).await).await;
+    let received = sink.wait_for(4).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let heard = statuses_by_session(&sink.received());
+    assert_eq!(received.len(), 4);
+    assert_eq!(
+        heard[&hangs_up],
+        ["Ringing", "SessionCancelled (Caller hung up)"]
+    );
+    assert_eq!(heard[&unanswered], ["NoAnswer (Not answered in time)"]);
+    assert_eq!(heard[&answered], ["Connected"]);
+    let read = json_ok(app.get_session(&unanswered, &bob).await).await;
+    assert_eq!(
+        (&read["status"], &read["reason"]),
+        (&json!("NoAnswer"), &json!("Not answered in time"))
+    );
+    // Over: the receiver's app can no longer change it.
+    let late = app.put_status(&unanswered, &body, &bob).await;
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+}
+
+/// A script sent with a call that cannot be played is refused with the field named, and no call
+/// is placed.
+#[tokio::test]
+async fn bad_caller_steps_name_the_field() {
+    let app = spawn_app().await;
+    let (_, sink, _, _) = bob_subscribes(&app, "bob-app", &["session-invitation"]).await;
+    let admin = admin_token(&app);
+    let cases = [
+        (
+            json!([{ "afterMs": 0, "status": "Initial" }]),
+            "steps[0].status must be a status the network sets: not Initial.",
+        ),
+        (
+            json!([{ "afterMs": 500, "status": "Ringing" }, { "afterMs": 400, "status": "Busy" }]),
+            "steps[1].afterMs must be at least the step before's and at most 86400000 (a day).",
+        ),
+        (
+            json!([{ "afterMs": 86_400_001u64, "status": "Busy" }]),
+            "steps[0].afterMs must be at least the step before's and at most 86400000 (a day).",
+        ),
+        (
+            json!([{ "afterMs": 0, "status": "Busy", "reason": "" }]),
+            "steps[0].reason must have 1 to 256 characters.",
+        ),
+        (
+            json!([{ "afterMs": 0, "status": "Busy", "delay": 3 }]),
+            "steps[0].delay: unknown field `delay`, expected one of `afterMs`, `status`, `reason`.",
+        ),
+        (
+            json!([{ "status": "Busy" }]),
+            "steps[0]: missing field `afterMs`.",
+        ),
+        (
+            json!(vec![json!({ "afterMs": 0, "status": "Busy" }); 33]),
+            "steps must have at most 32 items.",
+        ),
+    ];
+    for (steps, message) in cases {
+        let call = json!({
+            "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER, "steps": steps
+        });
+        let response = app
+            .client
+            .post(app.url("/network/v1/calls"))
+            .bearer_auth(&admin)
+            .json(&call)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, "INVALID_ARGUMENT", message).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.received().len(), 0, "no call placed");
+}
+
+/// With `default_behaviour = "answer"` every receiver the simulator does not otherwise play
+/// rings and answers as `tel:+12025550100` does; with "none" (the default) nothing happens.
+#[tokio::test]
+async fn the_default_behaviour_answers_everyone_else() {
+    let mut config = fast_network();
+    config.network.default_behaviour = camara_webrtc::config::DefaultBehaviour::Answer;
+    let app = spawn_with(config).await;
+    let (bob, sink, registration, _) = bob_subscribes(&app, "app", &["session-status"]).await;
+    let id = bob_calls(&app, &bob, &registration, ORIGINATOR).await["mediaSessionId"].clone();
+    let id = id.as_str().unwrap();
+    let received = sink.wait_for(2).await;
+    assert_eq!(statuses_by_session(&received)[id], ["Ringing", "Connected"]);
+    let read = json_ok(app.get_session(id, &bob).await).await;
+    assert!(
+        read["answer"]["sdp"]
+            .as_str()
+            .unwrap()
+            .starts_with("v=0\r\n")
+    );
+    let app = spawn_with(fast_network()).await;
+    let (bob, sink, registration, _) = bob_subscribes(&app, "app", &["session-status"]).await;
+    let id = bob_calls(&app, &bob, &registration, ORIGINATOR).await["mediaSessionId"].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(sink.received().len(), 0);
+    let read = json_ok(app.get_session(id.as_str().unwrap(), &bob).await).await;
+    assert_eq!(read["status"], "Initial");
 }

@@ -73,7 +73,7 @@ fn token(sub: &str) -> String {
 }
 
 /// `method path` with `body` on the replica at `address`, answered `status`; its JSON.
-async fn call(
+pub async fn call(
     address: &str,
     method: reqwest::Method,
     path: &str,
@@ -96,7 +96,7 @@ async fn call(
 
 /// Bob registers through the replica at `address` and subscribes `sink` to his invitations
 /// and call updates.
-async fn bob_subscribes(address: &str, sink: &Sink) {
+pub async fn bob_subscribes(address: &str, sink: &Sink) {
     let device = json!({ "deviceId": uuid::Uuid::new_v4().to_string() });
     let path = "/webrtc-registration/vwip/sessions";
     let registered = call(

@@ -3,6 +3,8 @@
 //! path and the body). Without the setting its routes are
 //! unknown routes (404 NOT_FOUND).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -18,7 +20,9 @@ use super::{AppState, Route, router_of};
 use crate::domain::{
     Address, CallType, Direction, EndReason, Present, PresentObject, Session, SessionStatus,
 };
-use crate::network::Numbers;
+use crate::network::numbers::DAY_MS;
+use crate::network::{self, Applied};
+use crate::store::ScriptStep;
 use crate::store::{StoreError, now_ms};
 
 /// The API's operations, in the order of the OpenAPI document.
@@ -73,13 +77,74 @@ struct CallBody {
     receiver_address: Present<Address>,
     offer: PresentObject<SdpText>,
     call_type: Present<CallType>,
+    steps: Present<Vec<CallStep>>,
+}
+
+/// One step of the caller's script sent with an incoming call.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, expecting = "an object")]
+struct CallStep {
+    after_ms: u64,
+    status: SessionStatus,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The most steps a call's script may have.
+const MAX_STEPS: usize = 32;
+
+/// The caller's script, checked and scaled by `network.time_scale`: at most [`MAX_STEPS`]
+/// steps, each a status the network can set (not Initial), in time order, within a day, with a
+/// reason of 1 to 256 characters. Whether the table allows a step is known only when it comes:
+/// one it refuses then is skipped.
+fn caller_script(
+    steps: Vec<CallStep>,
+    numbers: &network::Numbers,
+) -> Result<Arc<[ScriptStep]>, ApiError> {
+    if steps.len() > MAX_STEPS {
+        return Err(ApiError::invalid(format!(
+            "steps must have at most {MAX_STEPS} items."
+        )));
+    }
+    let mut at = 0;
+    let mut script = Vec::with_capacity(steps.len());
+    for (i, step) in steps.into_iter().enumerate() {
+        let field = |name: &str| format!("steps[{i}].{name}");
+        if step.status == SessionStatus::Initial {
+            return Err(ApiError::invalid(format!(
+                "{} must be a status the network sets: not Initial.",
+                field("status")
+            )));
+        }
+        if step.after_ms > DAY_MS || step.after_ms < at {
+            return Err(ApiError::invalid(format!(
+                "{} must be at least the step before's and at most {DAY_MS} (a day).",
+                field("afterMs")
+            )));
+        }
+        if (step.reason.as_ref()).is_some_and(|r| r.is_empty() || r.chars().count() > 256) {
+            return Err(ApiError::invalid(format!(
+                "{} must have 1 to 256 characters.",
+                field("reason")
+            )));
+        }
+        at = step.after_ms;
+        script.push(ScriptStep {
+            after_ms: network::numbers::millis(numbers.due_after_ms(step.after_ms)),
+            status: step.status,
+            reason: step.reason.map(Arc::from),
+        });
+    }
+    Ok(script.into())
 }
 
 /// `POST /network/v1/calls`: a call from outside the service to a receiver with an active
 /// registration here (404 IDENTIFIER_NOT_FOUND otherwise). The session belongs to the API
 /// consumer of the receiver's registration (of several, the one expiring last), is incoming
 /// for it, is linked to that registration (it ends with it, as calls do), and its creation
-/// sends `session-invitation` to the receiver's subscriptions. 201 with the session.
+/// sends `session-invitation` to the receiver's subscriptions. The caller's `steps` play as a
+/// scripted number's do, and a call not answered within `network.no_answer_seconds` ends
+/// NoAnswer. 201 with the session.
 async fn incoming_call(
     State(state): State<AppState>,
     _authorized: Authorized<NetworkOp>,
@@ -93,6 +158,10 @@ async fn incoming_call(
     let offer = (body.offer.as_ref())
         .map(|offer| offer.check("offer", policy))
         .transpose()?;
+    let script = caller_script(
+        body.steps.into_option().unwrap_or_default(),
+        &state.network.numbers,
+    )?;
     let unregistered = || {
         ApiError::new(
             super::error::Code::IdentifierNotFound,
@@ -121,9 +190,12 @@ async fn incoming_call(
         ended: false,
         reason: None,
         registration: Some(registration.id.as_str().into()),
+        steps_played: 0,
     };
+    let placed = now_ms();
     loop {
-        match state.store.insert(session.clone()).await {
+        let timers = (state.network).timers(&session.id, placed, &script);
+        match state.store.insert_with(session.clone(), timers).await {
             Ok(_) => break,
             Err(StoreError::AlreadyExists) => session.id = super::sessions::new_session_id(),
             Err(err) => return Err(err.into()),
@@ -152,9 +224,6 @@ struct MoveBody {
     reason: Present<String>,
 }
 
-/// How many times a move is tried again when a client's write wins the race.
-const MOVE_ATTEMPTS: usize = 8;
-
 /// `POST /network/v1/sessions/{mediaSessionId}/events`: the network moves any session (of any
 /// consumer) as its table allows (409 INCOMPATIBLE_STATE otherwise), with the SDPs and reason
 /// given — to InProgress or Connected without an answer, one generated for the session's offer
@@ -179,36 +248,26 @@ async fn network_move(
         }
         other => other.map(std::sync::Arc::from),
     };
-    for _ in 0..MOVE_ATTEMPTS {
-        // A session its client DELETEd is gone (DESIGN §4).
-        let Some(current) = (state.store.get(&id).await?).filter(|c| !c.session.ended) else {
-            return Err(ApiError::plain(super::error::Code::NotFound));
-        };
-        let mut next = (current.session).network_move(
+    let applied = network::apply(state.store.as_ref(), &id, |session| {
+        network::moved(
+            session,
             status,
             offer.clone(),
             answer.clone(),
             reason.clone(),
-        )?;
-        // Generated for the offer in force after the move (one sent with it included).
-        if let Some(generated) = crate::network::generated_answer(&next, status) {
-            next.answer = Some(generated);
+        )
+        .map(Some)
+    })
+    .await;
+    match applied {
+        Ok(Applied::Moved(next)) => Ok(Json(SessionResponse::from(next.as_ref())).into_response()),
+        Ok(Applied::Refused(refused)) => Err(refused.into()),
+        Ok(Applied::Gone | Applied::Left) => Err(ApiError::plain(super::error::Code::NotFound)),
+        Err(StoreError::VersionConflict { .. }) => {
+            Err(ApiError::plain(super::error::Code::Aborted))
         }
-        match (state.store)
-            .compare_and_swap(current.version, std::sync::Arc::new(next.clone()))
-            .await
-        {
-            Ok(version) => {
-                crate::telemetry::metrics::transition(Some(current.session.status), status);
-                tracing::info!(session = id.as_str(), from = %current.session.status, to = %status, version, "network move");
-                return Ok(Json(SessionResponse::from(&next)).into_response());
-            }
-            Err(StoreError::VersionConflict { .. }) => continue,
-            Err(StoreError::NotFound) => return Err(ApiError::plain(super::error::Code::NotFound)),
-            Err(err) => return Err(err.into()),
-        }
+        Err(err) => Err(err.into()),
     }
-    Err(ApiError::plain(super::error::Code::Aborted))
 }
 
 /// `DELETE /network/v1/registrations/{registrationId}`: the network ends an active registration
@@ -246,7 +305,7 @@ async fn numbers(
     State(state): State<AppState>,
     _authorized: Authorized<NetworkOp>,
 ) -> Result<Response, ApiError> {
-    let numbers = Numbers::from_config(&state.config.network);
+    let numbers = &state.network.numbers;
     let views: Vec<NumberView<'_>> = (numbers.all().iter())
         .map(|script| NumberView {
             address: &script.address,

@@ -125,6 +125,7 @@ impl NewSession {
             owner: Some(caller.consumer().into()),
             direction: Direction::Outgoing,
             ended: false,
+            steps_played: 0,
         }
     }
 }
@@ -230,8 +231,10 @@ pub async fn create_session(
         return Err(ApiError::plain(Code::CallTypeEmergencyNotSupported));
     }
     let mut session = new.into_session(new_session_id(), &caller, registered);
+    let placed = now_ms();
     let version = loop {
-        match state.store.insert(session.clone()).await {
+        let timers = state.network.outgoing_timers(&session, placed);
+        match state.store.insert_with(session.clone(), timers).await {
             Ok(version) => break version,
             // 244 random bits make this all but impossible; a fresh id is the right answer.
             Err(StoreError::AlreadyExists) => session.id = new_session_id(),

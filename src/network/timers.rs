@@ -1,0 +1,249 @@
+//! The scheduler that fires the network's timers (DESIGN §12): every instance claims the timers
+//! that are due from the store (with Redis, each goes to exactly one replica; one that dies
+//! holding it leaves it to another once its claim's lease is over), plays each, and ends it in
+//! the same step as it schedules the script's next step.
+//!
+//! A step is played at most once however often it fires: the session records how many steps
+//! were played ([`Session::steps_played`]) in the same write as the step. A step the network's
+//! table refuses when its time comes (the call has moved on, e.g. answered by hand) is skipped
+//! and the script goes on; a call that is over ends its script.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::{Applied, apply, moved};
+use crate::domain::{Session, SessionId, SessionStatus};
+use crate::store::{Scheduled, ScriptStep, SessionStore, StoreError, Timer, TimerStore, now_ms};
+
+/// The longest the scheduler sleeps before it looks again (a timer scheduled by another replica
+/// fires at most this late).
+const POLL: Duration = Duration::from_millis(20);
+
+/// Timers claimed at once, and played at once by one instance.
+const BATCH: usize = 256;
+const IN_FLIGHT: usize = 512;
+
+/// The reason a call not answered in time ends with.
+pub const NO_ANSWER_REASON: &str = "Not answered in time";
+
+/// Fires due timers until the stores are dropped. A claim holds for `lease`
+/// (`events.claim_idle_ms`): a timer still unfinished then is fired again (by any instance), and
+/// plays nothing twice. A failing store is reported once when it starts failing and once when it
+/// recovers.
+pub async fn fire_due_timers(
+    sessions: Weak<dyn SessionStore>,
+    timers: Weak<dyn TimerStore>,
+    lease: Duration,
+) {
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut failing = false;
+    loop {
+        let (Some(store), Some(due)) = (sessions.upgrade(), timers.upgrade()) else {
+            return;
+        };
+        let wait = match claim_and_fire(&store, &due, lease, &permits).await {
+            Ok(wait) => {
+                if failing {
+                    failing = false;
+                    tracing::info!("timers fired again");
+                }
+                wait
+            }
+            Err(e) => {
+                if !failing {
+                    failing = true;
+                    tracing::warn!(error = %e, "timers not fired; retrying");
+                }
+                POLL
+            }
+        };
+        drop((store, due));
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Claims the due timers this instance has room for and starts playing each; returns how long
+/// to wait before looking again (zero when more may be due).
+async fn claim_and_fire(
+    sessions: &Arc<dyn SessionStore>,
+    timers: &Arc<dyn TimerStore>,
+    lease: Duration,
+    permits: &Arc<Semaphore>,
+) -> Result<Duration, StoreError> {
+    let room = permits.available_permits().min(BATCH);
+    if room == 0 {
+        return Ok(POLL);
+    }
+    let now = now_ms();
+    let claimed = timers.claim_timers(now, lease, room).await?;
+    let full = claimed.len() == room;
+    for timer in claimed {
+        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+            break;
+        };
+        let (sessions, timers) = (Arc::clone(sessions), Arc::clone(timers));
+        tokio::spawn(async move {
+            let key = timer.key.clone();
+            if let Err(e) = fire(sessions.as_ref(), timers.as_ref(), timer).await {
+                // Left claimed: due again when the lease is over.
+                tracing::warn!(timer = key.as_str(), error = %e, "timer not played yet");
+            }
+            drop(permit);
+        });
+    }
+    if full {
+        return Ok(Duration::ZERO);
+    }
+    let next = timers.next_due().await?;
+    let now = now_ms();
+    Ok(next.map_or(POLL, |at| {
+        Duration::from_millis(at.saturating_sub(now)).min(POLL)
+    }))
+}
+
+/// Plays one claimed timer and ends it, scheduling the script's next step with the end.
+pub async fn fire(
+    sessions: &dyn SessionStore,
+    timers: &dyn TimerStore,
+    scheduled: Scheduled,
+) -> Result<(), StoreError> {
+    let late = now_ms().saturating_sub(scheduled.due_ms);
+    let next = match &scheduled.timer {
+        Timer::Step {
+            session,
+            placed_ms,
+            index,
+            script,
+        } => {
+            crate::telemetry::metrics::timer_fired("step", late);
+            let goes_on = play_step(sessions, session, *index, script).await?;
+            goes_on
+                .then(|| Scheduled::step(session, *placed_ms, index + 1, script))
+                .flatten()
+        }
+        Timer::NoAnswer { session } => {
+            crate::telemetry::metrics::timer_fired("no_answer", late);
+            end_unanswered(sessions, session).await?;
+            None
+        }
+    };
+    timers.advance(&scheduled.key, next).await?;
+    Ok(())
+}
+
+/// Plays step `index` of `script` on the session unless it was played already; returns whether
+/// the script goes on (the call is not over).
+async fn play_step(
+    sessions: &dyn SessionStore,
+    id: &SessionId,
+    index: u16,
+    script: &[ScriptStep],
+) -> Result<bool, StoreError> {
+    let Some(step) = script.get(usize::from(index)) else {
+        return Ok(false);
+    };
+    let decide = |session: &Session| {
+        if session.is_over() || session.steps_played > index {
+            return Ok(None);
+        }
+        let mut next = moved(session, step.status, None, None, step.reason.clone())?;
+        next.steps_played = index + 1;
+        Ok(Some(next))
+    };
+    Ok(match apply(sessions, id, decide).await? {
+        Applied::Moved(session) => !session.is_over(),
+        Applied::Refused(refused) => {
+            tracing::info!(session = id.as_str(), step = index, error = %refused, "script step skipped: the network cannot make it now");
+            true
+        }
+        // Played before (by this or another instance): the next step is scheduled again, and
+        // plays once likewise.
+        Applied::Left => sessions
+            .get(id)
+            .await?
+            .is_some_and(|s| !s.session.is_over() && !s.session.ended),
+        Applied::Gone => false,
+    })
+}
+
+/// Ends the call NoAnswer unless it was answered (Connected, Hold, Resume) or is over.
+async fn end_unanswered(sessions: &dyn SessionStore, id: &SessionId) -> Result<(), StoreError> {
+    let decide = |session: &Session| {
+        if session.is_over() || session.status.is_established() {
+            return Ok(None);
+        }
+        moved(
+            session,
+            SessionStatus::NoAnswer,
+            None,
+            None,
+            Some(NO_ANSWER_REASON.into()),
+        )
+        .map(Some)
+    };
+    match apply(sessions, id, decide).await? {
+        Applied::Refused(refused) => {
+            tracing::info!(session = id.as_str(), error = %refused, "no-answer timer: the network cannot end the call now");
+        }
+        Applied::Moved(_) | Applied::Left | Applied::Gone => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Limits, MemoryStore};
+
+    /// A step fired twice (two claimants: the first's lease ran out while it played) changes
+    /// the session once and schedules the next step once.
+    #[tokio::test]
+    async fn a_step_fired_twice_plays_once() {
+        let store = MemoryStore::new(Limits {
+            capacity: 8,
+            per_owner: 8,
+            ended_ttl: Duration::from_secs(60),
+        });
+        let session = Session::example(SessionStatus::Initial);
+        let step = |status| ScriptStep {
+            after_ms: 0,
+            status,
+            reason: None,
+        };
+        let script: Arc<[ScriptStep]> =
+            Arc::from([step(SessionStatus::Ringing), step(SessionStatus::Ringing)]);
+        let first = Scheduled::step(&session.id, 0, 0, &script).unwrap();
+        store
+            .insert_with(session.clone(), vec![first.clone()])
+            .await
+            .unwrap();
+        let lease = Duration::from_secs(1);
+        let claimed = store.claim_timers(1, lease, 8).await.unwrap();
+        let again = store.claim_timers(1 + 1000, lease, 8).await.unwrap();
+        assert_eq!((claimed, &again), (vec![first.clone()], &vec![first]));
+        for claim in [&again[0], &again[0]] {
+            fire(&store, &store, claim.clone()).await.unwrap();
+        }
+        let stored = store.get(&session.id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                stored.version,
+                stored.session.status,
+                stored.session.steps_played
+            ),
+            (2, SessionStatus::Ringing, 1)
+        );
+        // The second step, once: it plays (Ringing again) and the script is done.
+        let next = store.claim_timers(2000, lease, 8).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].key, format!("{}/step/1", session.id));
+        fire(&store, &store, next[0].clone()).await.unwrap();
+        let stored = store.get(&session.id).await.unwrap().unwrap();
+        assert_eq!((stored.version, stored.session.steps_played), (3, 2));
+        assert_eq!(store.next_due().await.unwrap(), None);
+    }
+}
