@@ -58,6 +58,8 @@ impl Config {
                 withheld_originator: None,
                 registration: None,
                 steps_played: 0,
+                receiver_owner: None,
+                hung_up: None,
                 reason: None,
                 ended: false,
             });
@@ -96,6 +98,8 @@ impl Config {
                     phone_number: number.to_owned(),
                     owner: f.consumer.clone(),
                     expires_at_ms: NEVER,
+                    // The operator configured it: the number is known to be the device's.
+                    proven: true,
                     ended: None,
                 })
             })

@@ -2,7 +2,8 @@
 //! side a caller acts for, and the parties a request may name.
 
 use super::address::Address;
-use super::session::{Role, Session};
+use super::session::{Role, Session, StatusChange};
+use super::status::SessionStatus;
 
 /// The originator's address when its identity is withheld (RFC 3323).
 pub const ANONYMOUS: &str = "sip:anonymous@anonymous.invalid";
@@ -49,29 +50,78 @@ pub enum AccessError {
     /// A 2-legged caller named a party the session does not have.
     #[error("{field} does not match the session: the parties of a session cannot change.")]
     Mismatch { field: &'static str },
+    /// The caller's side of an on-net call may not send `field`.
+    #[error("{field}: {why}.")]
+    Side {
+        field: &'static str,
+        why: &'static str,
+    },
 }
 
 impl Actor<'_> {
-    /// Whether the session exists for this actor: it belongs to the actor's consumer or is a
-    /// fixture (no owner, visible to every consumer), and a 3-legged actor's subscriber is one
-    /// of its parties (a withheld originator included).
+    /// Whether the session exists for this actor: it belongs to the actor's consumer, is a
+    /// fixture (no owner, visible to every consumer) or is an on-net call to a registration of
+    /// the actor's consumer; a 3-legged actor's subscriber is one of its parties (a withheld
+    /// originator included); and the actor's side has not hung it up.
     pub fn can_see(&self, session: &Session) -> bool {
         let owned = session
             .owner
             .as_deref()
-            .is_none_or(|owner| owner == self.consumer);
+            .is_none_or(|owner| owner == self.consumer)
+            || session.receiver_owner.as_deref() == Some(self.consumer);
         let party = self
             .subscriber
             .is_none_or(|subscriber| session.role_of(subscriber).is_some());
-        owned && party
+        owned
+            && party
+            && session
+                .hung_up
+                .is_none_or(|side| side != self.role_in(session))
     }
 
-    /// The side of the call this actor ends a session for (DELETE): a 3-legged actor's
-    /// subscriber's role, else the side the owning consumer acts for.
+    /// The side of the call this actor acts for: a 3-legged actor's subscriber's role; else
+    /// the side the owning consumer acts for, or the receiver's for the consumer an on-net call
+    /// was delivered to.
     pub fn role_in(&self, session: &Session) -> Role {
+        let owns = session
+            .owner
+            .as_deref()
+            .is_none_or(|owner| owner == self.consumer);
         self.subscriber
             .and_then(|subscriber| session.role_of(subscriber))
-            .unwrap_or_else(|| session.owner_role())
+            .unwrap_or(if owns || !session.is_on_net() {
+                session.owner_role()
+            } else {
+                Role::Receiver
+            })
+    }
+
+    /// What a side may change on an on-net call (PUT): the caller's app neither answers nor
+    /// sets the receiver's progress (it may hold and resume); the receiver's app does not
+    /// replace the caller's offer. Any call that is not on-net: anything.
+    pub fn check_side(&self, session: &Session, change: &StatusChange) -> Result<(), AccessError> {
+        if !session.is_on_net() {
+            return Ok(());
+        }
+        match self.role_in(session) {
+            Role::Originator if change.answer.is_some() => Err(AccessError::Side {
+                field: "answer",
+                why: "only the receiver's app answers an on-net call",
+            }),
+            Role::Originator
+                if !matches!(change.status, SessionStatus::Hold | SessionStatus::Resume) =>
+            {
+                Err(AccessError::Side {
+                    field: "status",
+                    why: "the caller's app of an on-net call sets only Hold or Resume; the receiver's app sets the others",
+                })
+            }
+            Role::Receiver if change.offer.is_some() => Err(AccessError::Side {
+                field: "offer",
+                why: "the offer of an on-net call is the caller's; the receiver's app answers it",
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// A new call's originator (POST): a 3-legged actor calls as its own subscriber or as

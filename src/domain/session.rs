@@ -93,7 +93,8 @@ pub enum Direction {
 }
 
 /// The two ends of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Originator,
     Receiver,
@@ -135,6 +136,14 @@ pub struct Session {
     /// step fired twice (by two replicas) changes the session once. Never shown in a response.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub steps_played: u16,
+    /// On an on-net call (DESIGN §12): the API consumer of the receiver's registration, whose
+    /// apps see the session and act for the receiver. Never shown in a response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_owner: Option<Arc<str>>,
+    /// On an on-net call, the side whose app DELETEd it: gone for that side, still readable
+    /// with its outcome by the other's until it DELETEs it too. Never shown in a response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hung_up: Option<Role>,
 }
 
 fn is_zero(n: &u16) -> bool {
@@ -233,6 +242,41 @@ impl Session {
         }
     }
 
+    /// Whether the call runs between two apps of this service (DESIGN §12).
+    pub fn is_on_net(&self) -> bool {
+        self.receiver_owner.is_some()
+    }
+
+    /// The session after `role`'s app DELETEs it: as [`Session::end`] says, gone for the API;
+    /// except that the first side to hang up an on-net call leaves it to the other side to
+    /// read, over, with a reason that says who ended it.
+    pub fn hang_up(&self, role: Role) -> Session {
+        let ended = self.end(role);
+        if !self.is_on_net() || self.hung_up.is_some() {
+            return ended;
+        }
+        let reason = if self.status.is_terminal() {
+            self.reason.clone()
+        } else {
+            let side = match role {
+                Role::Originator => "caller",
+                Role::Receiver => "receiver",
+            };
+            let what = match ended.status {
+                SessionStatus::Declined => "declined",
+                SessionStatus::SessionCancelled => "cancelled",
+                _ => "terminated",
+            };
+            Some(format!("Call {what} by {side}").into())
+        };
+        Session {
+            ended: false,
+            hung_up: Some(role),
+            reason,
+            ..ended
+        }
+    }
+
     /// The session after `role` ends it (DELETE): before it was answered the originator cancels
     /// and the receiver declines; once answered either side terminates. A session the network
     /// already ended keeps its outcome.
@@ -277,6 +321,8 @@ impl Session {
             reason: None,
             ended: false,
             steps_played: 0,
+            receiver_owner: None,
+            hung_up: None,
         }
     }
 }

@@ -233,10 +233,9 @@ impl Emitter {
         for number in [receiver, originator].into_iter().flatten() {
             let invited = Some(number) == receiver;
             for subscription in self.subscribers(number, subscribers).await?.to_vec() {
-                let visible = session
-                    .owner
-                    .as_ref()
-                    .is_none_or(|owner| **owner == *subscription.owner);
+                let visible = (session.owner.as_ref())
+                    .is_none_or(|owner| **owner == *subscription.owner)
+                    || session.receiver_owner.as_deref() == Some(&*subscription.owner);
                 let wanted = visible
                     && subscription.types.contains(&event)
                     && (version > 1 || invited)

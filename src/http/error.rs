@@ -320,7 +320,9 @@ impl From<AccessError> for ApiError {
             AccessError::TokenContext { .. } => {
                 ApiError::new(Code::InvalidTokenContext, err.to_string())
             }
-            AccessError::Mismatch { .. } => ApiError::invalid(err.to_string()),
+            AccessError::Mismatch { .. } | AccessError::Side { .. } => {
+                ApiError::invalid(err.to_string())
+            }
         }
     }
 }

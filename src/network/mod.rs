@@ -12,11 +12,27 @@ use std::time::Duration;
 
 use crate::config::NetworkConfig;
 use crate::domain::sdp::answer::{Nonce, answer};
-use crate::domain::{Sdp, SdpPolicy, Session, SessionId, SessionStatus, TransitionError};
-use crate::store::{Scheduled, ScriptStep, SessionStore, StoreError};
+use crate::domain::{
+    Address, Registration, Sdp, SdpPolicy, Session, SessionId, SessionStatus, TransitionError,
+};
+use crate::store::{RegistrationStore, Scheduled, ScriptStep, SessionStore, StoreError, now_ms};
 
 /// The built-in number whose script `default_behaviour = "answer"` plays for everyone else.
 const ANSWERING: &str = "tel:+12025550100";
+
+/// The registration a call to `receiver` is delivered to (on-net, or from the admin API): of
+/// the active registrations of its phone number that are proven (the network knows the device
+/// holds the number), the one expiring last. `None` when there is none.
+pub async fn receiving_registration(
+    registrations: &dyn RegistrationStore,
+    receiver: &Address,
+) -> Result<Option<Registration>, StoreError> {
+    let Some(number) = receiver.phone_number() else {
+        return Ok(None);
+    };
+    let found = registrations.number_registrations(number, now_ms()).await?;
+    Ok(found.into_iter().rev().find(|r| r.proven))
+}
 
 /// The simulator as the service runs it: the scripted numbers, the no-answer time, and what the
 /// far end of anyone else does.
@@ -48,14 +64,23 @@ impl Network {
         }
     }
 
-    /// The timers a call placed at `placed_ms` starts with when the simulator plays its
-    /// receiver (a scripted number, or anyone with `default_behaviour = "answer"`); none
-    /// otherwise.
+    /// Whether the simulator plays the far end of calls to `receiver` (a scripted number): such
+    /// a call is never delivered on-net.
+    pub fn scripts(&self, receiver: &Address) -> bool {
+        self.numbers.script(receiver.as_str()).is_some()
+    }
+
+    /// The timers a call placed at `placed_ms` starts with: a scripted receiver's script, or
+    /// (for anyone else but an on-net receiver) `default_behaviour = "answer"`'s, with the
+    /// no-answer deadline; an on-net call's no-answer deadline alone; none otherwise.
     pub fn outgoing_timers(&self, session: &Session, placed_ms: u64) -> Vec<Scheduled> {
-        (self.numbers.plan(session.receiver.as_str()))
-            .or_else(|| self.default.clone())
-            .map(|plan| self.timers(&session.id, placed_ms, &plan))
-            .unwrap_or_default()
+        let plan = (self.numbers.plan(session.receiver.as_str()))
+            .or_else(|| self.default.clone().filter(|_| !session.is_on_net()));
+        match plan {
+            Some(plan) => self.timers(&session.id, placed_ms, &plan),
+            None if session.is_on_net() => self.timers(&session.id, placed_ms, &Arc::from([])),
+            None => Vec::new(),
+        }
     }
 
     /// The first step of `plan` (when it has one) and the no-answer deadline of a call placed

@@ -42,11 +42,24 @@ async fn bob_subscribes(
     consumer: &str,
     types: &[&str],
 ) -> (String, crate::sink::Sink, String, Value) {
+    subscribes(app, RECEIVER, consumer, types).await
+}
+
+/// The subscriber at `number`, with an app of the API consumer `consumer`, registers the
+/// phone (3-legged: a proven registration) and subscribes a new sink to the event types
+/// `types` of that registration: the token (every scope), the sink, the registration's id and
+/// the subscription's.
+async fn subscribes(
+    app: &TestApp,
+    number: &str,
+    consumer: &str,
+    types: &[&str],
+) -> (String, crate::sink::Sink, String, Value) {
     const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
     let sink = crate::sink::Sink::start().await;
     let scopes = crate::delivery::every_scope();
-    let bob = camara_webrtc::auth::mint(&app.config.auth, RECEIVER, &scopes, Some(consumer), 3600)
-        .unwrap();
+    let bob =
+        camara_webrtc::auth::mint(&app.config.auth, number, &scopes, Some(consumer), 3600).unwrap();
     let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2" });
     let path = "/webrtc-registration/vwip/sessions";
     let registered =
@@ -505,7 +518,7 @@ async fn an_incoming_call_reaches_the_registered_receiver() {
     let other = app.app_token(RECEIVER, "other-app");
     assert_not_found(app.get_session(id, &other).await).await;
     // Nobody registered at the number: no call.
-    let nobody = json!({ "originatorAddress": caller, "receiverAddress": "tel:+12025550999" });
+    let nobody = json!({ "originatorAddress": caller, "receiverAddress": "tel:+12025550999", "offer": { "sdp": CLEAN_SDP } });
     let refused = place(nobody).await.unwrap();
     assert_error(
         refused,
@@ -528,6 +541,14 @@ async fn an_incoming_call_reaches_the_registered_receiver() {
         400,
         "INVALID_ARGUMENT",
         "originatorAddress is required.",
+    )
+    .await;
+    let no_offer = json!({ "originatorAddress": caller, "receiverAddress": RECEIVER });
+    assert_error(
+        place(no_offer).await.unwrap(),
+        400,
+        "INVALID_ARGUMENT",
+        "offer is required: the caller's SDP offer.",
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -750,7 +771,8 @@ async fn bad_caller_steps_name_the_field() {
     ];
     for (steps, message) in cases {
         let call = json!({
-            "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER, "steps": steps
+            "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER,
+            "offer": { "sdp": CLEAN_SDP }, "steps": steps
         });
         let response = app
             .client
@@ -792,4 +814,200 @@ async fn the_default_behaviour_answers_everyone_else() {
     assert_eq!(sink.received().len(), 0);
     let read = json_ok(app.get_session(id.as_str().unwrap(), &bob).await).await;
     assert_eq!(read["status"], "Initial");
+}
+
+/// Alice (app of `alice-app`) calls Bob, whose phone an app of another consumer (`bob-app`)
+/// registered: the call is delivered on-net. Bob's app is invited, reads and drives the call;
+/// both sinks hear every change; each side may change only what is its own; Bob hangs up and
+/// Alice still reads how the call ended, until she DELETEs it too.
+#[tokio::test]
+async fn two_apps_of_different_consumers_call_each_other() {
+    use crate::delivery::envelope_of;
+    let app = spawn_app().await;
+    let (bob, bob_sink, _, bob_subscription) = subscribes(
+        &app,
+        RECEIVER,
+        "bob-app",
+        &["session-invitation", "session-status"],
+    )
+    .await;
+    let (alice, alice_sink, alice_registration, _) =
+        subscribes(&app, ORIGINATOR, "alice-app", &["session-status"]).await;
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let placed = (app.client.post(app.url("/webrtc/sessions")))
+        .bearer_auth(&alice)
+        .header("registrationId", &alice_registration)
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    let created = json_with(placed, StatusCode::CREATED).await;
+    let id = created["mediaSessionId"].as_str().unwrap().to_owned();
+    let invitation = bob_sink.wait_for(1).await;
+    let mut expected = created.clone();
+    expected["sequenceNumber"] = json!(1);
+    expected["subscriptionId"] = bob_subscription;
+    assert_eq!(envelope_of(&invitation[0], "session-invitation"), expected);
+    assert_eq!(json_ok(app.get_session(&id, &bob).await).await, created);
+    let stranger = app.app_token(RECEIVER, "other-app");
+    assert_not_found(app.get_session(&id, &stranger).await).await;
+
+    let put = |body: Value, token: &str| {
+        let body = body.to_string();
+        let token = token.to_owned();
+        let app = &app;
+        let id = id.clone();
+        async move { app.put_status(&id, &body, &token).await }
+    };
+    // Each side changes only what is its own, and nothing changes when it tries otherwise.
+    let refusals = [
+        (
+            json!({ "status": "Ringing" }),
+            &alice,
+            "status: the caller's app of an on-net call sets only Hold or Resume; the receiver's app sets the others.",
+        ),
+        (
+            json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }),
+            &alice,
+            "answer: only the receiver's app answers an on-net call.",
+        ),
+        (
+            json!({ "status": "Ringing", "offer": { "sdp": CLEAN_SDP } }),
+            &bob,
+            "offer: the offer of an on-net call is the caller's; the receiver's app answers it.",
+        ),
+    ];
+    for (body, token, message) in refusals {
+        assert_error(put(body, token).await, 400, "INVALID_ARGUMENT", message).await;
+    }
+    json_ok(put(json!({ "status": "Ringing" }), &bob).await).await;
+    let connect = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } });
+    json_ok(put(connect, &bob).await).await;
+    let seen = json_ok(app.get_session(&id, &alice).await).await;
+    assert_eq!(
+        (&seen["status"], &seen["answer"]["sdp"]),
+        (&json!("Connected"), &json!(CLEAN_SDP))
+    );
+    json_ok(put(json!({ "status": "Hold" }), &alice).await).await;
+    json_ok(put(json!({ "status": "Resume" }), &alice).await).await;
+
+    // Bob hangs up: gone for his app; Alice reads the outcome and can no longer change it.
+    let hung_up = app.delete("/webrtc", &id, &bob).await;
+    assert_eq!(hung_up.status(), StatusCode::NO_CONTENT);
+    assert_not_found(app.get_session(&id, &bob).await).await;
+    let ended = json_ok(app.get_session(&id, &alice).await).await;
+    let mut expected = seen.clone();
+    expected["status"] = json!("Terminated");
+    expected["reason"] = json!("Call terminated by receiver");
+    assert_eq!(ended, expected);
+    let late = put(json!({ "status": "Hold" }), &alice).await;
+    assert_eq!(late.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        app.delete("/webrtc", &id, &alice).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_not_found(app.get_session(&id, &alice).await).await;
+
+    // Alice's DELETE of the ended call is a change too: both hear its (unchanged) status.
+    let heard = [
+        "Ringing",
+        "Connected",
+        "Hold",
+        "Resume",
+        "Terminated (Call terminated by receiver)",
+        "Terminated (Call terminated by receiver)",
+    ];
+    for (sink, invited) in [(&alice_sink, 0), (&bob_sink, 1)] {
+        sink.wait_for(heard.len() + invited).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let statuses: Vec<_> = (sink.received().into_iter())
+            .filter(|r| r.body["type"].as_str().unwrap().ends_with("session-status"))
+            .collect();
+        assert_eq!(statuses.len() + invited, sink.received().len());
+        assert_eq!(statuses_by_session(&statuses)[&id], heard);
+    }
+}
+
+/// Only a proven registration receives calls: one made with a 2-legged token on a service
+/// that does not hold numbers to `auth.subscribers` gets neither on-net calls nor the admin
+/// API's; with `auth.subscribers` it does.
+#[tokio::test]
+async fn only_a_proven_registration_receives_calls() {
+    for (subscribers, delivered) in [
+        (vec![], false),
+        (
+            vec!["+17085854000".to_owned(), "+17085852753".to_owned()],
+            true,
+        ),
+    ] {
+        let mut config = Config::embedded();
+        config.auth.subscribers = subscribers;
+        let app = spawn_with(config).await;
+        let scopes = crate::delivery::every_scope();
+        let two_legged =
+            camara_webrtc::auth::mint(&app.config.auth, "bob-app", &scopes, None, 3600).unwrap();
+        let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2", "phoneNumber": "+17085854000" });
+        let path = "/webrtc-registration/vwip/sessions";
+        let registered = send_scenario(
+            &app,
+            reqwest::Method::POST,
+            path,
+            Some(&two_legged),
+            Some(device),
+        )
+        .await;
+        json_with(registered, StatusCode::CREATED).await;
+        let alice = app.app_token(ORIGINATOR, "alice-app");
+        let call = json!({
+            "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+        });
+        let created = json_with(
+            app.create("/webrtc", &call, &alice).await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let id = created["mediaSessionId"].as_str().unwrap();
+        let read = app.get_session(id, &two_legged).await;
+        let incoming = (app.client.post(app.url("/network/v1/calls")))
+            .bearer_auth(admin_token(&app))
+            .json(&json!({ "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP } }))
+            .send()
+            .await
+            .unwrap();
+        if delivered {
+            assert_eq!(json_ok(read).await, created);
+            assert_eq!(incoming.status(), StatusCode::CREATED);
+        } else {
+            assert_not_found(read).await;
+            assert_eq!(incoming.status(), StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+/// An on-net call nobody answers ends NoAnswer after `no_answer_seconds`, for both sides.
+#[tokio::test]
+async fn an_unanswered_on_net_call_ends_no_answer() {
+    let app = spawn_with(fast_network()).await;
+    let (bob, _, _, _) = subscribes(&app, RECEIVER, "bob-app", &["session-invitation"]).await;
+    let alice = app.app_token(ORIGINATOR, "alice-app");
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let created = json_with(
+        app.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["mediaSessionId"].as_str().unwrap();
+    json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    for token in [&alice, &bob] {
+        let read = json_ok(app.get_session(id, token).await).await;
+        assert_eq!(
+            (&read["status"], &read["reason"]),
+            (&json!("NoAnswer"), &json!("Not answered in time"))
+        );
+    }
 }

@@ -155,9 +155,10 @@ async fn incoming_call(
     let receiver = (body.receiver_address.into_option())
         .ok_or_else(|| ApiError::invalid("receiverAddress is required."))?;
     let policy = state.config.sdp.validation;
+    // Required, though DESIGN §12 shows it optional: a CAMARA session always has an offer.
     let offer = (body.offer.as_ref())
-        .map(|offer| offer.check("offer", policy))
-        .transpose()?;
+        .ok_or_else(|| ApiError::invalid("offer is required: the caller's SDP offer."))?
+        .check("offer", policy)?;
     let script = caller_script(
         body.steps.into_option().unwrap_or_default(),
         &state.network.numbers,
@@ -168,11 +169,9 @@ async fn incoming_call(
             "Device identifier not found: receiverAddress has no active registration.",
         )
     };
-    let number = receiver.phone_number().ok_or_else(unregistered)?;
-    let registrations = (state.registrations)
-        .number_registrations(number, now_ms())
-        .await?;
-    let registration = registrations.last().ok_or_else(unregistered)?;
+    let registration = network::receiving_registration(state.registrations.as_ref(), &receiver)
+        .await?
+        .ok_or_else(unregistered)?;
     let mut session = Session {
         id: super::sessions::new_session_id(),
         originator,
@@ -180,7 +179,7 @@ async fn incoming_call(
         receiver,
         receiver_name: None,
         status: SessionStatus::Initial,
-        offer,
+        offer: Some(offer),
         answer: None,
         call_type: body.call_type.into_option().unwrap_or_default(),
         location: None,
@@ -191,6 +190,8 @@ async fn incoming_call(
         reason: None,
         registration: Some(registration.id.as_str().into()),
         steps_played: 0,
+        receiver_owner: None,
+        hung_up: None,
     };
     let placed = now_ms();
     loop {

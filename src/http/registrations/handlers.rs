@@ -110,6 +110,7 @@ pub async fn register(
         phone_number: number,
         owner: caller.consumer().to_owned(),
         expires_at_ms,
+        proven: !two_legged || state.holds_subscribers(),
         ended: None,
     };
     let max_per_number = state.config.registration.max_per_phone_number;

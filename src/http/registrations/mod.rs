@@ -180,6 +180,7 @@ mod tests {
             phone_number: "+17085854000".into(),
             owner: "app".into(),
             expires_at_ms: 1_796_299_200_358,
+            proven: true,
             ended: None,
         };
         assert_eq!(

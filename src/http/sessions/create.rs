@@ -126,6 +126,8 @@ impl NewSession {
             direction: Direction::Outgoing,
             ended: false,
             steps_played: 0,
+            receiver_owner: None,
+            hung_up: None,
         }
     }
 }
@@ -231,6 +233,16 @@ pub async fn create_session(
         return Err(ApiError::plain(Code::CallTypeEmergencyNotSupported));
     }
     let mut session = new.into_session(new_session_id(), &caller, registered);
+    // On-net: delivered to another API consumer's app (one consumer already sees and drives
+    // both sides of its own calls, as before).
+    if !state.network.scripts(&session.receiver) {
+        let found =
+            crate::network::receiving_registration(state.registrations.as_ref(), &session.receiver)
+                .await?;
+        session.receiver_owner = found
+            .filter(|registration| registration.owner != caller.consumer())
+            .map(|registration| registration.owner.into());
+    }
     let placed = now_ms();
     let version = loop {
         let timers = state.network.outgoing_timers(&session, placed);

@@ -21,7 +21,7 @@ pub async fn delete_session(
 ) -> Result<StatusCode, ApiError> {
     let caller = authorized.caller()?;
     let (before, ended, version) = update_visible(&state, &caller, &id, |session| {
-        Ok(session.end(caller.actor().role_in(session)))
+        Ok(session.hang_up(caller.actor().role_in(session)))
     })
     .await?;
     log.change(&id, Some(before.status), ended.status, version);

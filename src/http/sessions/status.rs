@@ -185,6 +185,7 @@ pub async fn put_status(
             parties.originator_address.as_ref(),
             parties.receiver_address.as_ref(),
         )?;
+        caller.actor().check_side(session, &update.change)?;
         Ok(session.apply(&update.change)?)
     })
     .await?;

@@ -256,7 +256,7 @@ fn decode(entry: &StreamId) -> Option<Change> {
             session: std::sync::Arc::new(serde_json::from_str(&text("j")?).ok()?),
         }),
         "r" => {
-            let fields = ["i", "d", "n", "o", "x", "e"].map(|f| text(f).unwrap_or_default());
+            let fields = ["i", "d", "n", "o", "x", "p", "e"].map(|f| text(f).unwrap_or_default());
             let registration = super::registrations::registrations(&fields).ok()?.pop()?;
             Some(Change::RegistrationEnded(Box::new(registration)))
         }

@@ -20,15 +20,17 @@ use super::RedisStore;
 use crate::domain::{EndReason, Registration};
 use crate::store::{RegistrationStore, StoreError, StoreFuture};
 
-/// Reads a registration hash's fields as `{id, d, n, o, x, e}` (`e` "" while not ended); the
+/// Reads a registration hash's fields as `{id, d, n, o, x, p, e}` (`p` "1" when proven, `e` ""
+/// while not ended); the
 /// scripts below append it to their answer through `add`. `finish` ends one and records the end
 /// in the outbox (`k` `r`, its fields: see `outbox.rs`).
 const FIELDS: &str = r"
 local function add(out, p, id)
-    local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e')
+    local f = redis.call('HMGET', p .. 'reg:' .. id, 'd', 'n', 'o', 'x', 'e', 'p')
     if not f[1] then return false end
     table.insert(out, id)
     for i = 1, 4 do table.insert(out, f[i]) end
+    table.insert(out, f[6] or '')
     table.insert(out, f[5] or '')
     return true
 end
@@ -57,7 +59,7 @@ fn script(body: &str) -> Script {
 }
 
 /// ARGV: 1 prefix, 2 id, 3 device, 4 number, 5 owner, 6 expiry, 7 max per number, 8 now,
-/// 9 capacity, 10 max per owner. Returns 1, -1 (exists), -2 (number full), -3 (store full), -4
+/// 9 capacity, 10 max per owner, 11 proven ("1" or "0"). Returns 1, -1 (exists), -2 (number full), -3 (store full), -4
 /// (owner full).
 static REGISTER: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -82,6 +84,7 @@ static REGISTER: LazyLock<Script> = LazyLock::new(|| {
         local key = p .. 'reg:' .. ARGV[2]
         if redis.call('EXISTS', key) == 1 then return -1 end
         redis.call('HSET', key, 'd', ARGV[3], 'n', ARGV[4], 'o', ARGV[5], 'x', ARGV[6])
+        if ARGV[11] == '1' then redis.call('HSET', key, 'p', '1') end
         redis.call('ZADD', KEYS[1], ARGV[6], ARGV[2])
         redis.call('SADD', numbers, ARGV[2])
         redis.call('SADD', p .. 'reg-device:' .. ARGV[3] .. ':' .. ARGV[5], ARGV[2])
@@ -166,12 +169,12 @@ static FINISH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Registrations from a script's flat answer (`id, d, n, o, x, e` each).
+/// Registrations from a script's flat answer (`id, d, n, o, x, p, e` each).
 pub(super) fn registrations(fields: &[String]) -> Result<Vec<Registration>, StoreError> {
     fields
-        .chunks_exact(6)
+        .chunks_exact(7)
         .map(|f| {
-            let ended = match f[5].as_str() {
+            let ended = match f[6].as_str() {
                 "" => None,
                 "DELETED" => Some(EndReason::Deleted),
                 "NETWORK_TERMINATED" => Some(EndReason::NetworkTerminated),
@@ -185,6 +188,7 @@ pub(super) fn registrations(fields: &[String]) -> Result<Vec<Registration>, Stor
                 expires_at_ms: f[4].parse().map_err(|_| {
                     StoreError::Unavailable("a stored registration's expiry is not a number".into())
                 })?,
+                proven: f[5] == "1",
                 ended,
             })
         })
@@ -247,15 +251,15 @@ impl RedisStore {
         for id in ids {
             pipe.cmd("HMGET")
                 .arg(format!("{}reg:{id}", self.prefix))
-                .arg(&["d", "n", "o", "x", "e"]);
+                .arg(&["d", "n", "o", "x", "e", "p"]);
         }
         let mut con = self.connection.clone();
         let found: Vec<Vec<Option<String>>> = self.run(pipe.query_async(&mut con)).await?;
         let mut flat = Vec::new();
         for (id, fields) in ids.iter().zip(found) {
-            if let [Some(d), Some(n), Some(o), Some(x), e] = &fields[..] {
+            if let [Some(d), Some(n), Some(o), Some(x), e, p] = &fields[..] {
                 flat.extend([id, d, n, o, x].map(Clone::clone));
-                flat.push(e.clone().unwrap_or_default());
+                flat.extend([p, e].map(|f| f.clone().unwrap_or_default()));
             }
         }
         Ok(registrations(&flat)?
@@ -283,6 +287,7 @@ impl RegistrationStore for RedisStore {
                 now_ms.to_string(),
                 self.limits.capacity.to_string(),
                 self.limits.per_owner.to_string(),
+                if registration.proven { "1" } else { "0" }.to_owned(),
             ];
             let mut invocation = REGISTER.prepare_invoke();
             invocation
