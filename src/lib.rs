@@ -72,10 +72,12 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         Arc::downgrade(&stores.sessions),
         Duration::from_secs(config.sessions.idle_ttl_seconds),
     ));
+    let network = Arc::new(network::Network::from_config(&config.network));
     tokio::spawn(network::timers::fire_due_timers(
         Arc::downgrade(&stores.sessions),
         Arc::downgrade(&stores.timers),
         Duration::from_millis(config.events.claim_idle_ms),
+        network.waker(),
     ));
     tokio::spawn(store::end_expired_registrations(
         stores.downgrade(),
@@ -87,7 +89,13 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         subscriptions: config.fixture_subscriptions()?,
     };
     seed_fixtures(&stores, Arc::new(fixtures)).await?;
-    Ok(AppState::new(Arc::new(config), stores, verifier, events))
+    Ok(AppState::new(
+        Arc::new(config),
+        stores,
+        verifier,
+        events,
+        network,
+    ))
 }
 
 /// The configured store family. A Redis store connects lazily, so an unreachable Redis does not

@@ -96,6 +96,7 @@ impl AppState {
         stores: crate::store::Stores,
         verifier: Arc<Verifier>,
         events: Arc<Events>,
+        network: Arc<crate::network::Network>,
     ) -> Self {
         crate::telemetry::metrics::handle();
         let subscribers = config
@@ -118,7 +119,6 @@ impl AppState {
         .into();
         let openapi_events =
             openapi::document(openapi::EVENTS_DOCUMENT, &config.events.base_paths).into();
-        let network = Arc::new(crate::network::Network::from_config(&config.network));
         Self(Arc::new(Shared {
             network,
             config,

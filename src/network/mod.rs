@@ -34,8 +34,12 @@ pub async fn receiving_registration(
     Ok(found.into_iter().rev().find(|r| r.proven))
 }
 
-/// The simulator as the service runs it: the scripted numbers, the no-answer time, and what the
-/// far end of anyone else does.
+/// The network as the service runs it: the scripted numbers, the no-answer time, what the far
+/// end of anyone else does, and the scheduler's wake-up.
+///
+/// The simulated far end (the test numbers, `default_behaviour`) plays only while
+/// `network.admin_api` is on, as the admin API and console do: a production service scripts no
+/// number. On-net calls and their no-answer time are the network's own, always on.
 #[derive(Debug)]
 pub struct Network {
     pub numbers: Numbers,
@@ -43,6 +47,10 @@ pub struct Network {
     pub no_answer: Duration,
     /// With `default_behaviour = "answer"`: the built-in `tel:+12025550100`'s script, scaled.
     default: Option<Arc<[ScriptStep]>>,
+    /// `network.admin_api`: the simulated far end plays.
+    simulating: bool,
+    /// Wakes the scheduler when this instance schedules a timer.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Network {
@@ -61,21 +69,40 @@ impl Network {
             default: answers
                 .then(|| Numbers::from_config(&builtin_only).plan(ANSWERING))
                 .flatten(),
+            simulating: config.admin_api,
+            wake: Arc::default(),
         }
+    }
+
+    /// What wakes the scheduler ([`timers::fire_due_timers`]).
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Tells the scheduler a timer was scheduled, so that it looks before its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Whether the simulator plays the far end of calls to `receiver` (a scripted number): such
     /// a call is never delivered on-net.
     pub fn scripts(&self, receiver: &Address) -> bool {
-        self.numbers.script(receiver.as_str()).is_some()
+        self.simulating && self.numbers.script(receiver.as_str()).is_some()
     }
 
     /// The timers a call placed at `placed_ms` starts with: a scripted receiver's script, or
-    /// (for anyone else but an on-net receiver) `default_behaviour = "answer"`'s, with the
-    /// no-answer deadline; an on-net call's no-answer deadline alone; none otherwise.
-    pub fn outgoing_timers(&self, session: &Session, placed_ms: u64) -> Vec<Scheduled> {
+    /// (for a receiver with no registration here, `registered` false)
+    /// `default_behaviour = "answer"`'s, with the no-answer deadline; an on-net call's no-answer
+    /// deadline alone; none otherwise.
+    pub fn outgoing_timers(
+        &self,
+        session: &Session,
+        placed_ms: u64,
+        registered: bool,
+    ) -> Vec<Scheduled> {
         let plan = (self.numbers.plan(session.receiver.as_str()))
-            .or_else(|| self.default.clone().filter(|_| !session.is_on_net()));
+            .or_else(|| self.default.clone().filter(|_| !registered))
+            .filter(|_| self.simulating);
         match plan {
             Some(plan) => self.timers(&session.id, placed_ms, &plan),
             None if session.is_on_net() => self.timers(&session.id, placed_ms, &Arc::from([])),

@@ -128,6 +128,9 @@ pub fn scaled(duration: Duration, time_scale: f64) -> Duration {
 /// The latest a step may come after the call is placed.
 pub const DAY_MS: u64 = 86_400_000;
 
+/// The most steps a script may have (a scripted number's or a call's).
+pub const MAX_STEPS: usize = 32;
+
 /// Why a script cannot be played: its steps must be moves the network may make, one after the
 /// other from a new call (`Initial`), at times that never go back.
 pub fn script_error(script: &NumberScript) -> Option<String> {
@@ -135,6 +138,9 @@ pub fn script_error(script: &NumberScript) -> Option<String> {
     let mut at = 0;
     if script.steps.is_empty() {
         return Some("has no steps".into());
+    }
+    if script.steps.len() > MAX_STEPS {
+        return Some(format!("has more than {MAX_STEPS} steps"));
     }
     for (i, step) in script.steps.iter().enumerate() {
         if step.after_ms < at {
@@ -217,6 +223,10 @@ mod tests {
             reason: None,
         };
         assert_eq!(script_error(&script(vec![])), Some("has no steps".into()));
+        assert_eq!(
+            script_error(&script(vec![step(0, Ringing); 33])),
+            Some("has more than 32 steps".into())
+        );
         assert_eq!(
             script_error(&script(vec![step(500, Busy), step(600, Connected)])),
             Some("step 1: the network cannot move a call from Busy to Connected".into())

@@ -11,15 +11,16 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::{Applied, apply, moved};
 use crate::domain::{Session, SessionId, SessionStatus};
+use crate::store::timers::Claimed;
 use crate::store::{Scheduled, ScriptStep, SessionStore, StoreError, Timer, TimerStore, now_ms};
 
-/// The longest the scheduler sleeps before it looks again (a timer scheduled by another replica
-/// fires at most this late).
-const POLL: Duration = Duration::from_millis(20);
+/// The longest the scheduler sleeps before it looks again: a timer another replica scheduled
+/// (one this instance schedules wakes it) fires at most this late.
+const POLL: Duration = Duration::from_millis(250);
 
 /// Timers claimed at once, and played at once by one instance.
 const BATCH: usize = 256;
@@ -28,14 +29,15 @@ const IN_FLIGHT: usize = 512;
 /// The reason a call not answered in time ends with.
 pub const NO_ANSWER_REASON: &str = "Not answered in time";
 
-/// Fires due timers until the stores are dropped. A claim holds for `lease`
-/// (`events.claim_idle_ms`): a timer still unfinished then is fired again (by any instance), and
-/// plays nothing twice. A failing store is reported once when it starts failing and once when it
-/// recovers.
+/// Fires due timers until the stores are dropped, woken early by `wake` (a timer scheduled by
+/// this instance). A claim holds for `lease` (`events.claim_idle_ms`): a timer still unfinished
+/// then is fired again (by any instance), and plays nothing twice. A failing store is reported
+/// once when it starts failing and once when it recovers.
 pub async fn fire_due_timers(
     sessions: Weak<dyn SessionStore>,
     timers: Weak<dyn TimerStore>,
     lease: Duration,
+    wake: Arc<Notify>,
 ) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut failing = false;
@@ -43,7 +45,7 @@ pub async fn fire_due_timers(
         let (Some(store), Some(due)) = (sessions.upgrade(), timers.upgrade()) else {
             return;
         };
-        let wait = match claim_and_fire(&store, &due, lease, &permits).await {
+        let wait = match claim_and_fire(&store, &due, lease, &permits, &wake).await {
             Ok(wait) => {
                 if failing {
                     failing = false;
@@ -61,7 +63,10 @@ pub async fn fire_due_timers(
         };
         drop((store, due));
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = wake.notified() => {}
+            }
         }
     }
 }
@@ -73,24 +78,28 @@ async fn claim_and_fire(
     timers: &Arc<dyn TimerStore>,
     lease: Duration,
     permits: &Arc<Semaphore>,
+    wake: &Arc<Notify>,
 ) -> Result<Duration, StoreError> {
     let room = permits.available_permits().min(BATCH);
     if room == 0 {
         return Ok(POLL);
     }
-    let now = now_ms();
-    let claimed = timers.claim_timers(now, lease, room).await?;
+    let (claimed, next) = timers.claim_timers(now_ms(), lease, room).await?;
     let full = claimed.len() == room;
     for timer in claimed {
         let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
             break;
         };
-        let (sessions, timers) = (Arc::clone(sessions), Arc::clone(timers));
+        let (sessions, timers, wake) = (Arc::clone(sessions), Arc::clone(timers), Arc::clone(wake));
         tokio::spawn(async move {
-            let key = timer.key.clone();
-            if let Err(e) = fire(sessions.as_ref(), timers.as_ref(), timer).await {
+            match fire(sessions.as_ref(), timers.as_ref(), &timer).await {
+                // The script's next step is scheduled: look again when it is due.
+                Ok(true) => wake.notify_one(),
+                Ok(false) => {}
                 // Left claimed: due again when the lease is over.
-                tracing::warn!(timer = key.as_str(), error = %e, "timer not played yet");
+                Err(e) => {
+                    tracing::warn!(timer = timer.scheduled.key.as_str(), error = %e, "timer not played yet");
+                }
             }
             drop(permit);
         });
@@ -98,19 +107,20 @@ async fn claim_and_fire(
     if full {
         return Ok(Duration::ZERO);
     }
-    let next = timers.next_due().await?;
     let now = now_ms();
     Ok(next.map_or(POLL, |at| {
         Duration::from_millis(at.saturating_sub(now)).min(POLL)
     }))
 }
 
-/// Plays one claimed timer and ends it, scheduling the script's next step with the end.
+/// Plays one claimed timer and ends it, scheduling the script's next step with the end; returns
+/// whether it scheduled one.
 pub async fn fire(
     sessions: &dyn SessionStore,
     timers: &dyn TimerStore,
-    scheduled: Scheduled,
-) -> Result<(), StoreError> {
+    claimed: &Claimed,
+) -> Result<bool, StoreError> {
+    let scheduled = &claimed.scheduled;
     let late = now_ms().saturating_sub(scheduled.due_ms);
     let next = match &scheduled.timer {
         Timer::Step {
@@ -121,9 +131,8 @@ pub async fn fire(
         } => {
             crate::telemetry::metrics::timer_fired("step", late);
             let goes_on = play_step(sessions, session, *index, script).await?;
-            goes_on
-                .then(|| Scheduled::step(session, *placed_ms, index + 1, script))
-                .flatten()
+            (goes_on.then(|| index.checked_add(1)).flatten())
+                .and_then(|next| Scheduled::step(session, *placed_ms, next, script))
         }
         Timer::NoAnswer { session } => {
             crate::telemetry::metrics::timer_fired("no_answer", late);
@@ -131,8 +140,8 @@ pub async fn fire(
             None
         }
     };
-    timers.advance(&scheduled.key, next).await?;
-    Ok(())
+    let scheduled_next = next.is_some();
+    Ok(timers.advance(claimed, next).await? && scheduled_next)
 }
 
 /// Plays step `index` of `script` on the session unless it was played already; returns whether
@@ -222,12 +231,18 @@ mod tests {
             .await
             .unwrap();
         let lease = Duration::from_secs(1);
-        let claimed = store.claim_timers(1, lease, 8).await.unwrap();
-        let again = store.claim_timers(1 + 1000, lease, 8).await.unwrap();
-        assert_eq!((claimed, &again), (vec![first.clone()], &vec![first]));
-        for claim in [&again[0], &again[0]] {
-            fire(&store, &store, claim.clone()).await.unwrap();
-        }
+        let (claimed, _) = store.claim_timers(1, lease, 8).await.unwrap();
+        let (again, _) = store.claim_timers(1 + 1000, lease, 8).await.unwrap();
+        assert_eq!(
+            (&claimed[0].scheduled, &again[0].scheduled),
+            (&first, &first)
+        );
+        // Both play it; only the claimant of the timer the store still holds schedules the next.
+        let played = [
+            fire(&store, &store, &again[0]).await.unwrap(),
+            fire(&store, &store, &claimed[0]).await.unwrap(),
+        ];
+        assert_eq!(played, [true, false]);
         let stored = store.get(&session.id).await.unwrap().unwrap();
         assert_eq!(
             (
@@ -238,12 +253,18 @@ mod tests {
             (2, SessionStatus::Ringing, 1)
         );
         // The second step, once: it plays (Ringing again) and the script is done.
-        let next = store.claim_timers(2000, lease, 8).await.unwrap();
+        let (next, _) = store.claim_timers(2000, lease, 8).await.unwrap();
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].key, format!("{}/step/1", session.id));
-        fire(&store, &store, next[0].clone()).await.unwrap();
+        assert_eq!(
+            next[0].scheduled,
+            Scheduled::step(&session.id, 0, 1, &script).unwrap()
+        );
+        assert!(!fire(&store, &store, &next[0]).await.unwrap());
         let stored = store.get(&session.id).await.unwrap().unwrap();
         assert_eq!((stored.version, stored.session.steps_played), (3, 2));
-        assert_eq!(store.next_due().await.unwrap(), None);
+        assert_eq!(
+            store.claim_timers(u64::MAX / 2, lease, 8).await.unwrap(),
+            (vec![], None)
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! replica's timers are taken over. A timer is scheduled in the same step as the session it is
 //! for ([`SessionStore::insert_with`](super::SessionStore::insert_with)), and ends in the same
 //! step as the timer that follows it is scheduled ([`TimerStore::advance`]), so none is lost
-//! between the two.
+//! between the two. A session has at most two timers, under the keys [`keys_of`] gives; they go
+//! with the session in the same step as it ends or is removed, so none outlives its call.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +57,7 @@ impl Scheduled {
     ) -> Option<Self> {
         let step = script.get(usize::from(index))?;
         Some(Self {
-            key: format!("{session}/step/{index}"),
+            key: format!("{session}/step"),
             due_ms: placed_ms.saturating_add(step.after_ms),
             timer: Timer::Step {
                 session: session.clone(),
@@ -79,22 +80,44 @@ impl Scheduled {
     }
 }
 
+/// The keys of the timers a session may have: its script's next step, its no-answer deadline.
+pub fn keys_of(session: &str) -> [String; 2] {
+    [format!("{session}/step"), format!("{session}/no-answer")]
+}
+
+/// A timer a claim returned, with the form the store holds it in: it is ended only while the
+/// store still holds that very timer (not the step after it, under the same key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub scheduled: Scheduled,
+    pub stored: String,
+}
+
 /// Where the timers live. A claimed timer stays in the store, due again when its lease is over,
 /// until [`TimerStore::advance`] ends it: a process that dies holding it loses nothing.
 pub trait TimerStore: Send + Sync + 'static {
     /// Up to `limit` timers due at `now_ms`, soonest first, each claimed for `lease`: no other
-    /// caller gets it until the lease is over.
+    /// caller gets it until the lease is over. Also when the soonest timer left is due (or its
+    /// lease ends), if there is one.
     fn claim_timers(
         &self,
         now_ms: u64,
         lease: Duration,
         limit: usize,
-    ) -> StoreFuture<'_, Vec<Scheduled>>;
+    ) -> StoreFuture<'_, (Vec<Claimed>, Option<u64>)>;
 
-    /// Ends the timer `key` and schedules `next` in the same step; `false`, and nothing
-    /// scheduled, when `key` has ended already (another claimant finished it).
-    fn advance<'a>(&'a self, key: &'a str, next: Option<Scheduled>) -> StoreFuture<'a, bool>;
+    /// Ends the `claimed` timer and schedules `next` in the same step; `false`, and nothing
+    /// scheduled, when the store no longer holds it (another claimant finished it, or its
+    /// session ended).
+    fn advance<'a>(
+        &'a self,
+        claimed: &'a Claimed,
+        next: Option<Scheduled>,
+    ) -> StoreFuture<'a, bool>;
+}
 
-    /// When the soonest timer is due (or its lease ends), if there is one.
-    fn next_due(&self) -> StoreFuture<'_, Option<u64>>;
+/// A timer as a store keeps it: JSON, the same in both stores.
+pub(super) fn encode(timer: &Scheduled) -> Result<String, super::StoreError> {
+    serde_json::to_string(timer)
+        .map_err(|e| super::StoreError::Unavailable(format!("a timer does not serialise: {e}")))
 }

@@ -207,12 +207,25 @@ async fn the_admin_api_needs_its_scope() {
     );
 }
 
-/// With `network.admin_api` off the admin API is an unknown route.
+/// With `network.admin_api` off the admin API is an unknown route, and no number is scripted:
+/// a call to a test number stays as its client leaves it.
 #[tokio::test]
 async fn without_admin_api_the_routes_are_unknown() {
-    let mut config = Config::embedded();
+    let mut config = fast_network();
     config.network.admin_api = false;
     let app = spawn_with(config).await;
+    let alice = app.app_token(ORIGINATOR, "app");
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": "tel:+12025550101", "offer": { "sdp": CLEAN_SDP }
+    });
+    let created = json_with(
+        app.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["mediaSessionId"].as_str().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(json_ok(app.get_session(id, &alice).await).await, created);
     let response = get_with(&app, NUMBERS, &admin_token(&app)).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
@@ -765,6 +778,10 @@ async fn bad_caller_steps_name_the_field() {
             "steps[0]: missing field `afterMs`.",
         ),
         (
+            json!([{ "afterMs": 0, "status": "Busy", "reason": null }]),
+            "steps[0].reason: invalid type: null, expected a string.",
+        ),
+        (
             json!(vec![json!({ "afterMs": 0, "status": "Busy" }); 33]),
             "steps must have at most 32 items.",
         ),
@@ -807,6 +824,20 @@ async fn the_default_behaviour_answers_everyone_else() {
             .unwrap()
             .starts_with("v=0\r\n")
     );
+    // A receiver registered here is not "everyone else": its app answers.
+    let alice = app.app_token(ORIGINATOR, "app");
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let created = json_with(
+        app.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let to_bob = created["mediaSessionId"].as_str().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let read = json_ok(app.get_session(to_bob, &bob).await).await;
+    assert_eq!(read["status"], "Initial");
     let app = spawn_with(fast_network()).await;
     let (bob, sink, registration, _) = bob_subscribes(&app, "app", &["session-status"]).await;
     let id = bob_calls(&app, &bob, &registration, ORIGINATOR).await["mediaSessionId"].clone();

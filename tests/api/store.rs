@@ -1065,7 +1065,8 @@ async fn subscriptions_end_when_due_once_and_count_their_events<S: SubscriptionS
 
 /// The timers' contract: scheduled with a session's insert (not with a refused one), claimed
 /// when due by one caller per lease, taken over once the lease is over, and ended with the next
-/// one scheduled in the same step — once.
+/// one scheduled in the same step — once, by the claimant of the timer the store still holds;
+/// and gone with their session when it ends or is removed.
 async fn timers_are_claimed_once_per_lease_and_advance_once<S: SessionStore + TimerStore>(
     store: &S,
 ) {
@@ -1085,60 +1086,72 @@ async fn timers_are_claimed_once_per_lease_and_advance_once<S: SessionStore + Ti
     ]);
     let first = Scheduled::step(&id, at, 0, &script).unwrap();
     let no_answer = Scheduled::no_answer(&id, at + 60_000);
-    let timers = vec![first.clone(), no_answer.clone()];
-    assert_eq!(store.next_due().await.unwrap(), None);
+    let lease = Duration::from_secs(30);
+    let claim = |now| async move {
+        let (claimed, next) = store.claim_timers(now, lease, 8).await.unwrap();
+        let timers: Vec<Scheduled> = claimed.iter().map(|c| c.scheduled.clone()).collect();
+        (claimed, timers, next)
+    };
+    assert_eq!(claim(at).await.2, None);
     store
-        .insert_with(session("timed"), timers.clone())
+        .insert_with(session("timed"), vec![first.clone(), no_answer.clone()])
         .await
         .unwrap();
     assert_eq!(
-        store
-            .insert_with(session("timed"), vec![Scheduled::no_answer(&id, 1)])
-            .await,
+        (store.insert_with(session("timed"), vec![Scheduled::no_answer(&id, 1)])).await,
         Err(StoreError::AlreadyExists)
     );
-    assert_eq!(store.next_due().await.unwrap(), Some(at + 500));
-    let lease = Duration::from_secs(30);
+    assert_eq!(claim(at + 499).await.1, vec![]);
+    let (held, timers, next) = claim(at + 500).await;
+    // The soonest left is the claimed one, at the end of its lease.
     assert_eq!(
-        store.claim_timers(at + 499, lease, 8).await.unwrap(),
-        vec![]
-    );
-    assert_eq!(
-        store.claim_timers(at + 500, lease, 8).await.unwrap(),
-        vec![first.clone()]
+        (timers, next),
+        (vec![first.clone()], Some(at + 500 + 30_000))
     );
     // Claimed: no one else gets it until the lease is over; then it is due again.
-    assert_eq!(
-        store.claim_timers(at + 600, lease, 8).await.unwrap(),
-        vec![]
-    );
-    assert_eq!(store.next_due().await.unwrap(), Some(at + 500 + 30_000));
-    let taken_over = store
-        .claim_timers(at + 500 + 30_000, lease, 8)
-        .await
-        .unwrap();
-    assert_eq!(taken_over, vec![first.clone()]);
+    assert_eq!(claim(at + 600).await.1, vec![]);
+    let (taken_over, timers, _) = claim(at + 500 + 30_000).await;
+    assert_eq!(timers, vec![first.clone()]);
     let second = Scheduled::step(&id, at, 1, &script).unwrap();
-    assert_eq!(second.due_ms, at + 1500);
+    assert_eq!((second.due_ms, &second.key), (at + 1500, &first.key));
     assert!(
         store
-            .advance(&first.key, Some(second.clone()))
+            .advance(&taken_over[0], Some(second.clone()))
             .await
             .unwrap()
     );
-    // The first claimant finishing late does nothing: no second "next" is scheduled.
-    let stray = Scheduled::step(&id, at, 1, &script).map(|mut s| {
-        s.key.push_str("-stray");
-        s
-    });
-    assert!(!store.advance(&first.key, stray).await.unwrap());
-    let due = store.claim_timers(at + 60_000, lease, 8).await.unwrap();
-    assert_eq!(due, vec![second.clone(), no_answer.clone()]);
-    assert!(store.advance(&second.key, None).await.unwrap());
-    assert!(store.advance(&no_answer.key, None).await.unwrap());
-    assert_eq!(store.next_due().await.unwrap(), None);
+    // The first claimant finishing late ends nothing: the store holds the next step now.
+    let stray = Scheduled::no_answer(&SessionId::parse("stray").unwrap(), at);
+    assert!(!store.advance(&held[0], Some(stray)).await.unwrap());
+    let (due, timers, next) = claim(at + 60_000).await;
     assert_eq!(
-        store.claim_timers(u64::MAX / 2, lease, 8).await.unwrap(),
-        vec![]
+        (timers, next),
+        (vec![second.clone(), no_answer.clone()], Some(at + 90_000))
     );
+    assert!(store.advance(&due[0], None).await.unwrap());
+    assert!(store.advance(&due[1], None).await.unwrap());
+    assert_eq!(claim(u64::MAX / 2).await, (vec![], vec![], None));
+
+    // A session's timers go when it ends, and when it is removed; others' stay.
+    for (name, end) in [("ends", true), ("removed", false)] {
+        let id = SessionId::parse(name).unwrap();
+        let step = Scheduled::step(&id, at, 0, &script).unwrap();
+        let timers = vec![step, Scheduled::no_answer(&id, at + 60_000)];
+        store.insert_with(session(name), timers).await.unwrap();
+        if end {
+            let busy = Session {
+                status: SessionStatus::Busy,
+                ..session(name)
+            };
+            store.compare_and_swap(1, Arc::new(busy)).await.unwrap();
+        } else {
+            store.remove(&id).await.unwrap();
+        }
+    }
+    let kept = Scheduled::no_answer(&SessionId::parse("kept").unwrap(), at);
+    store
+        .insert_with(session("kept"), vec![kept.clone()])
+        .await
+        .unwrap();
+    assert_eq!(claim(u64::MAX / 2).await.1, vec![kept]);
 }

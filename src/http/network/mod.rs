@@ -20,7 +20,7 @@ use super::{AppState, Route, router_of};
 use crate::domain::{
     Address, CallType, Direction, EndReason, Present, PresentObject, Session, SessionStatus,
 };
-use crate::network::numbers::DAY_MS;
+use crate::network::numbers::{DAY_MS, MAX_STEPS};
 use crate::network::{self, Applied};
 use crate::store::ScriptStep;
 use crate::store::{StoreError, now_ms};
@@ -87,11 +87,8 @@ struct CallStep {
     after_ms: u64,
     status: SessionStatus,
     #[serde(default)]
-    reason: Option<String>,
+    reason: Present<String>,
 }
-
-/// The most steps a call's script may have.
-const MAX_STEPS: usize = 32;
 
 /// The caller's script, checked and scaled by `network.time_scale`: at most [`MAX_STEPS`]
 /// steps, each a status the network can set (not Initial), in time order, within a day, with a
@@ -132,7 +129,7 @@ fn caller_script(
         script.push(ScriptStep {
             after_ms: network::numbers::millis(numbers.due_after_ms(step.after_ms)),
             status: step.status,
-            reason: step.reason.map(Arc::from),
+            reason: step.reason.into_option().map(Arc::from),
         });
     }
     Ok(script.into())
@@ -202,6 +199,7 @@ async fn incoming_call(
             Err(err) => return Err(err.into()),
         }
     }
+    state.network.wake();
     tracing::info!(
         session = session.id.as_str(),
         registration = registration.id.as_str(),

@@ -235,17 +235,19 @@ pub async fn create_session(
     let mut session = new.into_session(new_session_id(), &caller, registered);
     // On-net: delivered to another API consumer's app (one consumer already sees and drives
     // both sides of its own calls, as before).
-    if !state.network.scripts(&session.receiver) {
-        let found =
-            crate::network::receiving_registration(state.registrations.as_ref(), &session.receiver)
-                .await?;
-        session.receiver_owner = found
-            .filter(|registration| registration.owner != caller.consumer())
-            .map(|registration| registration.owner.into());
-    }
+    let receiving = match state.network.scripts(&session.receiver) {
+        true => None,
+        false => {
+            let registrations = state.registrations.as_ref();
+            crate::network::receiving_registration(registrations, &session.receiver).await?
+        }
+    };
+    session.receiver_owner = (receiving.as_ref())
+        .filter(|registration| registration.owner != caller.consumer())
+        .map(|registration| registration.owner.as_str().into());
     let placed = now_ms();
     let version = loop {
-        let timers = state.network.outgoing_timers(&session, placed);
+        let timers = (state.network).outgoing_timers(&session, placed, receiving.is_some());
         match state.store.insert_with(session.clone(), timers).await {
             Ok(version) => break version,
             // 244 random bits make this all but impossible; a fresh id is the right answer.
@@ -253,6 +255,7 @@ pub async fn create_session(
             Err(err) => return Err(err.into()),
         }
     };
+    state.network.wake();
     log.change(&session.id, None, session.status, version);
     tracing::debug!(
         call_type = ?session.call_type,

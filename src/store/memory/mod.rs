@@ -268,6 +268,7 @@ impl SessionStore for MemoryStore {
             if let Some(at) = ends_at {
                 s.ended.push_back((at, before.id.clone()));
                 s.uncount(&before);
+                self.timers(|t| t.drop_session(before.id.as_str()));
             }
             Ok(version)
         });
@@ -281,6 +282,7 @@ impl SessionStore for MemoryStore {
                 s.uncount(&slot.stored.session);
             }
             s.unlink(&slot.stored.session);
+            self.timers(|t| t.drop_session(id.as_str()));
             Ok(slot.stored)
         });
         Box::pin(ready(result))

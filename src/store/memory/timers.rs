@@ -7,27 +7,45 @@ use std::time::Duration;
 
 use super::MemoryStore;
 use crate::store::StoreFuture;
-use crate::store::timers::{Scheduled, TimerStore};
+use crate::store::timers::{Claimed, Scheduled, TimerStore, encode, keys_of};
 
-/// The timers by key, and their keys by when each is due (or its lease ends).
+/// The timers by key (each with its stored form), and their keys by when each is due (or its
+/// lease ends).
 #[derive(Debug, Default)]
 pub(super) struct Timers {
-    by_key: HashMap<String, (u64, Scheduled)>,
+    by_key: HashMap<String, (u64, Claimed)>,
     due: BTreeSet<(u64, String)>,
 }
 
 impl Timers {
+    /// Keeps `scheduled` (replacing any timer under its key), due at its time.
     pub(super) fn schedule(&mut self, scheduled: Scheduled) {
-        self.set(scheduled.due_ms, scheduled);
+        // The stored form only tells one timer from the next under the same key; a timer that
+        // does not serialise (it always does) is told apart by nothing and ends with its key.
+        let stored = encode(&scheduled).unwrap_or_default();
+        self.set(scheduled.due_ms, Claimed { scheduled, stored });
     }
 
-    /// Keeps `scheduled`, next looked at `at_ms`.
-    fn set(&mut self, at_ms: u64, scheduled: Scheduled) {
-        let key = scheduled.key.clone();
-        if let Some((old, _)) = self.by_key.insert(key.clone(), (at_ms, scheduled)) {
+    /// Keeps `timer`, next looked at `at_ms`.
+    fn set(&mut self, at_ms: u64, timer: Claimed) {
+        let key = timer.scheduled.key.clone();
+        if let Some((old, _)) = self.by_key.insert(key.clone(), (at_ms, timer)) {
             self.due.remove(&(old, key.clone()));
         }
         self.due.insert((at_ms, key));
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((at, _)) = self.by_key.remove(key) {
+            self.due.remove(&(at, key.to_owned()));
+        }
+    }
+
+    /// Drops the timers of `session` (it ended, or is gone).
+    pub(super) fn drop_session(&mut self, session: &str) {
+        for key in keys_of(session) {
+            self.remove(&key);
+        }
     }
 }
 
@@ -43,7 +61,7 @@ impl TimerStore for MemoryStore {
         now_ms: u64,
         lease: Duration,
         limit: usize,
-    ) -> StoreFuture<'_, Vec<Scheduled>> {
+    ) -> StoreFuture<'_, (Vec<Claimed>, Option<u64>)> {
         let lease_end = now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
         let claimed = self.timers(|t| {
             let due: Vec<String> = (t.due.iter())
@@ -51,33 +69,37 @@ impl TimerStore for MemoryStore {
                 .take(limit)
                 .map(|(_, key)| key.clone())
                 .collect();
-            (due.into_iter())
+            let claimed: Vec<Claimed> = (due.into_iter())
                 .filter_map(|key| {
-                    let (_, scheduled) = t.by_key.get(&key)?.clone();
-                    t.set(lease_end, scheduled.clone());
-                    Some(scheduled)
+                    let (_, timer) = t.by_key.get(&key)?.clone();
+                    t.set(lease_end, timer.clone());
+                    Some(timer)
                 })
-                .collect()
+                .collect();
+            (claimed, t.due.first().map(|(at, _)| *at))
         });
         Box::pin(ready(Ok(claimed)))
     }
 
-    fn advance<'a>(&'a self, key: &'a str, next: Option<Scheduled>) -> StoreFuture<'a, bool> {
+    fn advance<'a>(
+        &'a self,
+        claimed: &'a Claimed,
+        next: Option<Scheduled>,
+    ) -> StoreFuture<'a, bool> {
+        let key = &claimed.scheduled.key;
         let advanced = self.timers(|t| {
-            let Some((at, _)) = t.by_key.remove(key) else {
+            if t.by_key
+                .get(key)
+                .is_none_or(|(_, held)| held.stored != claimed.stored)
+            {
                 return false;
-            };
-            t.due.remove(&(at, key.to_owned()));
+            }
+            t.remove(key);
             if let Some(next) = next {
                 t.schedule(next);
             }
             true
         });
         Box::pin(ready(Ok(advanced)))
-    }
-
-    fn next_due(&self) -> StoreFuture<'_, Option<u64>> {
-        let next = self.timers(|t| t.due.first().map(|(at, _)| *at));
-        Box::pin(ready(Ok(next)))
     }
 }

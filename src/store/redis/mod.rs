@@ -317,6 +317,7 @@ impl SessionStore for RedisStore {
                         .arg(ttl_ms)
                         .arg(session.status.as_str())
                         .arg(&self.registration_keys(&session)[0])
+                        .arg(&self.timer_keys()[..])
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -335,6 +336,7 @@ impl SessionStore for RedisStore {
                 .run(
                     self.session_keys(&REMOVE, id.as_str())
                         .arg(id.as_str())
+                        .arg(&self.timer_keys()[..])
                         .invoke_async(&mut con),
                 )
                 .await?;

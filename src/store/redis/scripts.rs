@@ -7,6 +7,20 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// `body` after `drop_timers(timers, data, id)`, which drops the session `id`'s timers (the keys
+/// of `crate::store::timers::keys_of`) from the sorted set `timers` and the hash `data`.
+fn with_drop_timers(body: &str) -> Script {
+    Script::new(&format!(
+        r"
+        local function drop_timers(timers, data, id)
+            local step, no_answer = id .. '/step', id .. '/no-answer'
+            redis.call('ZREM', timers, step, no_answer)
+            redis.call('HDEL', data, step, no_answer)
+        end
+        {body}"
+    ))
+}
+
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
 /// refuses an owner at its quota; then stores the new session at version 1 and counts it.
 /// Adds the id to its registration's set (`ARGV[8]`, when it has one) if that registration
@@ -54,10 +68,11 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
 /// Writes the session if it is still at the expected version and moves its count to its new
 /// status. A session that is over with this write leaves `live`, `touched`, its status count and
 /// its owner's count and its registration's set (`ARGV[7]`, when it has one), and expires after
-/// the TTL (at once for 0). Records the change in the outbox. Returns `{1, new version}`,
-/// `{0, 0}` (absent) or `{2, current version}` (conflict).
+/// the TTL (at once for 0), and its timers go (from `ARGV[8]` and `ARGV[9]`). Records the
+/// change in the outbox. Returns `{1, new version}`, `{0, 0}` (absent) or
+/// `{2, current version}` (conflict).
 pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_drop_timers(
         r"
         local found = redis.call('HMGET', KEYS[1], 'v', 'st', 'o')
         if not found[1] then return {0, 0} end
@@ -70,6 +85,7 @@ pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
         if ARGV[4] == '1' then
             redis.call('ZREM', KEYS[6], ARGV[1])
             if ARGV[7] ~= '' then redis.call('SREM', ARGV[7], ARGV[1]) end
+            drop_timers(ARGV[8], ARGV[9], ARGV[1])
             if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
                 if before then redis.call('HINCRBY', KEYS[4], before, -1) end
                 if found[3] and found[3] ~= '' then redis.call('HINCRBY', KEYS[5], found[3], -1) end
@@ -94,14 +110,15 @@ pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Deletes the session and its index entries (and its counts, if it was live), returning
-/// `{version, json}` (empty if absent).
+/// Deletes the session, its index entries (and its counts, if it was live) and its timers
+/// (from `ARGV[2]` and `ARGV[3]`), returning `{version, json}` (empty if absent).
 pub(super) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_drop_timers(
         r"
         local found = redis.call('HMGET', KEYS[1], 'v', 's', 'st', 'o')
         if not found[1] then return {} end
         redis.call('DEL', KEYS[1])
+        drop_timers(ARGV[2], ARGV[3], ARGV[1])
         if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
             if found[3] then redis.call('HINCRBY', KEYS[4], found[3], -1) end
             if found[4] and found[4] ~= '' then redis.call('HINCRBY', KEYS[5], found[4], -1) end

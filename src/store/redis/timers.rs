@@ -10,11 +10,12 @@ use std::time::Duration;
 use redis::Script;
 
 use super::RedisStore;
-use crate::store::timers::{Scheduled, TimerStore};
+use crate::store::timers::{Claimed, Scheduled, TimerStore, encode};
 use crate::store::{StoreError, StoreFuture};
 
 /// KEYS: 1 `timers`, 2 `timer-data`. ARGV: 1 now, 2 lease (ms), 3 limit. Returns the claimed
-/// timers' JSON, soonest first; drops keys whose data is gone.
+/// timers' JSON, soonest first, then the score of the soonest timer left ("" for none); drops
+/// keys whose data is gone.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -29,21 +30,25 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
                 redis.call('ZREM', KEYS[1], key)
             end
         end
+        local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+        table.insert(out, first[2] or '')
         return out
         ",
     )
 });
 
-/// KEYS: 1 `timers`, 2 `timer-data`. ARGV: 1 the key to end, then optionally 2 the next key,
-/// 3 its due time, 4 its JSON. Returns 1, or 0 (the key had ended; nothing scheduled).
+/// KEYS: 1 `timers`, 2 `timer-data`. ARGV: 1 the key to end, 2 the JSON it was claimed as,
+/// then optionally 3 the next timer's key, 4 its due time, 5 its JSON. Returns 1, or 0 (the
+/// store no longer holds that timer; nothing scheduled).
 static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-        if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+        if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+        redis.call('HDEL', KEYS[2], ARGV[1])
         redis.call('ZREM', KEYS[1], ARGV[1])
-        if ARGV[2] then
-            redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-            redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+        if ARGV[3] then
+            redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+            redis.call('HSET', KEYS[2], ARGV[3], ARGV[5])
         end
         return 1
         ",
@@ -54,25 +59,21 @@ impl RedisStore {
     /// The keys a session's insert schedules its timers under, then each timer as (key, due
     /// time, JSON): the arguments [`super::scripts::INSERT`] takes after its own.
     pub(super) fn timer_args(&self, timers: &[Scheduled]) -> Result<Vec<String>, StoreError> {
-        let mut args = vec![self.timers_key(), self.timer_data_key()];
+        let mut args = self.timer_keys().to_vec();
         for timer in timers {
             args.extend([timer.key.clone(), timer.due_ms.to_string(), encode(timer)?]);
         }
         Ok(args)
     }
 
-    fn timers_key(&self) -> String {
-        format!("{}timers", self.prefix)
+    /// `timers` and `timer-data`: passed to the scripts that end or remove a session, which
+    /// drop its timers.
+    pub(super) fn timer_keys(&self) -> [String; 2] {
+        [
+            format!("{}timers", self.prefix),
+            format!("{}timer-data", self.prefix),
+        ]
     }
-
-    fn timer_data_key(&self) -> String {
-        format!("{}timer-data", self.prefix)
-    }
-}
-
-fn encode(timer: &Scheduled) -> Result<String, StoreError> {
-    serde_json::to_string(timer)
-        .map_err(|e| StoreError::Unavailable(format!("a timer does not serialise: {e}")))
 }
 
 impl TimerStore for RedisStore {
@@ -81,42 +82,55 @@ impl TimerStore for RedisStore {
         now_ms: u64,
         lease: Duration,
         limit: usize,
-    ) -> StoreFuture<'_, Vec<Scheduled>> {
+    ) -> StoreFuture<'_, (Vec<Claimed>, Option<u64>)> {
         Box::pin(async move {
             let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+            let [timers, data] = self.timer_keys();
             let mut con = self.connection.clone();
-            let claimed: Vec<String> = self
+            let mut claimed: Vec<String> = self
                 .run(
                     CLAIM
-                        .key(self.timers_key())
-                        .key(self.timer_data_key())
+                        .key(timers)
+                        .key(data)
                         .arg(now_ms)
                         .arg(lease_ms)
                         .arg(limit)
                         .invoke_async(&mut con),
                 )
                 .await?;
-            // A timer a newer version wrote, which this one cannot read, stays claimed by no
-            // one that can play it: it is left for its lease and logged, never played wrongly.
-            Ok((claimed.iter())
-                .filter_map(|json| {
-                    serde_json::from_str(json)
-                        .inspect_err(
-                            |e| tracing::warn!(error = %e, "a stored timer does not parse; left"),
-                        )
-                        .ok()
+            // Scores are whole milliseconds, well inside f64's exact integers.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let next = (claimed.pop())
+                .and_then(|score| score.parse::<f64>().ok())
+                .map(|at| at as u64);
+            // A timer this version cannot read (a newer one's, in a rolling upgrade) is left to
+            // a replica that can: claimed, then due again after the lease.
+            let claimed = (claimed.into_iter())
+                .filter_map(|stored| match serde_json::from_str(&stored) {
+                    Ok(scheduled) => Some(Claimed { scheduled, stored }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a stored timer does not parse; left");
+                        None
+                    }
                 })
-                .collect())
+                .collect();
+            Ok((claimed, next))
         })
     }
 
-    fn advance<'a>(&'a self, key: &'a str, next: Option<Scheduled>) -> StoreFuture<'a, bool> {
+    fn advance<'a>(
+        &'a self,
+        claimed: &'a Claimed,
+        next: Option<Scheduled>,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let [timers, data] = self.timer_keys();
             let mut invocation = ADVANCE.prepare_invoke();
             invocation
-                .key(self.timers_key())
-                .key(self.timer_data_key())
-                .arg(key);
+                .key(timers)
+                .key(data)
+                .arg(&claimed.scheduled.key)
+                .arg(&claimed.stored);
             if let Some(next) = &next {
                 invocation
                     .arg(&next.key)
@@ -126,25 +140,6 @@ impl TimerStore for RedisStore {
             let mut con = self.connection.clone();
             let advanced: i64 = self.run(invocation.invoke_async(&mut con)).await?;
             Ok(advanced == 1)
-        })
-    }
-
-    fn next_due(&self) -> StoreFuture<'_, Option<u64>> {
-        Box::pin(async move {
-            let mut con = self.connection.clone();
-            let first: Vec<(String, f64)> = self
-                .run(
-                    redis::cmd("ZRANGE")
-                        .arg(self.timers_key())
-                        .arg(0)
-                        .arg(0)
-                        .arg("WITHSCORES")
-                        .query_async(&mut con),
-                )
-                .await?;
-            // Scores are whole milliseconds, well inside f64's exact integers.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            Ok(first.first().map(|(_, at)| *at as u64))
         })
     }
 }
