@@ -33,6 +33,12 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
 ];
 
+/// Timer lateness buckets, in seconds: from 1 ms to a minute (a claim taken over after its
+/// lease is late by `events.claim_idle_ms`).
+const LATENESS_BUCKETS: [f64; 16] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
 /// The process-wide recorder, installed on first use. Every app in the process records into it
 /// (one in production; many in the test binary).
 pub fn handle() -> &'static PrometheusHandle {
@@ -43,7 +49,9 @@ pub fn handle() -> &'static PrometheusHandle {
             .and_then(|b| {
                 b.set_buckets_for_metric(Matcher::Full(DELIVERY_DURATION.into()), &BUCKETS)
             })
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(TIMER_LATENESS.into()), &BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full(TIMER_LATENESS.into()), &LATENESS_BUCKETS)
+            })
             .expect("the buckets are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
