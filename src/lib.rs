@@ -65,24 +65,20 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         &stores,
         Arc::new(dispatcher),
     ));
-    tokio::spawn(events::end_due_subscriptions(Arc::downgrade(
-        &stores.subscriptions,
-    )));
-    tokio::spawn(store::end_idle_sessions(
-        Arc::downgrade(&stores.sessions),
-        Duration::from_secs(config.sessions.idle_ttl_seconds),
-    ));
     let network = Arc::new(network::Network::from_config(&config.network));
-    tokio::spawn(network::timers::fire_due_timers(
-        Arc::downgrade(&stores.sessions),
-        Arc::downgrade(&stores.timers),
-        Duration::from_millis(config.events.claim_idle_ms),
-        network.waker(),
-    ));
-    tokio::spawn(store::end_expired_registrations(
-        stores.downgrade(),
-        config.registration.end_calls_on_expiry,
-    ));
+    tokio::spawn(
+        network::timers::Scheduler {
+            sessions: Arc::downgrade(&stores.sessions),
+            registrations: Arc::downgrade(&stores.registrations),
+            subscriptions: Arc::downgrade(&stores.subscriptions),
+            timers: Arc::downgrade(&stores.timers),
+            lease: Duration::from_millis(config.events.claim_idle_ms),
+            end_calls_on_expiry: config.registration.end_calls_on_expiry,
+            idle_ttl: Duration::from_secs(config.sessions.idle_ttl_seconds),
+            wake: network.waker(),
+        }
+        .run(),
+    );
     let fixtures = Fixtures {
         sessions: config.fixture_sessions()?,
         registrations: config.fixture_registrations()?,

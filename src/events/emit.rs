@@ -450,38 +450,28 @@ impl Emitter {
 }
 
 /// How often the due subscriptions are looked for: one ends at most this late.
-const DUE_SWEEP: std::time::Duration = std::time::Duration::from_millis(250);
+pub const DUE_SWEEP: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Ends the subscriptions that are due (their expiry, or their credential about to expire)
-/// while the store is alive; the store records each end, which makes its `subscription-ended`
-/// (of several replicas, the one whose end lands).
-pub async fn end_due_subscriptions(subscriptions: std::sync::Weak<dyn SubscriptionStore>) {
-    loop {
-        tokio::time::sleep(DUE_SWEEP).await;
-        let Some(subscriptions) = subscriptions.upgrade() else {
-            return;
-        };
-        let now = now_ms();
-        let due = match subscriptions.due_subscriptions(now, 64).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "due subscriptions not read");
-                continue;
+/// Ends the subscriptions that are due (their expiry, or their credential about to expire), up
+/// to a batch: one pass of the scheduler ([`crate::network::timers`]). The store records each
+/// end, which makes its `subscription-ended` (of several replicas, the one whose end lands).
+pub async fn end_due_subscriptions(
+    subscriptions: &dyn SubscriptionStore,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    for subscription in subscriptions.due_subscriptions(now, 64).await? {
+        let reason = subscription.due_reason(now);
+        let ended = subscriptions.end_subscription(&subscription.id, reason, false, now);
+        match ended.await {
+            Ok(ended) => {
+                tracing::info!(subscription = ended.id.as_str(), reason = ?reason, "subscription ended");
             }
-        };
-        for subscription in due {
-            let reason = subscription.due_reason(now);
-            let ended = subscriptions.end_subscription(&subscription.id, reason, false, now);
-            match ended.await {
-                Ok(ended) => {
-                    tracing::info!(subscription = ended.id.as_str(), reason = ?reason, "subscription ended");
-                }
-                // Ended meanwhile (another replica, a DELETE).
-                Err(StoreError::NotFound) => {}
-                Err(e) => {
-                    tracing::warn!(subscription = subscription.id.as_str(), error = %e, "due subscription not ended yet")
-                }
+            // Ended meanwhile (another replica, a DELETE).
+            Err(StoreError::NotFound) => {}
+            Err(e) => {
+                tracing::warn!(subscription = subscription.id.as_str(), error = %e, "due subscription not ended yet")
             }
         }
     }
+    Ok(())
 }

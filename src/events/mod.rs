@@ -8,5 +8,5 @@ pub mod emit;
 pub mod guard;
 
 pub use dispatcher::Dispatcher;
-pub use emit::{Events, end_due_subscriptions};
+pub use emit::{DUE_SWEEP, Events, end_due_subscriptions};
 pub use guard::{Cidr, SinkError, SinkGuard};

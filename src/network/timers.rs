@@ -1,4 +1,5 @@
-//! The scheduler that fires the network's timers (DESIGN §12): every instance claims the timers
+//! The service's scheduler ([`Scheduler`]), and how it fires the network's timers (DESIGN §12):
+//! every instance claims the timers
 //! that are due from the store (with Redis, each goes to exactly one replica; one that dies
 //! holding it leaves it to another once its claim's lease is over), plays each, and ends it in
 //! the same step as it schedules the script's next step.
@@ -9,14 +10,17 @@
 //! and the script goes on; a call that is over ends its script.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
 use super::{Applied, apply, moved};
 use crate::domain::{Session, SessionId, SessionStatus};
 use crate::store::timers::Claimed;
-use crate::store::{Scheduled, ScriptStep, SessionStore, StoreError, Timer, TimerStore, now_ms};
+use crate::store::{
+    RegistrationStore, Scheduled, ScriptStep, SessionStore, StoreError, SubscriptionStore, Timer,
+    TimerStore, now_ms, sweep_expired, sweep_idle,
+};
 
 /// The longest the scheduler sleeps before it looks again: a timer another replica scheduled
 /// (one this instance schedules wakes it) fires at most this late.
@@ -29,43 +33,126 @@ const IN_FLIGHT: usize = 512;
 /// The reason a call not answered in time ends with.
 pub const NO_ANSWER_REASON: &str = "Not answered in time";
 
-/// Fires due timers until the stores are dropped, woken early by `wake` (a timer scheduled by
-/// this instance). A claim holds for `lease` (`events.claim_idle_ms`): a timer still unfinished
-/// then is fired again (by any instance), and plays nothing twice. A failing store is reported
-/// once when it starts failing and once when it recovers.
-pub async fn fire_due_timers(
-    sessions: Weak<dyn SessionStore>,
-    timers: Weak<dyn TimerStore>,
-    lease: Duration,
-    wake: Arc<Notify>,
-) {
-    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut failing = false;
-    loop {
-        let (Some(store), Some(due)) = (sessions.upgrade(), timers.upgrade()) else {
-            return;
-        };
-        let wait = match claim_and_fire(&store, &due, lease, &permits, &wake).await {
-            Ok(wait) => {
-                if failing {
-                    failing = false;
-                    tracing::info!("timers fired again");
+/// The service's one scheduler: everything it does on time rather than on request runs in this
+/// task — the network's timers (script steps, no-answer deadlines), which it claims when due;
+/// and, on their own cadence, the sweeps that end registrations past their expiry, subscriptions
+/// that are due and sessions left idle. Each kind's due times are kept by the store beside its
+/// records, written in the same step as them (with Redis: sorted sets, each due item acted on by
+/// one replica: a claim with a lease, or an end only one writer lands).
+pub struct Scheduler {
+    pub sessions: Weak<dyn SessionStore>,
+    pub registrations: Weak<dyn RegistrationStore>,
+    pub subscriptions: Weak<dyn SubscriptionStore>,
+    pub timers: Weak<dyn TimerStore>,
+    /// How long a claimed timer is held (`events.claim_idle_ms`).
+    pub lease: Duration,
+    /// `registration.end_calls_on_expiry`.
+    pub end_calls_on_expiry: bool,
+    /// `sessions.idle_ttl_seconds`.
+    pub idle_ttl: Duration,
+    /// Wakes it before its next look (this instance scheduled a timer).
+    pub wake: Arc<Notify>,
+}
+
+/// Reports a kind of work that fails once when it starts failing and once when it recovers,
+/// rather than on every pass.
+struct Reporter {
+    what: &'static str,
+    failing: bool,
+}
+
+impl Reporter {
+    const fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            failing: false,
+        }
+    }
+
+    fn report<T>(&mut self, result: Result<T, StoreError>) -> Option<T> {
+        match result {
+            Ok(value) => {
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!(work = self.what, "scheduled work done again");
                 }
-                wait
+                Some(value)
             }
             Err(e) => {
-                if !failing {
-                    failing = true;
-                    tracing::warn!(error = %e, "timers not fired; retrying");
+                if !std::mem::replace(&mut self.failing, true) {
+                    tracing::warn!(work = self.what, error = %e, "scheduled work not done; retrying");
                 }
-                POLL
+                None
             }
-        };
-        drop((store, due));
-        if !wait.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = wake.notified() => {}
+        }
+    }
+}
+
+/// A sweep run every so often.
+struct Sweep {
+    every: Duration,
+    next: Instant,
+    reporter: Reporter,
+}
+
+impl Sweep {
+    fn new(what: &'static str, every: Duration) -> Self {
+        Self {
+            every,
+            next: Instant::now(),
+            reporter: Reporter::new(what),
+        }
+    }
+
+    /// Runs `sweep` if it is due, then schedules the next run.
+    async fn run_if_due(&mut self, sweep: impl Future<Output = Result<(), StoreError>>) {
+        if Instant::now() < self.next {
+            return;
+        }
+        self.reporter.report(sweep.await);
+        self.next = Instant::now() + self.every;
+    }
+}
+
+impl Scheduler {
+    /// Runs until the stores are dropped.
+    pub async fn run(self) {
+        let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+        let mut timers = Reporter::new("network timers");
+        let mut registrations = Sweep::new("expired registrations", crate::store::expiry::INTERVAL);
+        let mut subscriptions = Sweep::new("due subscriptions", crate::events::DUE_SWEEP);
+        let mut idle = Sweep::new("idle sessions", crate::store::idle_interval(self.idle_ttl));
+        loop {
+            let (Some(store), Some(due), Some(registered), Some(subscribed)) = (
+                self.sessions.upgrade(),
+                self.timers.upgrade(),
+                self.registrations.upgrade(),
+                self.subscriptions.upgrade(),
+            ) else {
+                return;
+            };
+            let fired = claim_and_fire(&store, &due, self.lease, &permits, &self.wake).await;
+            let mut wait = timers.report(fired).unwrap_or(POLL);
+            let expired = sweep_expired(
+                store.as_ref(),
+                registered.as_ref(),
+                self.end_calls_on_expiry,
+            );
+            registrations.run_if_due(expired).await;
+            subscriptions
+                .run_if_due(crate::events::end_due_subscriptions(subscribed.as_ref()))
+                .await;
+            idle.run_if_due(sweep_idle(store.as_ref(), self.idle_ttl))
+                .await;
+            drop((store, due, registered, subscribed));
+            let now = Instant::now();
+            for sweep in [&registrations, &subscriptions, &idle] {
+                wait = wait.min(sweep.next.saturating_duration_since(now));
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = self.wake.notified() => {}
+                }
             }
         }
     }

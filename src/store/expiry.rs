@@ -1,17 +1,18 @@
-//! Registrations end on time, without a request: every instance sweeps for registrations past
+//! Registrations end on time, without a request: every instance's scheduler
+//! ([`crate::network::timers`]) sweeps for registrations past
 //! their expiry, claims each for a lease (so with several replicas on one Redis exactly one acts
 //! on it, and if that one dies another claims it once the lease is over), ends its live REGULAR
 //! calls when `registration.end_calls_on_expiry` is on (EMERGENCY calls go on), then records
 //! the registration as ended (REGISTRATION_EXPIRED) for the events that report it.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{RegistrationStore, SessionStore, StoreError, Stores, now_ms};
+use super::{RegistrationStore, SessionStore, StoreError, now_ms};
 use crate::domain::{CallType, Registration};
 
 /// How often to sweep: a registration ends at most this late.
-const INTERVAL: Duration = Duration::from_millis(250);
+pub const INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long a claim holds before another replica may take the registration over.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -26,46 +27,6 @@ pub const REASON: &str = "registration ended";
 
 /// How many times a call's end is retried when a client's write wins the race.
 const END_ATTEMPTS: usize = 8;
-
-/// The store family without keeping it alive (the sweeper stops when the service drops it).
-pub struct WeakStores {
-    sessions: Weak<dyn SessionStore>,
-    registrations: Weak<dyn RegistrationStore>,
-}
-
-impl Stores {
-    pub fn downgrade(&self) -> WeakStores {
-        WeakStores {
-            sessions: Arc::downgrade(&self.sessions),
-            registrations: Arc::downgrade(&self.registrations),
-        }
-    }
-}
-
-/// Sweeps for expired registrations until the stores are dropped. A failing store is reported
-/// once when it starts failing and once when it recovers, not on every sweep.
-pub async fn end_expired_registrations(stores: WeakStores, end_calls: bool) {
-    let mut failing = false;
-    loop {
-        tokio::time::sleep(INTERVAL).await;
-        let (Some(sessions), Some(registrations)) =
-            (stores.sessions.upgrade(), stores.registrations.upgrade())
-        else {
-            return;
-        };
-        match sweep_expired(sessions.as_ref(), registrations.as_ref(), end_calls).await {
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(error = %e, "expired registrations not swept; retrying");
-            }
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!("expired registrations swept again");
-            }
-            _ => {}
-        }
-    }
-}
 
 /// Ends the registrations whose expiry has passed, batch after batch while they come full.
 pub async fn sweep_expired(

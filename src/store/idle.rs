@@ -1,11 +1,11 @@
 //! Idle sessions end on time, without a request: a live session with no write for
 //! `sessions.idle_ttl_seconds` is ended as the network would end it ([`Session::end_idle`]).
 //!
-//! Every instance sweeps; each end is a compare-and-swap on the version the sweep read, so with
+//! Every instance's scheduler ([`crate::network::timers`]) sweeps; each end is a compare-and-swap on the version the sweep read, so with
 //! several replicas on one Redis exactly one of them ends a session, and a session written in the
 //! meantime (no longer idle) is left alone.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{SessionStore, StoreError};
@@ -20,21 +20,8 @@ const BATCH: usize = 256;
 const BATCHES_PER_SWEEP: usize = 64;
 
 /// How often to sweep for sessions idle for `idle_ttl`: a quarter of it, between 100 ms and 60 s.
-fn interval(idle_ttl: Duration) -> Duration {
+pub fn interval(idle_ttl: Duration) -> Duration {
     (idle_ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
-}
-
-/// Sweeps `store` for idle sessions until it is dropped.
-pub async fn end_idle_sessions(store: Weak<dyn SessionStore>, idle_ttl: Duration) {
-    loop {
-        tokio::time::sleep(interval(idle_ttl)).await;
-        let Some(store) = store.upgrade() else {
-            return;
-        };
-        if let Err(e) = sweep_idle(store.as_ref(), idle_ttl).await {
-            tracing::warn!(error = %e, "idle sessions not swept");
-        }
-    }
 }
 
 /// Ends the sessions idle for `idle_ttl` now: batch after batch while they come full, up to

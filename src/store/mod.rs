@@ -15,8 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use expiry::{WeakStores, end_expired_registrations, end_regular_calls, sweep_expired};
-pub use idle::{end_idle_sessions, sweep_idle};
+pub use expiry::{end_regular_calls, sweep_expired};
+pub use idle::{interval as idle_interval, sweep_idle};
 pub use memory::MemoryStore;
 pub use outbox::{Change, Outbox, Recorded};
 pub use redis::RedisStore;
