@@ -850,24 +850,23 @@ async fn the_default_behaviour_answers_everyone_else() {
 /// Alice (app of `alice-app`) calls Bob, whose phone an app of another consumer (`bob-app`)
 /// registered: the call is delivered on-net. Bob's app is invited, reads and drives the call;
 /// both sinks hear every change; each side may change only what is its own; Bob hangs up and
-/// Alice still reads how the call ended, until she DELETEs it too.
-#[tokio::test]
-async fn two_apps_of_different_consumers_call_each_other() {
+/// Alice still reads how the call ended, until she DELETEs it too. Alice's app talks to the
+/// instance `a`, Bob's to `b`.
+async fn on_net_call(a: &TestApp, b: &TestApp) {
     use crate::delivery::envelope_of;
-    let app = spawn_app().await;
     let (bob, bob_sink, _, bob_subscription) = subscribes(
-        &app,
+        b,
         RECEIVER,
         "bob-app",
         &["session-invitation", "session-status"],
     )
     .await;
     let (alice, alice_sink, alice_registration, _) =
-        subscribes(&app, ORIGINATOR, "alice-app", &["session-status"]).await;
+        subscribes(a, ORIGINATOR, "alice-app", &["session-status"]).await;
     let call = json!({
         "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
     });
-    let placed = (app.client.post(app.url("/webrtc/sessions")))
+    let placed = (a.client.post(a.url("/webrtc/sessions")))
         .bearer_auth(&alice)
         .header("registrationId", &alice_registration)
         .json(&call)
@@ -881,14 +880,14 @@ async fn two_apps_of_different_consumers_call_each_other() {
     expected["sequenceNumber"] = json!(1);
     expected["subscriptionId"] = bob_subscription;
     assert_eq!(envelope_of(&invitation[0], "session-invitation"), expected);
-    assert_eq!(json_ok(app.get_session(&id, &bob).await).await, created);
-    let stranger = app.app_token(RECEIVER, "other-app");
-    assert_not_found(app.get_session(&id, &stranger).await).await;
+    assert_eq!(json_ok(b.get_session(&id, &bob).await).await, created);
+    let stranger = b.app_token(RECEIVER, "other-app");
+    assert_not_found(b.get_session(&id, &stranger).await).await;
 
     let put = |body: Value, token: &str| {
         let body = body.to_string();
         let token = token.to_owned();
-        let app = &app;
+        let app = if token == bob { b } else { a };
         let id = id.clone();
         async move { app.put_status(&id, &body, &token).await }
     };
@@ -916,7 +915,7 @@ async fn two_apps_of_different_consumers_call_each_other() {
     json_ok(put(json!({ "status": "Ringing" }), &bob).await).await;
     let connect = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } });
     json_ok(put(connect, &bob).await).await;
-    let seen = json_ok(app.get_session(&id, &alice).await).await;
+    let seen = json_ok(a.get_session(&id, &alice).await).await;
     assert_eq!(
         (&seen["status"], &seen["answer"]["sdp"]),
         (&json!("Connected"), &json!(CLEAN_SDP))
@@ -925,10 +924,10 @@ async fn two_apps_of_different_consumers_call_each_other() {
     json_ok(put(json!({ "status": "Resume" }), &alice).await).await;
 
     // Bob hangs up: gone for his app; Alice reads the outcome and can no longer change it.
-    let hung_up = app.delete("/webrtc", &id, &bob).await;
+    let hung_up = b.delete("/webrtc", &id, &bob).await;
     assert_eq!(hung_up.status(), StatusCode::NO_CONTENT);
-    assert_not_found(app.get_session(&id, &bob).await).await;
-    let ended = json_ok(app.get_session(&id, &alice).await).await;
+    assert_not_found(b.get_session(&id, &bob).await).await;
+    let ended = json_ok(a.get_session(&id, &alice).await).await;
     let mut expected = seen.clone();
     expected["status"] = json!("Terminated");
     expected["reason"] = json!("Call terminated by receiver");
@@ -936,10 +935,10 @@ async fn two_apps_of_different_consumers_call_each_other() {
     let late = put(json!({ "status": "Hold" }), &alice).await;
     assert_eq!(late.status(), StatusCode::CONFLICT);
     assert_eq!(
-        app.delete("/webrtc", &id, &alice).await.status(),
+        a.delete("/webrtc", &id, &alice).await.status(),
         StatusCode::NO_CONTENT
     );
-    assert_not_found(app.get_session(&id, &alice).await).await;
+    assert_not_found(a.get_session(&id, &alice).await).await;
 
     // Alice's DELETE of the ended call is a change too: both hear its (unchanged) status.
     let heard = [
@@ -959,6 +958,31 @@ async fn two_apps_of_different_consumers_call_each_other() {
         assert_eq!(statuses.len() + invited, sink.received().len());
         assert_eq!(statuses_by_session(&statuses)[&id], heard);
     }
+}
+
+#[tokio::test]
+async fn two_apps_of_different_consumers_call_each_other() {
+    let app = spawn_app().await;
+    on_net_call(&app, &app).await;
+}
+
+/// The same on Redis, Alice's app on one replica and Bob's on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apps_call_each_other_through_two_replicas() {
+    let name = "two_apps_call_each_other_through_two_replicas";
+    let Some(redis) = crate::redis_server::RedisServer::start(name) else {
+        return;
+    };
+    let prefix = crate::redis_server::unique_prefix("on-net");
+    let on_redis = || {
+        let mut config = Config::embedded();
+        config.store.backend = camara_webrtc::config::Backend::Redis;
+        config.store.redis_url = Some(camara_webrtc::config::Secret::new(&redis.url));
+        config.store.key_prefix = prefix.clone();
+        config
+    };
+    let (a, b) = (spawn_with(on_redis()).await, spawn_with(on_redis()).await);
+    on_net_call(&a, &b).await;
 }
 
 /// Only a proven registration receives calls: one made with a 2-legged token on a service
