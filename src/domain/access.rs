@@ -59,67 +59,92 @@ pub enum AccessError {
 }
 
 impl Actor<'_> {
-    /// Whether the session exists for this actor: it belongs to the actor's consumer, is a
-    /// fixture (no owner, visible to every consumer) or is an on-net call to a registration of
-    /// the actor's consumer; a 3-legged actor's subscriber is one of its parties (a withheld
-    /// originator included); and the actor's side has not hung it up.
+    /// Whether the session exists for this actor: it belongs to the actor's consumer or is a
+    /// fixture (no owner, visible to every consumer), and a 3-legged actor's subscriber is one
+    /// of its parties (a withheld originator included). On an on-net call the consumer decides
+    /// the side ([`Actor::on_net_side`]): a 3-legged subscriber must be that side's party, and
+    /// a side that hung up no longer sees the call.
     pub fn can_see(&self, session: &Session) -> bool {
+        if session.is_on_net() {
+            return self.on_net_side(session).is_some_and(|side| {
+                session.hung_up != Some(side)
+                    && (self.subscriber)
+                        .is_none_or(|subscriber| session.role_of(subscriber) == Some(side))
+            });
+        }
         let owned = session
             .owner
             .as_deref()
-            .is_none_or(|owner| owner == self.consumer)
-            || session.receiver_owner.as_deref() == Some(self.consumer);
+            .is_none_or(|owner| owner == self.consumer);
         let party = self
             .subscriber
             .is_none_or(|subscriber| session.role_of(subscriber).is_some());
-        owned
-            && party
-            && session
-                .hung_up
-                .is_none_or(|side| side != self.role_in(session))
+        owned && party
     }
 
-    /// The side of the call this actor acts for: a 3-legged actor's subscriber's role; else
-    /// the side the owning consumer acts for, or the receiver's for the consumer an on-net call
-    /// was delivered to.
+    /// The side an on-net call's consumer acts for: the caller's for the consumer that placed
+    /// it, the receiver's for the consumer it was delivered to; `None` for any other consumer,
+    /// whatever subscriber its token names.
+    fn on_net_side(&self, session: &Session) -> Option<Role> {
+        if session.owner.as_deref() == Some(self.consumer) {
+            Some(Role::Originator)
+        } else if session.receiver_owner.as_deref() == Some(self.consumer) {
+            Some(Role::Receiver)
+        } else {
+            None
+        }
+    }
+
+    /// The side of the call this actor acts for: on an on-net call its consumer's side; else a
+    /// 3-legged actor's subscriber's role, or the side the owning consumer acts for.
     pub fn role_in(&self, session: &Session) -> Role {
-        let owns = session
-            .owner
-            .as_deref()
-            .is_none_or(|owner| owner == self.consumer);
+        if let Some(side) = self.on_net_side(session).filter(|_| session.is_on_net()) {
+            return side;
+        }
         self.subscriber
             .and_then(|subscriber| session.role_of(subscriber))
-            .unwrap_or(if owns || !session.is_on_net() {
-                session.owner_role()
-            } else {
-                Role::Receiver
-            })
+            .unwrap_or_else(|| session.owner_role())
     }
 
     /// What a side may change on an on-net call (PUT): the caller's app neither answers nor
     /// sets the receiver's progress (it may hold and resume); the receiver's app does not
-    /// replace the caller's offer. Any call that is not on-net: anything.
+    /// replace the caller's offer or location, and connects only with an answer the caller can
+    /// use. Any call that is not on-net: anything.
     pub fn check_side(&self, session: &Session, change: &StatusChange) -> Result<(), AccessError> {
         if !session.is_on_net() {
             return Ok(());
         }
+        let refused = |field, why| Err(AccessError::Side { field, why });
         match self.role_in(session) {
-            Role::Originator if change.answer.is_some() => Err(AccessError::Side {
-                field: "answer",
-                why: "only the receiver's app answers an on-net call",
-            }),
+            Role::Originator if change.answer.is_some() => {
+                refused("answer", "only the receiver's app answers an on-net call")
+            }
             Role::Originator
                 if !matches!(change.status, SessionStatus::Hold | SessionStatus::Resume) =>
             {
-                Err(AccessError::Side {
-                    field: "status",
-                    why: "the caller's app of an on-net call sets only Hold or Resume; the receiver's app sets the others",
-                })
+                refused(
+                    "status",
+                    "the caller's app of an on-net call sets only Hold or Resume; the receiver's app sets the others",
+                )
             }
-            Role::Receiver if change.offer.is_some() => Err(AccessError::Side {
-                field: "offer",
-                why: "the offer of an on-net call is the caller's; the receiver's app answers it",
-            }),
+            Role::Receiver if change.offer.is_some() => refused(
+                "offer",
+                "the offer of an on-net call is the caller's; the receiver's app answers it",
+            ),
+            Role::Receiver if change.location.is_some() => refused(
+                "locationDetails",
+                "the location of an on-net call is the caller's",
+            ),
+            Role::Receiver
+                if change.status == SessionStatus::Connected
+                    && change.answer.is_none()
+                    && session.answer.is_none() =>
+            {
+                refused(
+                    "answer",
+                    "an on-net call is connected with the receiver's answer, which the caller's app needs",
+                )
+            }
             _ => Ok(()),
         }
     }

@@ -20,8 +20,8 @@ pub struct Registration {
     pub owner: String,
     pub expires_at_ms: u64,
     /// The network knows the device holds its phone number: registered with a 3-legged token
-    /// of that number, or on a service that holds 2-legged registrations to `auth.subscribers`.
-    /// Only such a registration receives on-net calls (DESIGN §12).
+    /// of that number, or a fixture. Only such a registration receives on-net calls and the
+    /// admin API's incoming calls (DESIGN §12).
     #[serde(default)]
     pub proven: bool,
     /// Why it ended, once it has: it is then gone for the API and kept only as a record.

@@ -233,9 +233,11 @@ impl Emitter {
         for number in [receiver, originator].into_iter().flatten() {
             let invited = Some(number) == receiver;
             for subscription in self.subscribers(number, subscribers).await?.to_vec() {
+                // An on-net call's receiver's consumer hears of it at the receiver's number
+                // only: at the caller's (withheld, perhaps) it would learn who is calling.
                 let visible = (session.owner.as_ref())
                     .is_none_or(|owner| **owner == *subscription.owner)
-                    || session.receiver_owner.as_deref() == Some(&*subscription.owner);
+                    || (invited && session.receiver_owner.as_deref() == Some(&*subscription.owner));
                 let wanted = visible
                     && subscription.types.contains(&event)
                     && (version > 1 || invited)

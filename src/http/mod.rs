@@ -141,11 +141,6 @@ impl AppState {
         self.subscribers.is_empty() || self.subscribers.contains(subscriber)
     }
 
-    /// Whether `auth.subscribers` limits the subscribers (and 2-legged registrations) served.
-    pub fn holds_subscribers(&self) -> bool {
-        !self.subscribers.is_empty()
-    }
-
     /// Takes one request from `consumer`'s budget, or answers 429 with the whole seconds until
     /// one is free in `Retry-After`.
     pub fn check_rate(&self, consumer: &str) -> Result<(), ApiError> {

@@ -20,18 +20,23 @@ use crate::store::{RegistrationStore, Scheduled, ScriptStep, SessionStore, Store
 /// The built-in number whose script `default_behaviour = "answer"` plays for everyone else.
 const ANSWERING: &str = "tel:+12025550100";
 
-/// The registration a call to `receiver` is delivered to (on-net, or from the admin API): of
-/// the active registrations of its phone number that are proven (the network knows the device
-/// holds the number), the one expiring last. `None` when there is none.
-pub async fn receiving_registration(
+/// The active registrations of `receiver`'s phone number (none for an address without one),
+/// soonest expiry first.
+pub async fn registrations_of(
     registrations: &dyn RegistrationStore,
     receiver: &Address,
-) -> Result<Option<Registration>, StoreError> {
-    let Some(number) = receiver.phone_number() else {
-        return Ok(None);
-    };
-    let found = registrations.number_registrations(number, now_ms()).await?;
-    Ok(found.into_iter().rev().find(|r| r.proven))
+) -> Result<Vec<Registration>, StoreError> {
+    match receiver.phone_number() {
+        Some(number) => registrations.number_registrations(number, now_ms()).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The registration of `found` (a receiver's, soonest expiry first) a call is delivered to (on
+/// net, or from the admin API): of those that are proven (the network knows the device holds
+/// the number) and are not of the consumer `except` (the caller's own), the one expiring last.
+pub fn receiving<'a>(found: &'a [Registration], except: Option<&str>) -> Option<&'a Registration> {
+    (found.iter().rev()).find(|r| r.proven && Some(r.owner.as_str()) != except)
 }
 
 /// The network as the service runs it: the scripted numbers, the no-answer time, what the far

@@ -985,25 +985,80 @@ async fn two_apps_call_each_other_through_two_replicas() {
     on_net_call(&a, &b).await;
 }
 
-/// Only a proven registration receives calls: one made with a 2-legged token on a service
-/// that does not hold numbers to `auth.subscribers` gets neither on-net calls nor the admin
-/// API's; with `auth.subscribers` it does.
+/// Only a proven registration receives calls, from a caller the network knows: a registration
+/// made with a 2-legged token (even with `auth.subscribers`, which says which numbers are
+/// served, not which app holds one) gets neither on-net calls nor the admin API's; a 3-legged
+/// one gets both, but not a call whose 2-legged caller merely names its number.
 #[tokio::test]
-async fn only_a_proven_registration_receives_calls() {
-    for (subscribers, delivered) in [
-        (vec![], false),
-        (
-            vec!["+17085854000".to_owned(), "+17085852753".to_owned()],
-            true,
-        ),
+async fn only_a_proven_registration_receives_calls_from_a_known_caller() {
+    for subscribers in [
+        vec![],
+        vec!["+17085854000".to_owned(), "+17085852753".to_owned()],
     ] {
         let mut config = Config::embedded();
         config.auth.subscribers = subscribers;
         let app = spawn_with(config).await;
         let scopes = crate::delivery::every_scope();
+        let mint = |sub: &str, consumer: Option<&str>| {
+            camara_webrtc::auth::mint(&app.config.auth, sub, &scopes, consumer, 3600).unwrap()
+        };
+        let two_legged = mint("bob-app", None);
+        let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2", "phoneNumber": "+17085854000" });
+        let path = "/webrtc-registration/vwip/sessions";
+        let post = reqwest::Method::POST;
+        let registered = send_scenario(&app, post.clone(), path, Some(&two_legged), Some(device));
+        json_with(registered.await, StatusCode::CREATED).await;
+        let call = json!({
+            "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+        });
+        let incoming = || {
+            (app.client.post(app.url("/network/v1/calls")))
+                .bearer_auth(admin_token(&app))
+                .json(&json!({ "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP } }))
+                .send()
+        };
+        // Bob's phone registered 2-legged: no call reaches bob-app.
+        let alice = app.app_token(ORIGINATOR, "alice-app");
+        let created = app.create("/webrtc", &call, &alice).await;
+        let id = json_with(created, StatusCode::CREATED).await["mediaSessionId"].clone();
+        assert_not_found(app.get_session(id.as_str().unwrap(), &two_legged).await).await;
+        assert_eq!(incoming().await.unwrap().status(), StatusCode::NOT_FOUND);
+
+        // Registered 3-legged: calls reach it, unless the caller is only named.
+        let bob = mint(RECEIVER, Some("bob-app"));
+        let device = json!({ "deviceId": "8d444840-9dc0-11d1-b245-5ffdce74fad2" });
+        let registered = send_scenario(&app, post.clone(), path, Some(&bob), Some(device));
+        json_with(registered.await, StatusCode::CREATED).await;
+        assert_eq!(incoming().await.unwrap().status(), StatusCode::CREATED);
+        for (token, delivered) in [(alice, true), (mint("alice-app", None), false)] {
+            let created = app.create("/webrtc", &call, &token).await;
+            let created = json_with(created, StatusCode::CREATED).await;
+            let read = app
+                .get_session(created["mediaSessionId"].as_str().unwrap(), &bob)
+                .await;
+            if delivered {
+                assert_eq!(json_ok(read).await, created);
+            } else {
+                assert_not_found(read).await;
+            }
+        }
+    }
+}
+
+/// On an on-net call the API consumer decides the side: no token of the other side's party
+/// lets a consumer act for it, see a call it hung up, or learn a withheld caller; the
+/// receiver's consumer hears of the call only at the receiver's number; each side's PUT rules
+/// name the field by its path.
+#[tokio::test]
+async fn the_consumer_decides_the_side_of_an_on_net_call() {
+    let app = spawn_app().await;
+    let (bob, bob_sink, _, _) = subscribes(&app, RECEIVER, "bob-app", &["session-status"]).await;
+    // bob-app also follows Alice's number (a 2-legged registration, which anyone may make).
+    let (_, snoop_sink, _, _) = {
+        let scopes = crate::delivery::every_scope();
         let two_legged =
             camara_webrtc::auth::mint(&app.config.auth, "bob-app", &scopes, None, 3600).unwrap();
-        let device = json!({ "deviceId": "7d444840-9dc0-11d1-b245-5ffdce74fad2", "phoneNumber": "+17085854000" });
+        let device = json!({ "deviceId": "9d444840-9dc0-11d1-b245-5ffdce74fad2", "phoneNumber": "+17085852753" });
         let path = "/webrtc-registration/vwip/sessions";
         let registered = send_scenario(
             &app,
@@ -1013,32 +1068,89 @@ async fn only_a_proven_registration_receives_calls() {
             Some(device),
         )
         .await;
-        json_with(registered, StatusCode::CREATED).await;
-        let alice = app.app_token(ORIGINATOR, "alice-app");
-        let call = json!({
-            "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+        let registration =
+            json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
+        let sink = crate::sink::Sink::start().await;
+        let body = json!({
+            "protocol": "HTTP", "sink": sink.url,
+            "types": ["org.camaraproject.webrtc-events.v0.session-status"],
+            "config": { "subscriptionDetail": { "registrationId": registration } }
         });
-        let created = json_with(
-            app.create("/webrtc", &call, &alice).await,
-            StatusCode::CREATED,
+        let path = "/webrtc-events/vwip/subscriptions";
+        let subscribed = send_scenario(
+            &app,
+            reqwest::Method::POST,
+            path,
+            Some(&two_legged),
+            Some(body),
         )
         .await;
-        let id = created["mediaSessionId"].as_str().unwrap();
-        let read = app.get_session(id, &two_legged).await;
-        let incoming = (app.client.post(app.url("/network/v1/calls")))
-            .bearer_auth(admin_token(&app))
-            .json(&json!({ "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP } }))
-            .send()
-            .await
-            .unwrap();
-        if delivered {
-            assert_eq!(json_ok(read).await, created);
-            assert_eq!(incoming.status(), StatusCode::CREATED);
-        } else {
-            assert_not_found(read).await;
-            assert_eq!(incoming.status(), StatusCode::NOT_FOUND);
-        }
+        json_with(subscribed, StatusCode::CREATED).await;
+        ((), sink, (), ())
+    };
+    let alice = app.app_token(ORIGINATOR, "alice-app");
+    let anonymous = json!({
+        "originatorAddress": "sip:anonymous@anonymous.invalid", "receiverAddress": RECEIVER,
+        "offer": { "sdp": CLEAN_SDP }
+    });
+    let created = json_with(
+        app.create("/webrtc", &anonymous, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["mediaSessionId"].as_str().unwrap().to_owned();
+    assert_eq!(json_ok(app.get_session(&id, &bob).await).await, created);
+    // Tokens of the other side's party, or of a suspect, in the wrong consumer's hands: 404.
+    for (sub, consumer) in [
+        (ORIGINATOR, "bob-app"),
+        ("tel:+17085850000", "bob-app"),
+        (RECEIVER, "alice-app"),
+    ] {
+        let token = app.app_token(sub, consumer);
+        assert_not_found(app.get_session(&id, &token).await).await;
+        let connect = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }).to_string();
+        assert_not_found(app.put_status(&id, &connect, &token).await).await;
+        assert_not_found(app.delete("/webrtc", &id, &token).await).await;
     }
+    // The receiver's side keeps to its own, named by the body's path.
+    let refusals = [
+        (
+            json!({ "receiverSessionStatus": { "status": "Connected" } }),
+            "receiverSessionStatus.answer: an on-net call is connected with the receiver's answer, which the caller's app needs.",
+        ),
+        (
+            json!({ "status": "Ringing", "locationDetails": { "shape": "Circle", "coordinates": { "latitude": 40.7, "longitude": -74.0, "radius": 50 } } }),
+            "locationDetails: the location of an on-net call is the caller's.",
+        ),
+    ];
+    for (body, message) in refusals {
+        let refused = app.put_status(&id, &body.to_string(), &bob).await;
+        assert_error(refused, 400, "INVALID_ARGUMENT", message).await;
+    }
+    json_ok(app.put_status(&id, r#"{"status":"Ringing"}"#, &bob).await).await;
+    // The caller hangs up first: gone for alice-app whatever token it uses; Bob reads why.
+    assert_eq!(
+        app.delete("/webrtc", &id, &alice).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for sub in [ORIGINATOR, RECEIVER] {
+        assert_not_found(app.get_session(&id, &app.app_token(sub, "alice-app")).await).await;
+    }
+    let ended = json_ok(app.get_session(&id, &bob).await).await;
+    assert_eq!(
+        (&ended["status"], &ended["reason"]),
+        (
+            &json!("SessionCancelled"),
+            &json!("Call cancelled by caller")
+        )
+    );
+    bob_sink.wait_for(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        snoop_sink.received().len(),
+        0,
+        "nothing at the caller's number"
+    );
 }
 
 /// An on-net call nobody answers ends NoAnswer after `no_answer_seconds`, for both sides.

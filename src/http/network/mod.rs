@@ -166,9 +166,8 @@ async fn incoming_call(
             "Device identifier not found: receiverAddress has no active registration.",
         )
     };
-    let registration = network::receiving_registration(state.registrations.as_ref(), &receiver)
-        .await?
-        .ok_or_else(unregistered)?;
+    let found = network::registrations_of(state.registrations.as_ref(), &receiver).await?;
+    let registration = network::receiving(&found, None).ok_or_else(unregistered)?;
     let mut session = Session {
         id: super::sessions::new_session_id(),
         originator,

@@ -110,7 +110,9 @@ pub async fn register(
         phone_number: number,
         owner: caller.consumer().to_owned(),
         expires_at_ms,
-        proven: !two_legged || state.holds_subscribers(),
+        // Only a 3-legged token proves the number is the device's (`auth.subscribers` says
+        // which numbers are served, not which consumer holds one).
+        proven: !two_legged,
         ended: None,
     };
     let max_per_number = state.config.registration.max_per_phone_number;

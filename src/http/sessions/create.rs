@@ -15,7 +15,7 @@ use crate::domain::{
     ANONYMOUS, Address, CallType, Direction, Location, Sdp, SdpPolicy, Session, SessionId,
     SessionStatus, UncheckedLocation,
 };
-use crate::domain::{Present, PresentObject};
+use crate::domain::{Present, PresentObject, Registration};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, CreateOp, RegistrationId};
@@ -152,7 +152,7 @@ async fn registered_caller(
     caller: &Caller,
     new: &NewSession,
     id: &str,
-) -> Result<Option<Arc<str>>, ApiError> {
+) -> Result<Option<Registration>, ApiError> {
     // The service's registrationIds are UUIDs (read in any case): any other header value names
     // none, and costs no store read.
     let Some(id) = crate::domain::registration::uuid_key(id) else {
@@ -167,7 +167,7 @@ async fn registered_caller(
         .unwrap_or_else(|| new.originator.clone());
     let matches = found.owner == caller.consumer()
         && originator.phone_number() == Some(found.phone_number.as_str());
-    Ok(matches.then(|| found.id.into()))
+    Ok(matches.then_some(found))
 }
 
 /// A call whose registration ended between the check and the insert (its expiry sweep ran in
@@ -232,22 +232,27 @@ pub async fn create_session(
     if new.call_type == CallType::Emergency && !sessions.emergency_calls {
         return Err(ApiError::plain(Code::CallTypeEmergencyNotSupported));
     }
+    // The network knows the caller's number: its own token's, or a proven registration's.
+    let caller_proven =
+        caller.phone_number().is_some() || registered.as_ref().is_some_and(|r| r.proven);
+    let registered = registered.map(|registration| Arc::from(registration.id));
     let mut session = new.into_session(new_session_id(), &caller, registered);
-    // On-net: delivered to another API consumer's app (one consumer already sees and drives
-    // both sides of its own calls, as before).
-    let receiving = match state.network.scripts(&session.receiver) {
-        true => None,
+    // On-net: delivered to another API consumer's app, when the network knows the caller (one
+    // consumer already sees and drives both sides of its own calls, as before).
+    let registered_receiver = match state.network.scripts(&session.receiver) {
+        true => Vec::new(),
         false => {
             let registrations = state.registrations.as_ref();
-            crate::network::receiving_registration(registrations, &session.receiver).await?
+            crate::network::registrations_of(registrations, &session.receiver).await?
         }
     };
-    session.receiver_owner = (receiving.as_ref())
-        .filter(|registration| registration.owner != caller.consumer())
+    let receiving = crate::network::receiving(&registered_receiver, Some(caller.consumer()));
+    session.receiver_owner = (receiving.filter(|_| caller_proven))
         .map(|registration| registration.owner.as_str().into());
     let placed = now_ms();
     let version = loop {
-        let timers = (state.network).outgoing_timers(&session, placed, receiving.is_some());
+        let registered = !registered_receiver.is_empty();
+        let timers = (state.network).outgoing_timers(&session, placed, registered);
         match state.store.insert_with(session.clone(), timers).await {
             Ok(version) => break version,
             // 244 random bits make this all but impossible; a fresh id is the right answer.

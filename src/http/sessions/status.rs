@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{FieldPath, SdpText, SessionResponse, etag, location, name, update_visible};
+use crate::domain::{AccessError, Present, PresentObject};
 use crate::domain::{
     Address, Location, Sdp, SdpPolicy, Session, SessionStatus, StatusChange, UncheckedLocation,
 };
-use crate::domain::{Present, PresentObject};
 use crate::http::AppState;
 use crate::http::error::{ApiError, Code};
 use crate::http::extract::{Authorized, CamaraJson, SessionPath, WriteOp};
@@ -46,6 +46,17 @@ enum Shape {
     Envelope,
     /// `{"ReceiverSessionStatus": {...}}`, as the seed's Hold and Resume examples spell it.
     EnvelopeCapitalised,
+}
+
+impl Shape {
+    /// What a field's path starts with in this shape.
+    const fn prefix(self) -> &'static str {
+        match self {
+            Self::Flat => "",
+            Self::Envelope => "receiverSessionStatus.",
+            Self::EnvelopeCapitalised => "ReceiverSessionStatus.",
+        }
+    }
 }
 
 /// The parties a body may name; they must be the session's own. The envelope's answer echoes
@@ -92,8 +103,12 @@ impl StatusBody {
                     "Send either a top-level status or a receiverSessionStatus envelope, not both.",
                 ));
             }
-            (Some(inner), None) => (Shape::Envelope, *inner, "receiverSessionStatus."),
-            (None, Some(inner)) => (Shape::EnvelopeCapitalised, *inner, "ReceiverSessionStatus."),
+            (Some(inner), None) => (Shape::Envelope, *inner, Shape::Envelope.prefix()),
+            (None, Some(inner)) => (
+                Shape::EnvelopeCapitalised,
+                *inner,
+                Shape::EnvelopeCapitalised.prefix(),
+            ),
             (None, None) if self.status.is_none() => {
                 return Err(ApiError::invalid(
                     "status is required (or a receiverSessionStatus envelope carrying it).",
@@ -106,7 +121,7 @@ impl StatusBody {
                     envelope_capitalised: Present::default(),
                     ..self
                 },
-                "",
+                Shape::Flat.prefix(),
             ),
         };
         let path = |field: &'static str| FieldPath { prefix, field };
@@ -185,7 +200,13 @@ pub async fn put_status(
             parties.originator_address.as_ref(),
             parties.receiver_address.as_ref(),
         )?;
-        caller.actor().check_side(session, &update.change)?;
+        // A side's refusal names the field by its path in the body's shape.
+        (caller.actor().check_side(session, &update.change)).map_err(|refused| match refused {
+            AccessError::Side { field, why } => {
+                ApiError::invalid(format!("{}{field}: {why}.", update.shape.prefix()))
+            }
+            other => other.into(),
+        })?;
         Ok(session.apply(&update.change)?)
     })
     .await?;

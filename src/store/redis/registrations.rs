@@ -1,8 +1,8 @@
 //! Registrations in Redis, shared by every replica on the same Redis and key prefix.
 //!
 //! Keys (under `store.key_prefix`):
-//! - `reg:<id>`: a hash `{d: deviceId, n: phone number, o: owner, x: expiry (ms), e: end reason}`,
-//!   `e` present once it has ended; an ended one expires after the store's `ended_ttl`;
+//! - `reg:<id>`: a hash `{d: deviceId, n: phone number, o: owner, x: expiry (ms), p: "1" when
+//!   proven, e: end reason}`, `p` absent for an unproven one, `e` present once it has ended; an ended one expires after the store's `ended_ttl`;
 //! - `reg-due`: a sorted set of the registrations not yet ended, scored by when the expiry sweep
 //!   looks at them next (their expiry, or the end of a claim's lease);
 //! - `reg-number:<phone>` and `reg-device:<deviceId>:<owner>`: sets of the ids not yet ended;
