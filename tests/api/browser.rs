@@ -270,3 +270,93 @@ async fn a_browser_accepts_the_answer_the_network_generates() {
         })
     );
 }
+
+/// Whether aiortc (PyPI) imports, skipping (or failing under `REQUIRE_TOOLS`) when it does not.
+fn aiortc() -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import aiortc"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        skip_unless_required(
+            "REQUIRE_TOOLS",
+            "aiortc_accepts_the_answer_the_network_generates",
+            "aiortc (a Python WebRTC stack) is not installed",
+            "Install it with `python3 -m pip install aiortc`, or run .ci/run, which does.",
+        );
+    }
+    found
+}
+
+/// A second real WebRTC stack, aiortc (PyPI), accepts the answer the network generates for its
+/// offer: its offer (audio, receive-only video, a data channel; several fingerprints, host
+/// candidates) places a call under the strict SDP check, the admin API connects it without an
+/// answer, and aiortc's `setRemoteDescription` of the generated answer succeeds.
+#[tokio::test]
+async fn aiortc_accepts_the_answer_the_network_generates() {
+    use std::io::{BufRead, Write};
+    if !aiortc() {
+        return;
+    }
+    let mut config = camara_webrtc::config::Config::embedded();
+    config.sdp.validation = camara_webrtc::domain::SdpPolicy::Strict;
+    let app = spawn_with(config).await;
+    let mut peer = Command::new("python3")
+        .arg(fixture_path("aiortc/peer.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its lines, read on a thread of their own: the test waits for each at most 30 s.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(peer.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        stdout
+            .lines()
+            .map_while(Result::ok)
+            .try_for_each(|l| tx.send(l))
+    });
+    let next = || -> Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("aiortc answers within 30 s");
+        serde_json::from_str(&line).unwrap()
+    };
+    let offer = next()["offer"].as_str().unwrap().to_owned();
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": offer }
+    });
+    let alice = app.app_token(ORIGINATOR, "aiortc-app");
+    let created = json_with(
+        app.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["mediaSessionId"].as_str().unwrap();
+    let admin = camara_webrtc::auth::mint(
+        &app.config.auth,
+        "operator",
+        "camara-webrtc:network",
+        None,
+        600,
+    )
+    .unwrap();
+    let moved = (app
+        .client
+        .post(app.url(&format!("/network/v1/sessions/{id}/events"))))
+    .bearer_auth(admin)
+    .json(&json!({ "status": "Connected" }))
+    .send()
+    .await
+    .unwrap();
+    let answer = json_ok(moved).await["answer"]["sdp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stdin = peer.stdin.take().unwrap();
+    writeln!(stdin, "{}", json!({ "answer": answer })).unwrap();
+    let result = next();
+    let _ = peer.kill();
+    let _ = peer.wait();
+    assert_eq!(result, json!({ "ok": true }), "{answer}");
+}
