@@ -60,6 +60,7 @@ impl Config {
                 steps_played: 0,
                 receiver_owner: None,
                 hung_up: None,
+                receiver_registration: None,
                 reason: None,
                 ended: false,
             });

@@ -144,6 +144,10 @@ pub struct Session {
     /// with its outcome by the other's until it DELETEs it too. Never shown in a response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hung_up: Option<Role>,
+    /// On an on-net call, the registration it was delivered to: the call ends with it, as with
+    /// the caller's (`registration`). Never shown in a response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_registration: Option<Arc<str>>,
 }
 
 fn is_zero(n: &u16) -> bool {
@@ -242,6 +246,12 @@ impl Session {
         }
     }
 
+    /// The registrations the call ends with: the caller's, and on an on-net call the
+    /// receiver's.
+    pub fn registrations(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.registration.iter().chain(&self.receiver_registration)
+    }
+
     /// Whether the call runs between two apps of this service (DESIGN §12).
     pub fn is_on_net(&self) -> bool {
         self.receiver_owner.is_some()
@@ -323,6 +333,7 @@ impl Session {
             steps_played: 0,
             receiver_owner: None,
             hung_up: None,
+            receiver_registration: None,
         }
     }
 }

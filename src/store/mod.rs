@@ -134,8 +134,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// for CAMARA's scenarios and the README) are never idle.
     fn idle(&self, untouched_for: Duration, limit: usize) -> StoreFuture<'_, Vec<Versioned>>;
 
-    /// The sessions created with `registration` in their `registrationId` header, while it had
-    /// not ended, that are not over (order unspecified).
+    /// The sessions created with `registration` in their `registrationId` header, or delivered
+    /// to it on-net, while it had not ended, that are not over (order unspecified).
     fn registered<'a>(&'a self, registration: &'a str) -> StoreFuture<'a, Vec<Versioned>>;
 
     /// Whether the store can serve requests now.

@@ -966,6 +966,46 @@ async fn two_apps_of_different_consumers_call_each_other() {
     on_net_call(&app, &app).await;
 }
 
+/// An on-net call ends with the registration it was delivered to, as with the caller's: the
+/// network ends Bob's registration while he is connected, and both sides read the call
+/// Terminated ("registration ended"). Alice's app talks to `a`, Bob's to `b`.
+async fn ends_with_the_receivers_registration(a: &TestApp, b: &TestApp) {
+    let (bob, _, bob_registration, _) =
+        subscribes(b, RECEIVER, "bob-app", &["session-status"]).await;
+    let alice = a.app_token(ORIGINATOR, "alice-app");
+    let call = json!({
+        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
+    });
+    let created = json_with(
+        a.create("/webrtc", &call, &alice).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["mediaSessionId"].as_str().unwrap();
+    let connect = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }).to_string();
+    json_ok(b.put_status(id, &connect, &bob).await).await;
+    let path = format!("/network/v1/registrations/{bob_registration}");
+    let ended = (b.client.delete(b.url(&path)))
+        .bearer_auth(admin_token(b))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    for (app, token) in [(a, &alice), (b, &bob)] {
+        let read = json_ok(app.get_session(id, token).await).await;
+        assert_eq!(
+            (&read["status"], &read["reason"]),
+            (&json!("Terminated"), &json!("registration ended"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_on_net_call_ends_with_the_receivers_registration() {
+    let app = spawn_app().await;
+    ends_with_the_receivers_registration(&app, &app).await;
+}
+
 /// The same on Redis, Alice's app on one replica and Bob's on another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apps_call_each_other_through_two_replicas() {
@@ -973,16 +1013,24 @@ async fn two_apps_call_each_other_through_two_replicas() {
     let Some(redis) = crate::redis_server::RedisServer::start(name) else {
         return;
     };
-    let prefix = crate::redis_server::unique_prefix("on-net");
-    let on_redis = || {
+    let on_redis = |prefix: &str| {
         let mut config = Config::embedded();
         config.store.backend = camara_webrtc::config::Backend::Redis;
         config.store.redis_url = Some(camara_webrtc::config::Secret::new(&redis.url));
-        config.store.key_prefix = prefix.clone();
+        config.store.key_prefix = prefix.to_owned();
         config
     };
-    let (a, b) = (spawn_with(on_redis()).await, spawn_with(on_redis()).await);
+    let replicas = async |name| {
+        let prefix = crate::redis_server::unique_prefix(name);
+        (
+            spawn_with(on_redis(&prefix)).await,
+            spawn_with(on_redis(&prefix)).await,
+        )
+    };
+    let (a, b) = replicas("on-net").await;
     on_net_call(&a, &b).await;
+    let (a, b) = replicas("on-net-ends").await;
+    ends_with_the_receivers_registration(&a, &b).await;
 }
 
 /// Only a proven registration receives calls, from a caller the network knows: a registration

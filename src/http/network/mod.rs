@@ -188,6 +188,7 @@ async fn incoming_call(
         steps_played: 0,
         receiver_owner: None,
         hung_up: None,
+        receiver_registration: None,
     };
     let placed = now_ms();
     loop {

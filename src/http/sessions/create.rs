@@ -128,6 +128,7 @@ impl NewSession {
             steps_played: 0,
             receiver_owner: None,
             hung_up: None,
+            receiver_registration: None,
         }
     }
 }
@@ -247,8 +248,10 @@ pub async fn create_session(
         }
     };
     let receiving = crate::network::receiving(&registered_receiver, Some(caller.consumer()));
-    session.receiver_owner = (receiving.filter(|_| caller_proven))
-        .map(|registration| registration.owner.as_str().into());
+    if let Some(registration) = receiving.filter(|_| caller_proven) {
+        session.receiver_owner = Some(registration.owner.as_str().into());
+        session.receiver_registration = Some(registration.id.as_str().into());
+    }
     let placed = now_ms();
     let version = loop {
         let registered = !registered_receiver.is_empty();

@@ -86,13 +86,12 @@ impl Sessions {
 
     /// Takes a session that leaves the map out of its registration's list.
     fn unlink(&mut self, session: &Session) {
-        let Some(registration) = &session.registration else {
-            return;
-        };
-        if let Some(ids) = self.registered.get_mut(registration) {
-            ids.retain(|id| *id != session.id);
-            if ids.is_empty() {
-                self.registered.remove(registration);
+        for registration in session.registrations() {
+            if let Some(ids) = self.registered.get_mut(registration) {
+                ids.retain(|id| *id != session.id);
+                if ids.is_empty() {
+                    self.registered.remove(registration);
+                }
             }
         }
     }
@@ -216,11 +215,11 @@ impl SessionStore for MemoryStore {
             }
             // Linked only while the registration has not ended, so no list outlives it (the
             // registrations' lock is only ever taken inside the sessions' one).
-            if let Some(registration) = &session.registration
-                && self.registration_not_ended(registration)
-            {
-                let ids = s.registered.entry(Arc::clone(registration)).or_default();
-                ids.push(session.id.clone());
+            for registration in session.registrations() {
+                if self.registration_not_ended(registration) {
+                    let ids = s.registered.entry(Arc::clone(registration)).or_default();
+                    ids.push(session.id.clone());
+                }
             }
             let slot = Slot {
                 stored: Versioned {

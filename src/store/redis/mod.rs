@@ -132,11 +132,14 @@ impl RedisStore {
 
     /// For a session created with a registration, the set of the registration's sessions and the
     /// registration's own hash; two empty strings for any other.
-    fn registration_keys(&self, session: &Session) -> [String; 2] {
-        match session.registration.as_deref() {
+    fn registration_keys(&self, session: &Session) -> [String; 4] {
+        let keys = |registration: Option<&str>| match registration {
             Some(r) => [self.registered_key(r), format!("{}reg:{r}", self.prefix)],
             None => [String::new(), String::new()],
-        }
+        };
+        let [caller, caller_hash] = keys(session.registration.as_deref());
+        let [receiver, receiver_hash] = keys(session.receiver_registration.as_deref());
+        [caller, caller_hash, receiver, receiver_hash]
     }
 
     /// The set of the sessions created with `registration` (see [`SessionStore::registered`]).
@@ -318,6 +321,7 @@ impl SessionStore for RedisStore {
                         .arg(session.status.as_str())
                         .arg(&self.registration_keys(&session)[0])
                         .arg(&self.timer_keys()[..])
+                        .arg(&self.registration_keys(&session)[2])
                         .invoke_async(&mut con),
                 )
                 .await?;
@@ -344,7 +348,7 @@ impl SessionStore for RedisStore {
                 [version, json] => decode(version.parse().unwrap_or(0), json)?,
                 _ => return Err(StoreError::NotFound),
             };
-            if let Some(registration) = &removed.session.registration {
+            for registration in removed.session.registrations() {
                 let _: i64 = self
                     .run(
                         redis::cmd("SREM")

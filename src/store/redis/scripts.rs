@@ -23,9 +23,10 @@ fn with_drop_timers(body: &str) -> Script {
 
 /// Drops index entries of expired sessions; makes room by dropping the oldest ended session;
 /// refuses an owner at its quota; then stores the new session at version 1 and counts it.
-/// Adds the id to its registration's set (`ARGV[8]`, when it has one) if that registration
-/// (`ARGV[9]`) has not ended, so no set outlives its registration. Schedules its timers
-/// (`ARGV[12..]`, each key, due time and JSON) in `ARGV[10]` and `ARGV[11]`. Records it in the
+/// Adds the id to its registrations' sets (`ARGV[8]` for the caller's and `ARGV[10]` for an
+/// on-net receiver's, when it has them) if that registration (`ARGV[9]`, `ARGV[11]`) has not
+/// ended, so no set outlives its registration. Schedules its timers (`ARGV[14..]`, each key,
+/// due time and JSON) in `ARGV[12]` and `ARGV[13]`. Records it in the
 /// outbox.
 /// Returns 1, or -1 (id taken), -2 (full) or -3 (the owner is at its quota).
 pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
@@ -51,13 +52,15 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
         if owner ~= '' then redis.call('ZADD', KEYS[6], now, ARGV[1]) end
         redis.call('HINCRBY', KEYS[4], ARGV[7], 1)
         if owner ~= '' then redis.call('HINCRBY', KEYS[5], owner, 1) end
-        if ARGV[8] ~= '' and redis.call('HEXISTS', ARGV[9], 'd') == 1
-            and redis.call('HEXISTS', ARGV[9], 'e') == 0 then
-            redis.call('SADD', ARGV[8], ARGV[1])
+        for i = 8, 10, 2 do
+            if ARGV[i] ~= '' and redis.call('HEXISTS', ARGV[i + 1], 'd') == 1
+                and redis.call('HEXISTS', ARGV[i + 1], 'e') == 0 then
+                redis.call('SADD', ARGV[i], ARGV[1])
+            end
         end
-        for i = 12, #ARGV, 3 do
-            redis.call('ZADD', ARGV[10], ARGV[i + 1], ARGV[i])
-            redis.call('HSET', ARGV[11], ARGV[i], ARGV[i + 2])
+        for i = 14, #ARGV, 3 do
+            redis.call('ZADD', ARGV[12], ARGV[i + 1], ARGV[i])
+            redis.call('HSET', ARGV[13], ARGV[i], ARGV[i + 2])
         end
         redis.call('XADD', KEYS[7], '*', 'k', 's', 'v', 1, 'j', ARGV[2])
         return 1
@@ -67,7 +70,8 @@ pub(super) static INSERT: LazyLock<Script> = LazyLock::new(|| {
 
 /// Writes the session if it is still at the expected version and moves its count to its new
 /// status. A session that is over with this write leaves `live`, `touched`, its status count and
-/// its owner's count and its registration's set (`ARGV[7]`, when it has one), and expires after
+/// its owner's count and its registrations' sets (`ARGV[7]`, and `ARGV[10]` for an on-net
+/// receiver's, when it has them), and expires after
 /// the TTL (at once for 0), and its timers go (from `ARGV[8]` and `ARGV[9]`). Records the
 /// change in the outbox. Returns `{1, new version}`, `{0, 0}` (absent) or
 /// `{2, current version}` (conflict).
@@ -85,6 +89,7 @@ pub(super) static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
         if ARGV[4] == '1' then
             redis.call('ZREM', KEYS[6], ARGV[1])
             if ARGV[7] ~= '' then redis.call('SREM', ARGV[7], ARGV[1]) end
+            if ARGV[10] ~= '' then redis.call('SREM', ARGV[10], ARGV[1]) end
             drop_timers(ARGV[8], ARGV[9], ARGV[1])
             if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then
                 if before then redis.call('HINCRBY', KEYS[4], before, -1) end
