@@ -16,3 +16,16 @@ wait_ready() {
     sleep 0.3
   done
 }
+
+# Starts redis-server on $REDIS_PORT, pinned to core 1, without persistence (its pid joins the
+# PIDS array the caller's trap kills), and points the service at it under a key prefix named
+# after $1 and this shell.
+start_redis() {
+  need redis-server
+  taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --loglevel warning >/dev/null &
+  PIDS+=($!)
+  export CAMARA_WEBRTC__STORE__BACKEND=redis
+  export CAMARA_WEBRTC__STORE__REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+  export CAMARA_WEBRTC__STORE__KEY_PREFIX="$1:$$:"
+}

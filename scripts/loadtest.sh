@@ -46,13 +46,7 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -f "$RESULTS"' EXIT
 case "$STORE" in
   memory) ;;
   redis)
-    need redis-server
-    taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-      --loglevel warning >/dev/null &
-    PIDS+=($!)
-    export CAMARA_WEBRTC__STORE__BACKEND=redis
-    export CAMARA_WEBRTC__STORE__REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-    export CAMARA_WEBRTC__STORE__KEY_PREFIX="loadtest:$$:"
+    start_redis loadtest
     ;;
   *) echo "usage: $0 [memory|redis]" >&2; exit 2 ;;
 esac

@@ -37,13 +37,7 @@ REPLICAS=1
 case "$STORE" in
   memory) ;;
   redis)
-    need redis-server
-    taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-      --loglevel warning >/dev/null &
-    PIDS+=($!)
-    export CAMARA_WEBRTC__STORE__BACKEND=redis
-    export CAMARA_WEBRTC__STORE__REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-    export CAMARA_WEBRTC__STORE__KEY_PREFIX="scale:$$:"
+    start_redis scale
     export REDIS_PORT
     REPLICAS=2
     ;;

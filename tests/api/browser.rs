@@ -245,14 +245,7 @@ async fn a_browser_accepts_the_answer_the_network_generates() {
     config.server.cors_allowed_origins = vec![format!("http://{page_address}")];
     config.sdp.validation = camara_webrtc::domain::SdpPolicy::Strict;
     let app = spawn_with(config).await;
-    let admin = camara_webrtc::auth::mint(
-        &app.config.auth,
-        "operator",
-        "camara-webrtc:network",
-        None,
-        600,
-    )
-    .unwrap();
+    let admin = app.admin_token();
     let config = json!({
         "api": app.address,
         "caller": app.app_token(ORIGINATOR, "browser-app"),
@@ -333,14 +326,7 @@ async fn aiortc_accepts_the_answer_the_network_generates() {
     )
     .await;
     let id = created["mediaSessionId"].as_str().unwrap();
-    let admin = camara_webrtc::auth::mint(
-        &app.config.auth,
-        "operator",
-        "camara-webrtc:network",
-        None,
-        600,
-    )
-    .unwrap();
+    let admin = app.admin_token();
     let moved = (app
         .client
         .post(app.url(&format!("/network/v1/sessions/{id}/events"))))

@@ -87,6 +87,11 @@ impl TestApp {
         mint(&self.config.auth, sub, scope, None, 3600).unwrap()
     }
 
+    /// A token for the network's admin API (scope `camara-webrtc:network`).
+    pub fn admin_token(&self) -> String {
+        network_token(&self.config.auth)
+    }
+
     /// A token of API consumer `client_id` (all scopes) acting for `sub`.
     pub fn app_token(&self, sub: &str, client_id: &str) -> String {
         mint(&self.config.auth, sub, ALL_SCOPES, Some(client_id), 3600).unwrap()
@@ -496,4 +501,9 @@ pub async fn send_scenario(
 /// "the response header x-correlator has same value as the request header x-correlator"
 pub fn assert_correlator_echoed(response: &Response) {
     assert_eq!(response.headers()["x-correlator"], SCENARIO_CORRELATOR);
+}
+
+/// A token for the network's admin API (scope `camara-webrtc:network`) of a service with `auth`.
+pub fn network_token(auth: &camara_webrtc::config::AuthConfig) -> String {
+    camara_webrtc::auth::mint(auth, "operator", "camara-webrtc:network", None, 3600).unwrap()
 }

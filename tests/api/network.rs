@@ -12,26 +12,21 @@ use crate::helpers::*;
 
 const NUMBERS: &str = "/network/v1/numbers";
 
-fn admin_token(app: &TestApp) -> String {
-    camara_webrtc::auth::mint(
-        &app.config.auth,
-        "operator",
-        "camara-webrtc:network",
-        None,
-        3600,
-    )
-    .unwrap()
-}
-
 /// Alice (of the API consumer `app`) calls Bob; the session's id.
 async fn alice_calls_bob(app: &TestApp) -> String {
-    let alice = app.app_token(ORIGINATOR, "app");
+    let (_, session) = alice_calls(app, "app").await;
+    session["mediaSessionId"].as_str().unwrap().to_owned()
+}
+
+/// Alice, with an app of the API consumer `consumer` (a 3-legged token), calls Bob: her token
+/// and the new session's body.
+async fn alice_calls(app: &TestApp, consumer: &str) -> (String, Value) {
+    let alice = app.app_token(ORIGINATOR, consumer);
     let call = json!({
         "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
     });
     let created = app.create("/webrtc", &call, &alice).await;
-    let session = json_with(created, StatusCode::CREATED).await;
-    session["mediaSessionId"].as_str().unwrap().to_owned()
+    (alice, json_with(created, StatusCode::CREATED).await)
 }
 
 /// Bob, of the API consumer `consumer`, registers his phone and subscribes a new sink to the
@@ -129,7 +124,7 @@ fn design_table() -> Value {
 #[tokio::test]
 async fn the_builtin_test_numbers_are_listed() {
     let app = spawn_app().await;
-    let listed = json_ok(get_with(&app, NUMBERS, &admin_token(&app)).await).await;
+    let listed = json_ok(get_with(&app, NUMBERS, &app.admin_token()).await).await;
     assert_eq!(listed, design_table());
 }
 
@@ -158,7 +153,7 @@ async fn configured_numbers_replace_builtin_ones_and_times_scale() {
         },
     ];
     let app = spawn_with(config).await;
-    let listed = json_ok(get_with(&app, NUMBERS, &admin_token(&app)).await).await;
+    let listed = json_ok(get_with(&app, NUMBERS, &app.admin_token()).await).await;
     let mut expected = design_table();
     for number in expected.as_array_mut().unwrap() {
         for step in number["steps"].as_array_mut().unwrap() {
@@ -226,7 +221,7 @@ async fn without_admin_api_the_routes_are_unknown() {
     let id = created["mediaSessionId"].as_str().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(json_ok(app.get_session(id, &alice).await).await, created);
-    let response = get_with(&app, NUMBERS, &admin_token(&app)).await;
+    let response = get_with(&app, NUMBERS, &app.admin_token()).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
@@ -260,7 +255,7 @@ async fn the_network_ends_a_registration() {
     let ended = app
         .client
         .delete(app.url(&path))
-        .bearer_auth(admin_token(&app))
+        .bearer_auth(app.admin_token())
         .send()
         .await
         .unwrap();
@@ -291,7 +286,7 @@ async fn the_network_ends_a_registration() {
     let again = app
         .client
         .delete(app.url(&path))
-        .bearer_auth(admin_token(&app))
+        .bearer_auth(app.admin_token())
         .send()
         .await
         .unwrap();
@@ -321,7 +316,7 @@ async fn the_network_moves_a_call() {
     let alice = app.app_token(ORIGINATOR, "app");
     let id = &alice_calls_bob(&app).await;
     let moves = format!("/network/v1/sessions/{id}/events");
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let send = |body: Value| {
         app.client
             .post(app.url(&moves))
@@ -361,7 +356,7 @@ async fn the_network_moves_a_call() {
 #[tokio::test]
 async fn bad_network_moves_name_the_field() {
     let app = spawn_app().await;
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let send = |id: &str, body: Value| {
         app.client
             .post(app.url(&format!("/network/v1/sessions/{id}/events")))
@@ -414,7 +409,7 @@ async fn bad_network_moves_name_the_field() {
 async fn the_network_answers_with_a_generated_sdp() {
     use camara_webrtc::domain::{Sdp, SdpPolicy};
     let app = spawn_app().await;
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let moves = format!(
         "/network/v1/sessions/{}/events",
         alice_calls_bob(&app).await
@@ -452,7 +447,7 @@ async fn the_network_answers_with_a_generated_sdp() {
 #[tokio::test]
 async fn a_generated_answer_answers_the_offer_in_force_and_replaces_none() {
     let app = spawn_app().await;
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let moves = format!(
         "/network/v1/sessions/{}/events",
         alice_calls_bob(&app).await
@@ -488,7 +483,7 @@ async fn an_incoming_call_reaches_the_registered_receiver() {
     let app = spawn_app().await;
     let (bob, sink, _, subscription) =
         bob_subscribes(&app, "bob-app", &["session-invitation", "session-status"]).await;
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let place = |body: Value| {
         app.client
             .post(app.url("/network/v1/calls"))
@@ -693,7 +688,7 @@ async fn an_incoming_call_plays_its_caller_steps_and_ends_unanswered() {
     config.network.time_scale = 0.05;
     let app = spawn_with(config).await;
     let (bob, sink, _, _) = bob_subscribes(&app, "bob-app", &["session-status"]).await;
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let place = |steps: Option<Value>| {
         let mut call = json!({
             "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER,
@@ -751,7 +746,7 @@ async fn an_incoming_call_plays_its_caller_steps_and_ends_unanswered() {
 async fn bad_caller_steps_name_the_field() {
     let app = spawn_app().await;
     let (_, sink, _, _) = bob_subscribes(&app, "bob-app", &["session-invitation"]).await;
-    let admin = admin_token(&app);
+    let admin = app.admin_token();
     let cases = [
         (
             json!([{ "afterMs": 0, "status": "Initial" }]),
@@ -825,15 +820,7 @@ async fn the_default_behaviour_answers_everyone_else() {
             .starts_with("v=0\r\n")
     );
     // A receiver registered here is not "everyone else": its app answers.
-    let alice = app.app_token(ORIGINATOR, "app");
-    let call = json!({
-        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
-    });
-    let created = json_with(
-        app.create("/webrtc", &call, &alice).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let (_, created) = alice_calls(&app, "app").await;
     let to_bob = created["mediaSessionId"].as_str().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let read = json_ok(app.get_session(to_bob, &bob).await).await;
@@ -972,21 +959,13 @@ async fn two_apps_of_different_consumers_call_each_other() {
 async fn ends_with_the_receivers_registration(a: &TestApp, b: &TestApp) {
     let (bob, _, bob_registration, _) =
         subscribes(b, RECEIVER, "bob-app", &["session-status"]).await;
-    let alice = a.app_token(ORIGINATOR, "alice-app");
-    let call = json!({
-        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
-    });
-    let created = json_with(
-        a.create("/webrtc", &call, &alice).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let (alice, created) = alice_calls(a, "alice-app").await;
     let id = created["mediaSessionId"].as_str().unwrap();
     let connect = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }).to_string();
     json_ok(b.put_status(id, &connect, &bob).await).await;
     let path = format!("/network/v1/registrations/{bob_registration}");
     let ended = (b.client.delete(b.url(&path)))
-        .bearer_auth(admin_token(b))
+        .bearer_auth(b.admin_token())
         .send()
         .await
         .unwrap();
@@ -1061,7 +1040,7 @@ async fn only_a_proven_registration_receives_calls_from_a_known_caller() {
         });
         let incoming = || {
             (app.client.post(app.url("/network/v1/calls")))
-                .bearer_auth(admin_token(&app))
+                .bearer_auth(app.admin_token())
                 .json(&json!({ "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP } }))
                 .send()
         };
@@ -1206,15 +1185,7 @@ async fn the_consumer_decides_the_side_of_an_on_net_call() {
 async fn an_unanswered_on_net_call_ends_no_answer() {
     let app = spawn_with(fast_network()).await;
     let (bob, _, _, _) = subscribes(&app, RECEIVER, "bob-app", &["session-invitation"]).await;
-    let alice = app.app_token(ORIGINATOR, "alice-app");
-    let call = json!({
-        "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
-    });
-    let created = json_with(
-        app.create("/webrtc", &call, &alice).await,
-        StatusCode::CREATED,
-    )
-    .await;
+    let (alice, created) = alice_calls(&app, "alice-app").await;
     let id = created["mediaSessionId"].as_str().unwrap();
     json_ok(app.put_status(id, r#"{"status":"Ringing"}"#, &bob).await).await;
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;

@@ -153,14 +153,7 @@ async fn a_replica_that_dies_holding_timers_loses_none() {
     let address = format!("http://{}", live.address);
     bob_subscribes(&address, &sink).await;
     // An incoming call whose caller hangs up after 2 s.
-    let admin = camara_webrtc::auth::mint(
-        &camara_webrtc::config::Config::embedded().auth,
-        "operator",
-        "camara-webrtc:network",
-        None,
-        3600,
-    )
-    .unwrap();
+    let admin = network_token(&camara_webrtc::config::Config::embedded().auth);
     let call = json!({
         "originatorAddress": "tel:+12025550123", "receiverAddress": RECEIVER,
         "offer": { "sdp": CLEAN_SDP },

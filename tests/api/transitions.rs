@@ -118,14 +118,7 @@ const NETWORK: [(&str, [u8; 15]); 15] = [
 #[tokio::test]
 async fn every_from_to_pair_of_the_network_grid_answers_as_its_table_says() {
     let app = spawn_with(grid_config()).await;
-    let admin = camara_webrtc::auth::mint(
-        &app.config.auth,
-        "operator",
-        "camara-webrtc:network",
-        None,
-        60,
-    )
-    .unwrap();
+    let admin = app.admin_token();
     let token = app.receiver_token();
     let mut checked = 0;
     for (row, (from, expected_row)) in NETWORK.iter().enumerate() {
