@@ -233,11 +233,16 @@ impl Emitter {
         for number in [receiver, originator].into_iter().flatten() {
             let invited = Some(number) == receiver;
             for subscription in self.subscribers(number, subscribers).await?.to_vec() {
-                // An on-net call's receiver's consumer hears of it at the receiver's number
-                // only: at the caller's (withheld, perhaps) it would learn who is calling.
-                let visible = (session.owner.as_ref())
-                    .is_none_or(|owner| **owner == *subscription.owner)
-                    || (invited && session.receiver_owner.as_deref() == Some(&*subscription.owner));
+                // On an on-net call each consumer hears of it at its own side's number only: the
+                // receiver's at the caller's (withheld, perhaps) would learn who is calling, and
+                // the caller's would be invited to a call it cannot answer.
+                let visible = match (&session.owner, &session.receiver_owner) {
+                    (Some(owner), Some(receiver_owner)) => {
+                        let side = if invited { receiver_owner } else { owner };
+                        **side == *subscription.owner
+                    }
+                    (owner, _) => owner.as_ref().is_none_or(|o| **o == *subscription.owner),
+                };
                 let wanted = visible
                     && subscription.types.contains(&event)
                     && (version > 1 || invited)

@@ -532,7 +532,7 @@ async fn an_incoming_call_reaches_the_registered_receiver() {
         refused,
         404,
         "IDENTIFIER_NOT_FOUND",
-        "Device identifier not found: receiverAddress has no active registration.",
+        "Device identifier not found: receiverAddress has no active registration that receives calls (one made with a 3-legged token of its number).",
     )
     .await;
     let bad = json!({ "originatorAddress": caller, "receiverAddress": RECEIVER, "offer": { "sdp": "hello" } });
@@ -1080,41 +1080,12 @@ async fn only_a_proven_registration_receives_calls_from_a_known_caller() {
 async fn the_consumer_decides_the_side_of_an_on_net_call() {
     let app = spawn_app().await;
     let (bob, bob_sink, _, _) = subscribes(&app, RECEIVER, "bob-app", &["session-status"]).await;
-    // bob-app also follows Alice's number (a 2-legged registration, which anyone may make).
-    let (_, snoop_sink, _, _) = {
-        let scopes = crate::delivery::every_scope();
-        let two_legged =
-            camara_webrtc::auth::mint(&app.config.auth, "bob-app", &scopes, None, 3600).unwrap();
-        let device = json!({ "deviceId": "9d444840-9dc0-11d1-b245-5ffdce74fad2", "phoneNumber": "+17085852753" });
-        let path = "/webrtc-registration/vwip/sessions";
-        let registered = send_scenario(
-            &app,
-            reqwest::Method::POST,
-            path,
-            Some(&two_legged),
-            Some(device),
-        )
-        .await;
-        let registration =
-            json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
-        let sink = crate::sink::Sink::start().await;
-        let body = json!({
-            "protocol": "HTTP", "sink": sink.url,
-            "types": ["org.camaraproject.webrtc-events.v0.session-status"],
-            "config": { "subscriptionDetail": { "registrationId": registration } }
-        });
-        let path = "/webrtc-events/vwip/subscriptions";
-        let subscribed = send_scenario(
-            &app,
-            reqwest::Method::POST,
-            path,
-            Some(&two_legged),
-            Some(body),
-        )
-        .await;
-        json_with(subscribed, StatusCode::CREATED).await;
-        ((), sink, (), ())
-    };
+    // Each consumer also follows the other side's number (a 2-legged registration, which
+    // anyone may make): neither hears of the call there.
+    let snoops = [
+        follows(&app, "bob-app", "+17085852753").await,
+        follows(&app, "alice-app", "+17085854000").await,
+    ];
     let alice = app.app_token(ORIGINATOR, "alice-app");
     let anonymous = json!({
         "originatorAddress": "sip:anonymous@anonymous.invalid", "receiverAddress": RECEIVER,
@@ -1173,11 +1144,37 @@ async fn the_consumer_decides_the_side_of_an_on_net_call() {
     );
     bob_sink.wait_for(2).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        snoop_sink.received().len(),
-        0,
-        "nothing at the caller's number"
-    );
+    for snoop in snoops {
+        assert_eq!(
+            snoop.received().len(),
+            0,
+            "nothing at the other side's number"
+        );
+    }
+}
+
+/// The API consumer `consumer` registers `number` with a 2-legged token (unproven) and
+/// subscribes a new sink to its invitations and statuses: the sink.
+async fn follows(app: &TestApp, consumer: &str, number: &str) -> crate::sink::Sink {
+    const PREFIX: &str = "org.camaraproject.webrtc-events.v0";
+    let scopes = crate::delivery::every_scope();
+    let two_legged =
+        camara_webrtc::auth::mint(&app.config.auth, consumer, &scopes, None, 3600).unwrap();
+    let device = json!({ "deviceId": uuid::Uuid::new_v4().to_string(), "phoneNumber": number });
+    let path = "/webrtc-registration/vwip/sessions";
+    let post = reqwest::Method::POST;
+    let registered = send_scenario(app, post.clone(), path, Some(&two_legged), Some(device)).await;
+    let registration = json_with(registered, StatusCode::CREATED).await["registrationId"].clone();
+    let sink = crate::sink::Sink::start().await;
+    let body = json!({
+        "protocol": "HTTP", "sink": sink.url,
+        "types": [format!("{PREFIX}.session-invitation"), format!("{PREFIX}.session-status")],
+        "config": { "subscriptionDetail": { "registrationId": registration } }
+    });
+    let path = "/webrtc-events/vwip/subscriptions";
+    let subscribed = send_scenario(app, post, path, Some(&two_legged), Some(body)).await;
+    json_with(subscribed, StatusCode::CREATED).await;
+    sink
 }
 
 /// An on-net call nobody answers ends NoAnswer after `no_answer_seconds`, for both sides.

@@ -163,7 +163,7 @@ async fn incoming_call(
     let unregistered = || {
         ApiError::new(
             super::error::Code::IdentifierNotFound,
-            "Device identifier not found: receiverAddress has no active registration.",
+            "Device identifier not found: receiverAddress has no active registration that receives calls (one made with a 3-legged token of its number).",
         )
     };
     let found = network::registrations_of(state.registrations.as_ref(), &receiver).await?;
