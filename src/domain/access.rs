@@ -237,6 +237,103 @@ mod tests {
         }
     }
 
+    /// Alice's app (`alice-app`) calls Bob, delivered on-net to `bob-app`.
+    fn on_net() -> Session {
+        Session {
+            receiver_owner: Some("bob-app".into()),
+            ..session(Some("alice-app"))
+        }
+    }
+
+    /// On an on-net call the consumer decides the side; a 3-legged token must be that side's
+    /// party; any other consumer sees nothing; a side that hung up sees nothing more.
+    #[test]
+    fn on_an_on_net_call_the_consumer_decides_the_side() {
+        let (alice, bob) = (address("tel:+17085852753"), address("tel:+17085854000"));
+        let call = on_net();
+        let cases = [
+            (two_legged("alice-app"), Some(Role::Originator)),
+            (three_legged("alice-app", &alice), Some(Role::Originator)),
+            (three_legged("alice-app", &bob), None),
+            (two_legged("bob-app"), Some(Role::Receiver)),
+            (three_legged("bob-app", &bob), Some(Role::Receiver)),
+            (three_legged("bob-app", &alice), None),
+            (two_legged("other-app"), None),
+            (three_legged("other-app", &bob), None),
+        ];
+        for (actor, side) in cases {
+            let who = (actor.consumer, actor.subscriber.map(Address::as_str));
+            assert_eq!(actor.can_see(&call), side.is_some(), "{who:?}");
+            if let Some(side) = side {
+                assert_eq!(actor.role_in(&call), side, "{who:?}");
+                let hung_up = Session {
+                    hung_up: Some(side),
+                    ..call.clone()
+                };
+                assert!(!actor.can_see(&hung_up), "{who:?} after hanging up");
+            }
+        }
+    }
+
+    /// Each side of an on-net call changes only what is its own; an off-net call, anything.
+    #[test]
+    fn each_side_of_an_on_net_call_changes_only_its_own() {
+        use crate::domain::Sdp;
+        let sdp = Sdp::parse("v=0\r\n".to_owned(), crate::domain::SdpPolicy::Lenient).unwrap();
+        let change = |status, offer: bool, answer: bool| StatusChange {
+            status,
+            offer: offer.then(|| sdp.clone()),
+            answer: answer.then(|| sdp.clone()),
+            location: None,
+        };
+        let field = |actor: Actor<'_>, call: &Session, change: &StatusChange| match actor
+            .check_side(call, change)
+        {
+            Ok(()) => None,
+            Err(AccessError::Side { field, .. }) => Some(field),
+            Err(other) => panic!("{other}"),
+        };
+        let (caller, receiver) = (two_legged("alice-app"), two_legged("bob-app"));
+        let call = on_net();
+        use SessionStatus::*;
+        assert_eq!(field(caller, &call, &change(Hold, true, false)), None);
+        assert_eq!(field(caller, &call, &change(Resume, false, false)), None);
+        assert_eq!(
+            field(caller, &call, &change(Ringing, false, false)),
+            Some("status")
+        );
+        assert_eq!(
+            field(caller, &call, &change(Hold, false, true)),
+            Some("answer")
+        );
+        assert_eq!(field(receiver, &call, &change(Ringing, false, false)), None);
+        assert_eq!(
+            field(receiver, &call, &change(Connected, false, true)),
+            None
+        );
+        assert_eq!(
+            field(receiver, &call, &change(Connected, false, false)),
+            Some("answer")
+        );
+        assert_eq!(
+            field(receiver, &call, &change(Ringing, true, false)),
+            Some("offer")
+        );
+        let answered = Session {
+            answer: Some(sdp.clone()),
+            ..call
+        };
+        assert_eq!(
+            field(receiver, &answered, &change(Connected, false, false)),
+            None
+        );
+        let off_net = session(Some("alice-app"));
+        assert_eq!(
+            field(caller, &off_net, &change(Connected, true, true)),
+            None
+        );
+    }
+
     #[test]
     fn a_fixture_is_visible_to_every_consumer() {
         let fixture = session(None);

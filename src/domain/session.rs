@@ -375,6 +375,83 @@ mod tests {
         }
     }
 
+    /// The first side to hang up an on-net call leaves it, over and readable, to the other,
+    /// with who ended it; the second end (or any end of a call that is not on-net) is gone.
+    #[test]
+    fn hanging_up_an_on_net_call_leaves_it_to_the_other_side() {
+        use SessionStatus::*;
+        let on_net = |status| Session {
+            owner: Some("alice-app".into()),
+            receiver_owner: Some("bob-app".into()),
+            ..in_status(status)
+        };
+        let cases = [
+            (
+                Ringing,
+                Role::Receiver,
+                Declined,
+                "Call declined by receiver",
+            ),
+            (
+                Initial,
+                Role::Originator,
+                SessionCancelled,
+                "Call cancelled by caller",
+            ),
+            (
+                Connected,
+                Role::Receiver,
+                Terminated,
+                "Call terminated by receiver",
+            ),
+            (
+                Hold,
+                Role::Originator,
+                Terminated,
+                "Call terminated by caller",
+            ),
+        ];
+        for (from, role, to, reason) in cases {
+            let first = on_net(from).hang_up(role);
+            let got = (
+                first.status,
+                first.ended,
+                first.hung_up,
+                first.reason.as_deref(),
+            );
+            assert_eq!(
+                got,
+                (to, false, Some(role), Some(reason)),
+                "{from} by {role:?}"
+            );
+            let other = if role == Role::Originator {
+                Role::Receiver
+            } else {
+                Role::Originator
+            };
+            let second = first.hang_up(other);
+            assert_eq!(
+                (second.status, second.ended, second.reason),
+                (to, true, first.reason)
+            );
+        }
+        // The network's outcome and reason stay; a call that is not on-net is gone at once.
+        let no_answer = Session {
+            reason: Some("Not answered in time".into()),
+            ..on_net(NoAnswer)
+        };
+        let first = no_answer.hang_up(Role::Receiver);
+        assert_eq!(
+            (first.status, first.reason.as_deref()),
+            (NoAnswer, Some("Not answered in time"))
+        );
+        let off_net = in_status(Ringing).hang_up(Role::Receiver);
+        assert_eq!(
+            (off_net.status, off_net.ended, off_net.hung_up),
+            (Declined, true, None)
+        );
+    }
+
     #[test]
     fn a_withheld_originator_is_still_a_party() {
         let mut session = in_status(SessionStatus::Initial);
