@@ -123,7 +123,7 @@ impl Network {
         placed_ms: u64,
         plan: &Arc<[ScriptStep]>,
     ) -> Vec<Scheduled> {
-        let deadline = placed_ms.saturating_add(numbers::millis(self.no_answer));
+        let deadline = placed_ms.saturating_add(crate::store::millis(self.no_answer));
         (Scheduled::step(id, placed_ms, 0, plan).into_iter())
             .chain([Scheduled::no_answer(id, deadline)])
             .collect()

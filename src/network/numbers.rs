@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::{NetworkConfig, NumberScript, Step};
 use crate::domain::SessionStatus::{self, *};
-use crate::store::ScriptStep;
+use crate::store::{ScriptStep, millis};
 
 /// The built-in test numbers, as DESIGN §12's table says. `tel:+12025550103` rings and is then
 /// left to the no-answer timer.
@@ -113,11 +113,6 @@ impl Numbers {
                 .collect(),
         )
     }
-}
-
-/// Whole milliseconds of `duration`, saturating.
-pub fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `duration` × `time_scale` (a validated, positive, finite scale).

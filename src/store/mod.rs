@@ -20,7 +20,7 @@ pub use idle::{interval as idle_interval, sweep_idle};
 pub use memory::MemoryStore;
 pub use outbox::{Change, Outbox, Recorded};
 pub use redis::RedisStore;
-pub use registrations::{RegistrationStore, now_ms};
+pub use registrations::{RegistrationStore, millis, now_ms};
 pub use subscriptions::{SubscriptionChange, SubscriptionStore};
 pub use timers::{Scheduled, ScriptStep, Timer, TimerStore};
 

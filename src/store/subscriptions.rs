@@ -13,7 +13,7 @@ use crate::domain::{AccessToken, Subscription, SubscriptionEnd};
 /// that those events' retries still find why it ended (see the dispatcher).
 pub fn ended_record_ms(ended_ttl: std::time::Duration, reason: SubscriptionEnd) -> u64 {
     const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-    let ttl = u64::try_from(ended_ttl.as_millis()).unwrap_or(u64::MAX);
+    let ttl = super::millis(ended_ttl);
     match reason.follows_its_events() {
         true => ttl.max(DAY_MS),
         false => ttl,

@@ -22,7 +22,7 @@ use crate::domain::{
 };
 use crate::network::numbers::{DAY_MS, MAX_STEPS};
 use crate::network::{self, Applied};
-use crate::store::ScriptStep;
+use crate::store::{ScriptStep, millis};
 use crate::store::{StoreError, now_ms};
 
 /// The API's operations, in the order of the OpenAPI document.
@@ -127,7 +127,7 @@ fn caller_script(
         }
         at = step.after_ms;
         script.push(ScriptStep {
-            after_ms: network::numbers::millis(numbers.due_after_ms(step.after_ms)),
+            after_ms: millis(numbers.due_after_ms(step.after_ms)),
             status: step.status,
             reason: step.reason.into_option().map(Arc::from),
         });
@@ -310,8 +310,7 @@ async fn numbers(
             address: &script.address,
             steps: (script.steps.iter())
                 .map(|step| StepView {
-                    after_ms: u64::try_from(numbers.due_after(step).as_millis())
-                        .unwrap_or(u64::MAX),
+                    after_ms: millis(numbers.due_after(step)),
                     status: step.status,
                     reason: step.reason.as_deref(),
                 })

@@ -74,7 +74,7 @@ impl Registrations {
             &(ended.owner.clone(), ended.device_id.clone()),
             id,
         );
-        let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+        let keep_ms = crate::store::millis(keep);
         self.gone
             .insert((now_ms.saturating_add(keep_ms), id.to_owned()));
         ended
@@ -245,7 +245,7 @@ impl RegistrationStore for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> StoreFuture<'_, Vec<Registration>> {
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+        let lease_ms = crate::store::millis(lease);
         let claimed = self.registrations(now_ms, |r| {
             let due: Vec<String> = r
                 .due

@@ -62,7 +62,7 @@ impl TimerStore for MemoryStore {
         lease: Duration,
         limit: usize,
     ) -> StoreFuture<'_, (Vec<Claimed>, Option<u64>)> {
-        let lease_end = now_ms.saturating_add(u64::try_from(lease.as_millis()).unwrap_or(u64::MAX));
+        let lease_end = now_ms.saturating_add(crate::store::millis(lease));
         let claimed = self.timers(|t| {
             let due: Vec<String> = (t.due.iter())
                 .take_while(|(at, _)| *at <= now_ms)

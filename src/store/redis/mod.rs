@@ -308,7 +308,7 @@ impl SessionStore for RedisStore {
     fn compare_and_swap(&self, expected: u64, session: Arc<Session>) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let json = encode(&session)?;
-            let ttl_ms = u64::try_from(self.limits.ended_ttl.as_millis()).unwrap_or(u64::MAX);
+            let ttl_ms = super::millis(self.limits.ended_ttl);
             let mut con = self.connection.clone();
             let (outcome, version): (i64, u64) = self
                 .run(
@@ -416,7 +416,7 @@ impl SessionStore for RedisStore {
                 .run(
                     IDLE.key(self.touched_key())
                         .key(self.live_key())
-                        .arg(u64::try_from(untouched_for.as_millis()).unwrap_or(u64::MAX))
+                        .arg(super::millis(untouched_for))
                         .arg(limit)
                         .arg(self.session_key(""))
                         .invoke_async(&mut con),

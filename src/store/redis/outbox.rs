@@ -25,7 +25,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use super::RedisStore;
 use crate::domain::Subscription;
 use crate::store::outbox::{Change, Outbox, Recorded};
-use crate::store::{StoreError, StoreFuture};
+use crate::store::{StoreError, StoreFuture, millis};
 
 /// The consumer group every replica reads the outbox through.
 const GROUP: &str = "dispatch";
@@ -149,7 +149,7 @@ impl RedisStore {
                     .arg(self.outbox_key())
                     .arg(GROUP)
                     .arg(&self.reading.consumer)
-                    .arg(ms(self.reading.claim_idle))
+                    .arg(millis(self.reading.claim_idle))
                     .arg(cursor)
                     .arg("COUNT")
                     .arg(max)
@@ -217,7 +217,7 @@ impl RedisStore {
             .arg("COUNT")
             .arg(max)
             .arg("BLOCK")
-            .arg(ms(BLOCK))
+            .arg(millis(BLOCK))
             .arg("STREAMS")
             .arg(self.outbox_key())
             .arg(">");
@@ -240,10 +240,6 @@ impl RedisStore {
             .flat_map(|key| key.ids)
             .collect())
     }
-}
-
-fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The change an entry records; `None` when this version cannot read it (the reason is not

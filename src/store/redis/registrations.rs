@@ -18,7 +18,7 @@ use redis::Script;
 
 use super::RedisStore;
 use crate::domain::{EndReason, Registration};
-use crate::store::{RegistrationStore, StoreError, StoreFuture};
+use crate::store::{RegistrationStore, StoreError, StoreFuture, millis};
 
 /// Reads a registration hash's fields as `{id, d, n, o, x, p, e}` (`p` "1" when proven, `e` ""
 /// while not ended); the
@@ -195,10 +195,6 @@ pub(super) fn registrations(fields: &[String]) -> Result<Vec<Registration>, Stor
         .collect()
 }
 
-fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl RedisStore {
     fn due_key(&self) -> String {
         format!("{}reg-due", self.prefix)
@@ -362,7 +358,7 @@ impl RegistrationStore for RedisStore {
         now_ms: u64,
     ) -> StoreFuture<'a, Registration> {
         Box::pin(async move {
-            let keep = ms(self.limits.ended_ttl).to_string();
+            let keep = millis(self.limits.ended_ttl).to_string();
             let args = [
                 id.to_owned(),
                 now_ms.to_string(),
@@ -380,7 +376,11 @@ impl RegistrationStore for RedisStore {
         limit: usize,
     ) -> StoreFuture<'_, Vec<Registration>> {
         Box::pin(async move {
-            let args = [now_ms.to_string(), ms(lease).to_string(), limit.to_string()];
+            let args = [
+                now_ms.to_string(),
+                millis(lease).to_string(),
+                limit.to_string(),
+            ];
             registrations(&self.registration_script(&CLAIM, &args).await?)
         })
     }
@@ -391,7 +391,7 @@ impl RegistrationStore for RedisStore {
         now_ms: u64,
     ) -> StoreFuture<'a, Option<Registration>> {
         Box::pin(async move {
-            let keep = ms(self.limits.ended_ttl).to_string();
+            let keep = millis(self.limits.ended_ttl).to_string();
             let args = [id.to_owned(), now_ms.to_string(), keep];
             match self.one(&FINISH, &args).await {
                 Ok(ended) => Ok(Some(ended)),

@@ -84,7 +84,6 @@ impl TimerStore for RedisStore {
         limit: usize,
     ) -> StoreFuture<'_, (Vec<Claimed>, Option<u64>)> {
         Box::pin(async move {
-            let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
             let [timers, data] = self.timer_keys();
             let mut con = self.connection.clone();
             let mut claimed: Vec<String> = self
@@ -93,7 +92,7 @@ impl TimerStore for RedisStore {
                         .key(timers)
                         .key(data)
                         .arg(now_ms)
-                        .arg(lease_ms)
+                        .arg(crate::store::millis(lease))
                         .arg(limit)
                         .invoke_async(&mut con),
                 )
