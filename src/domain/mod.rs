@@ -18,6 +18,6 @@ pub use fields::{Present, PresentObject};
 pub use location::{Location, LocationError, UncheckedLocation};
 pub use registration::{EndReason, ExpiryError, Lifetimes, Registration};
 pub use sdp::{Sdp, SdpError, SdpPolicy};
-pub use session::{CallType, Direction, Role, Session, SessionId, StatusChange};
+pub use session::{CallType, Direction, Role, Session, SessionId, StatusChange, is_reason};
 pub use status::{SessionStatus, TransitionError};
 pub use subscription::{AccessToken, Detail, EventType, Subscription, SubscriptionEnd};

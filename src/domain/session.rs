@@ -14,6 +14,11 @@ use super::status::{SessionStatus, TransitionError};
 /// The longest `mediaSessionId`, address or name CAMARA allows.
 pub const MAX_ID_LEN: usize = 256;
 
+/// Whether `reason` can be the `reason` the network gives a session: 1 to 256 characters.
+pub fn is_reason(reason: &str) -> bool {
+    !reason.is_empty() && reason.chars().count() <= 256
+}
+
 /// A `mediaSessionId`: non-empty and at most 256 characters. Shared, not copied: a session is
 /// cloned on every read and update, and its id and addresses are most of what a clone allocates.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

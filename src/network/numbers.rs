@@ -155,7 +155,7 @@ pub fn script_error(script: &NumberScript) -> Option<String> {
                 "step {i} comes more than a day (86400000 ms) after the call"
             ));
         }
-        if (step.reason.as_ref()).is_some_and(|r| r.is_empty() || r.chars().count() > 256) {
+        if (step.reason.as_deref()).is_some_and(|r| !crate::domain::is_reason(r)) {
             return Some(format!("step {i}: a reason has 1 to 256 characters"));
         }
         status = step.status;

@@ -19,6 +19,7 @@ use super::sessions::{SdpText, SessionResponse};
 use super::{AppState, Route, router_of};
 use crate::domain::{
     Address, CallType, Direction, EndReason, Present, PresentObject, Session, SessionStatus,
+    is_reason,
 };
 use crate::network::numbers::{DAY_MS, MAX_STEPS};
 use crate::network::{self, Applied};
@@ -119,7 +120,7 @@ fn caller_script(
                 field("afterMs")
             )));
         }
-        if (step.reason.as_ref()).is_some_and(|r| r.is_empty() || r.chars().count() > 256) {
+        if (step.reason.as_deref()).is_some_and(|r| !is_reason(r)) {
             return Err(ApiError::invalid(format!(
                 "{} must have 1 to 256 characters.",
                 field("reason")
@@ -242,7 +243,7 @@ async fn network_move(
     };
     let (offer, answer) = (sdp(&body.offer, "offer")?, sdp(&body.answer, "answer")?);
     let reason = match body.reason.into_option() {
-        Some(reason) if reason.is_empty() || reason.chars().count() > 256 => {
+        Some(reason) if !is_reason(&reason) => {
             return Err(ApiError::invalid("reason must have 1 to 256 characters."));
         }
         other => other.map(std::sync::Arc::from),
