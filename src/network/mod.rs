@@ -152,8 +152,8 @@ pub fn moved(
 pub enum Applied {
     /// Written: the session as it is now.
     Moved(Arc<Session>),
-    /// Nothing to do for the session as it is.
-    Left,
+    /// Nothing to do for the session as it is (the session, as read).
+    Left(Arc<Session>),
     /// The network's table refuses the move from the session's status.
     Refused(TransitionError),
     /// Absent, or DELETEd by its client (gone for the API, DESIGN §4).
@@ -180,7 +180,7 @@ pub async fn apply(
         current = stored.version;
         let next = match decide(&stored.session) {
             Ok(Some(next)) => next,
-            Ok(None) => return Ok(Applied::Left),
+            Ok(None) => return Ok(Applied::Left(stored.session)),
             Err(refused) => return Ok(Applied::Refused(refused)),
         };
         let (from, to) = (stored.session.status, next.status);

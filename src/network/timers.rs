@@ -258,10 +258,7 @@ async fn play_step(
         }
         // Played before (by this or another instance): the next step is scheduled again, and
         // plays once likewise.
-        Applied::Left => sessions
-            .get(id)
-            .await?
-            .is_some_and(|s| !s.session.is_over() && !s.session.ended),
+        Applied::Left(session) => !session.is_over(),
         Applied::Gone => false,
     })
 }
@@ -285,7 +282,7 @@ async fn end_unanswered(sessions: &dyn SessionStore, id: &SessionId) -> Result<(
         Applied::Refused(refused) => {
             tracing::info!(session = id.as_str(), error = %refused, "no-answer timer: the network cannot end the call now");
         }
-        Applied::Moved(_) | Applied::Left | Applied::Gone => {}
+        Applied::Moved(_) | Applied::Left(_) | Applied::Gone => {}
     }
     Ok(())
 }

@@ -262,7 +262,7 @@ async fn network_move(
     match applied {
         Ok(Applied::Moved(next)) => Ok(Json(SessionResponse::from(next.as_ref())).into_response()),
         Ok(Applied::Refused(refused)) => Err(refused.into()),
-        Ok(Applied::Gone | Applied::Left) => Err(ApiError::plain(super::error::Code::NotFound)),
+        Ok(Applied::Gone | Applied::Left(_)) => Err(ApiError::plain(super::error::Code::NotFound)),
         Err(StoreError::VersionConflict { .. }) => {
             Err(ApiError::plain(super::error::Code::Aborted))
         }
