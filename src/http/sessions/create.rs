@@ -238,8 +238,8 @@ pub async fn create_session(
         caller.phone_number().is_some() || registered.as_ref().is_some_and(|r| r.proven);
     let registered = registered.map(|registration| Arc::from(registration.id));
     let mut session = new.into_session(new_session_id(), &caller, registered);
-    // On-net: delivered to another API consumer's app, when the network knows the caller (one
-    // consumer already sees and drives both sides of its own calls, as before).
+    // On-net: delivered to another API consumer's app, when the network knows the caller. A
+    // consumer's calls to its own registrations are not on-net: it sees and drives both sides.
     let registered_receiver = match state.network.scripts(&session.receiver) {
         true => Vec::new(),
         false => {
