@@ -74,6 +74,13 @@ async fn subscribes(
     (bob, sink, registration, subscription)
 }
 
+/// `DELETE /network/v1/registrations/{registration}` with the admin API's scope.
+async fn network_ends(app: &TestApp, registration: &str) -> reqwest::Response {
+    let path = format!("/network/v1/registrations/{registration}");
+    let request = app.client.delete(app.url(&path));
+    request.bearer_auth(app.admin_token()).send().await.unwrap()
+}
+
 async fn get_with(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
@@ -251,14 +258,7 @@ async fn the_network_ends_a_registration() {
         .await
         .unwrap();
     let session = json_with(placed, StatusCode::CREATED).await;
-    let path = format!("/network/v1/registrations/{registration}");
-    let ended = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(app.admin_token())
-        .send()
-        .await
-        .unwrap();
+    let ended = network_ends(&app, &registration).await;
     assert_eq!(ended.status(), StatusCode::NO_CONTENT);
     let received = sink.wait_for(3).await;
     let status = envelope_of(of_type(&received, "session-status"), "session-status");
@@ -283,13 +283,7 @@ async fn the_network_ends_a_registration() {
     let read = format!("/webrtc-registration/vwip/sessions/{registration}");
     let read = send_scenario(&app, reqwest::Method::GET, &read, Some(&bob), None).await;
     assert_eq!(read.status(), StatusCode::NOT_FOUND);
-    let again = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(app.admin_token())
-        .send()
-        .await
-        .unwrap();
+    let again = network_ends(&app, &registration).await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         again.json::<Value>().await.unwrap(),
@@ -963,12 +957,7 @@ async fn ends_with_the_receivers_registration(a: &TestApp, b: &TestApp) {
     let id = created["mediaSessionId"].as_str().unwrap();
     let connect = json!({ "status": "Connected", "answer": { "sdp": CLEAN_SDP } }).to_string();
     json_ok(b.put_status(id, &connect, &bob).await).await;
-    let path = format!("/network/v1/registrations/{bob_registration}");
-    let ended = (b.client.delete(b.url(&path)))
-        .bearer_auth(b.admin_token())
-        .send()
-        .await
-        .unwrap();
+    let ended = network_ends(b, &bob_registration).await;
     assert_eq!(ended.status(), StatusCode::NO_CONTENT);
     for (app, token) in [(a, &alice), (b, &bob)] {
         let read = json_ok(app.get_session(id, token).await).await;
