@@ -50,11 +50,13 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         tracing::error!(error = %e, "JWKS not read: tokens only it could verify are refused until a read succeeds");
     }
     tokio::spawn(Verifier::keep_keys_fresh(Arc::downgrade(&verifier)));
-    let stores = open_store(&config).await?;
+    let feed = Arc::new(events::Feed::new(config.network.admin_api));
+    let stores = open_store(&config, &feed).await?;
     let dispatcher = events::Dispatcher::new(
         &config.events,
         events::SinkGuard::from_config(&config.events),
         Arc::clone(&stores.subscriptions),
+        Arc::clone(&feed),
     )
     .map_err(|reason| ConfigError::Invalid {
         key: "events.ca_file".into(),
@@ -64,6 +66,7 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         &config.events,
         &stores,
         Arc::new(dispatcher),
+        Arc::clone(&feed),
     ));
     let network = Arc::new(network::Network::from_config(&config.network));
     tokio::spawn(
@@ -91,12 +94,14 @@ pub async fn build_state(config: Config) -> Result<AppState, StartError> {
         verifier,
         events,
         network,
+        feed,
     ))
 }
 
 /// The configured store family. A Redis store connects lazily, so an unreachable Redis does not
-/// stop the service from starting (it answers 503 until Redis is back).
-async fn open_store(config: &Config) -> Result<Stores, StartError> {
+/// stop the service from starting (it answers 503 until Redis is back); with it, `feed` (when
+/// on) goes through Redis to every replica.
+async fn open_store(config: &Config, feed: &Arc<events::Feed>) -> Result<Stores, StartError> {
     let sessions = &config.sessions;
     let limits = Limits {
         capacity: sessions.max_sessions,
@@ -124,6 +129,9 @@ async fn open_store(config: &Config) -> Result<Stores, StartError> {
             // first metrics scrape builds them.
             if let Err(e) = store.reconcile().await {
                 tracing::warn!(error = %e, "session counts not reconciled yet");
+            }
+            if feed.is_on() {
+                feed.relay_through(store.relay_feed(Arc::downgrade(feed)));
             }
             Stores::on(store)
         }
@@ -262,9 +270,13 @@ impl Application {
         );
         // One shutdown signal for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let feed = Arc::clone(&self.state.feed);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
+            // The console's streams never end by themselves: they end here, so that they do
+            // not hold the shutdown for its whole grace period.
+            feed.close();
         });
         let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -14,6 +14,9 @@
 //! counted), and at most [`OUTBOUND`] attempts are in flight in the process (beyond it,
 //! attempts wait).
 //!
+//! Every attempt's outcome (and every event dropped) is published on the [`Feed`], for the
+//! console.
+//!
 //! Every delivery holds the [`Receipt`] of the recorded change that made it: when the last one
 //! is finished the change is done in the store's outbox (on Redis, never taken over again).
 
@@ -28,8 +31,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::mpsc;
 
 use super::SinkGuard;
+use super::feed::{DeliveryRecord, Feed, Outcome as Shown, shown_sink};
 use crate::config::EventsConfig;
-use crate::domain::Subscription;
+use crate::domain::registration::rfc3339_ms;
+use crate::domain::{SessionId, Subscription};
 use crate::store::{SubscriptionStore, now_ms};
 use crate::telemetry::metrics;
 
@@ -107,6 +112,8 @@ pub struct Delivery {
     pub body: Bytes,
     /// The subscription's `subscription-ended`: sent although it has ended.
     pub last: bool,
+    /// The session the event is about, if any (for the console's timeline).
+    pub session: Option<SessionId>,
     pub receipt: Receipt,
 }
 
@@ -155,6 +162,8 @@ pub struct Dispatcher {
     workers: Mutex<HashMap<String, mpsc::Sender<Delivery>>>,
     /// [`OUTBOUND`] permits.
     outbound: Arc<tokio::sync::Semaphore>,
+    /// Where each attempt's outcome is published.
+    feed: Arc<Feed>,
 }
 
 /// The client's resolver: the system's, keeping only the addresses the guard allows.
@@ -182,6 +191,7 @@ impl Dispatcher {
         config: &EventsConfig,
         guard: SinkGuard,
         subscriptions: Arc<dyn SubscriptionStore>,
+        feed: Arc<Feed>,
     ) -> Result<Self, String> {
         let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -210,7 +220,33 @@ impl Dispatcher {
             subscriptions,
             workers: Mutex::default(),
             outbound: Arc::new(tokio::sync::Semaphore::new(OUTBOUND)),
+            feed,
         })
+    }
+
+    /// Publishes what became of `delivery` at its `attempt`th attempt (0: before any).
+    fn report(
+        &self,
+        delivery: &Delivery,
+        sink: &str,
+        outcome: Shown,
+        http: Option<u16>,
+        attempt: u32,
+    ) {
+        if !self.feed.is_on() {
+            return;
+        }
+        self.feed.delivery(&DeliveryRecord {
+            event_id: &delivery.event_id,
+            kind: delivery.kind,
+            subscription_id: &delivery.subscription.id,
+            sink: shown_sink(sink),
+            session_id: delivery.session.as_ref().map(SessionId::as_str),
+            outcome,
+            http_status: http,
+            attempt,
+            at: rfc3339_ms(now_ms()),
+        });
     }
 
     /// Queues `delivery` for its subscription's worker (started on the first event).
@@ -223,9 +259,10 @@ impl Dispatcher {
             queue
         });
         if let Err(refused) = queue.try_send(delivery) {
-            refused
-                .into_inner()
-                .dropped("event dropped: the subscription's queue is full");
+            let delivery = refused.into_inner();
+            delivery.dropped("event dropped: the subscription's queue is full");
+            let sink = &delivery.subscription.sink;
+            self.report(&delivery, sink, Shown::Dropped, None, 0);
         }
     }
 
@@ -237,7 +274,7 @@ impl Dispatcher {
             let Ok(outbound) = dispatcher.outbound.acquire().await else {
                 return;
             };
-            let outcome = dispatcher.attempt(&delivery, &delivery.subscription).await;
+            let outcome = (dispatcher.attempt(&delivery, &delivery.subscription, 1)).await;
             drop(outbound);
             match outcome {
                 Outcome::Delivered | Outcome::Gone => {}
@@ -333,16 +370,20 @@ impl Dispatcher {
             let retrying = Arc::clone(&retrying);
             tokio::spawn(async move {
                 let subscription = current;
-                let outcome = dispatcher.attempt(&delivery, &subscription).await;
+                let outcome = dispatcher.attempt(&delivery, &subscription, 1).await;
                 drop((permit, outbound));
                 match outcome {
                     Outcome::Delivered => {}
                     Outcome::Gone => dispatcher.gone(&delivery).await,
                     Outcome::Retry(after) => match retrying.try_acquire_owned() {
                         Ok(_waiting) => dispatcher.retry(delivery, after).await,
-                        Err(_) => delivery.dropped(
-                            "event dropped: the subscription has its maximum of events waiting for a retry",
-                        ),
+                        Err(_) => {
+                            delivery.dropped(
+                                "event dropped: the subscription has its maximum of events waiting for a retry",
+                            );
+                            let sink = &subscription.sink;
+                            dispatcher.report(&delivery, sink, Shown::Dropped, None, 1);
+                        }
                     },
                 }
             });
@@ -358,7 +399,7 @@ impl Dispatcher {
     }
 
     async fn retries(&self, delivery: &Delivery, mut after: Option<Duration>) {
-        for (attempt, delay) in self.schedule.iter().enumerate() {
+        for (retry, delay) in (1..).zip(&self.schedule) {
             let wait = match after {
                 Some(asked) => asked.min(*delay * 2).max(jittered(*delay)),
                 None => jittered(*delay),
@@ -370,12 +411,12 @@ impl Dispatcher {
             let Some(subscription) = self.current(delivery).await else {
                 return;
             };
-            match self.attempt(delivery, &subscription).await {
+            match self.attempt(delivery, &subscription, retry + 1).await {
                 Outcome::Delivered => {
                     tracing::info!(
                         event = delivery.event_id.as_str(),
                         subscription = delivery.subscription.id.as_str(),
-                        retry = attempt + 1,
+                        retry,
                         "event delivered after a retry"
                     );
                     return;
@@ -408,9 +449,33 @@ impl Dispatcher {
         self.forget(id);
     }
 
-    /// One POST of the event to `subscription`'s sink (with its credential as it is now); the
-    /// caller holds one of the [`OUTBOUND`] permits.
-    async fn attempt(&self, delivery: &Delivery, subscription: &Subscription) -> Outcome {
+    /// The `number`th POST of the event to `subscription`'s sink (with its credential as it is
+    /// now), its outcome published; the caller holds one of the [`OUTBOUND`] permits.
+    async fn attempt(
+        &self,
+        delivery: &Delivery,
+        subscription: &Subscription,
+        number: u32,
+    ) -> Outcome {
+        let (outcome, http) = self.post(delivery, subscription).await;
+        let last = usize::try_from(number).is_ok_and(|n| n > self.schedule.len());
+        let shown = match outcome {
+            Outcome::Delivered => Shown::Delivered,
+            Outcome::Gone => Shown::Gone,
+            Outcome::Retry(_) if last => Shown::Dropped,
+            Outcome::Retry(_) => Shown::Retrying,
+        };
+        self.report(delivery, &subscription.sink, shown, http, number);
+        outcome
+    }
+
+    /// One POST of the event to `subscription`'s sink: its outcome and the sink's status code,
+    /// when it answered.
+    async fn post(
+        &self,
+        delivery: &Delivery,
+        subscription: &Subscription,
+    ) -> (Outcome, Option<u16>) {
         // An address literal never goes through the resolver: the guard sees it here.
         let literal = reqwest::Url::parse(&subscription.sink)
             .ok()
@@ -424,10 +489,10 @@ impl Dispatcher {
                 subscription = subscription.id.as_str(),
                 "event not sent: the sink's address is not allowed"
             );
-            return Outcome::Retry(None);
+            return (Outcome::Retry(None), None);
         }
         let Some(client) = &self.client else {
-            return Outcome::Retry(None);
+            return (Outcome::Retry(None), None);
         };
         let mut request = client
             .post(&subscription.sink)
@@ -438,7 +503,9 @@ impl Dispatcher {
             request = request.header(AUTHORIZATION, format!("Bearer {}", credential.token));
         }
         let started = std::time::Instant::now();
-        let outcome = match request.send().await {
+        let sent = request.send().await;
+        let http = sent.as_ref().ok().map(|r| r.status().as_u16());
+        let outcome = match sent {
             Ok(response) if response.status().is_success() => Outcome::Delivered,
             Ok(response) if response.status() == reqwest::StatusCode::GONE => Outcome::Gone,
             Ok(response) => {
@@ -486,7 +553,7 @@ impl Dispatcher {
                 "event delivered"
             );
         }
-        outcome
+        (outcome, http)
     }
 }
 
@@ -546,7 +613,8 @@ mod tests {
             ended_ttl: Duration::ZERO,
         }));
         let guard = SinkGuard::from_config(&config);
-        let refused = Dispatcher::new(&config, guard, store).err().unwrap();
+        let feed = Arc::new(Feed::new(false));
+        let refused = Dispatcher::new(&config, guard, store, feed).err().unwrap();
         assert!(
             refused.starts_with("events.ca_file cannot be read: "),
             "{refused}"

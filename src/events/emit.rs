@@ -12,6 +12,8 @@
 //!   subscriptions it was created for (NETWORK_TERMINATED) once none of their registrations
 //!   is left.
 //! - A subscription ended: `subscription-ended` to its sink (not after a 410).
+//!
+//! Every change is also published on the [`Feed`] (for the console) before its events are made.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use super::cloud::{
     CloudEvent, RegistrationEndsData, SessionData, SubscriptionEndedData, event_id,
 };
 use super::dispatcher::{Delivery, Dispatcher, Finished, Receipt};
+use super::feed::Feed;
 use crate::config::EventsConfig;
 use crate::domain::{EndReason, EventType, Registration, Session, Subscription, SubscriptionEnd};
 use crate::http::SessionResponse;
@@ -54,11 +57,18 @@ struct Emitter {
     outbox: Arc<dyn Outbox>,
     dispatcher: Arc<Dispatcher>,
     finished: mpsc::UnboundedSender<Finished>,
+    feed: Arc<Feed>,
 }
 
 impl Events {
-    /// Starts the emitter on the stores' outbox; it stops when the [`Events`] is dropped.
-    pub fn start(config: &EventsConfig, stores: &Stores, dispatcher: Arc<Dispatcher>) -> Self {
+    /// Starts the emitter on the stores' outbox, publishing each change on `feed`; it stops when
+    /// the [`Events`] is dropped.
+    pub fn start(
+        config: &EventsConfig,
+        stores: &Stores,
+        dispatcher: Arc<Dispatcher>,
+        feed: Arc<Feed>,
+    ) -> Self {
         let outbox = Arc::clone(&stores.outbox);
         let (finished, receipts) = mpsc::unbounded_channel();
         let emitter = Emitter {
@@ -69,6 +79,7 @@ impl Events {
             outbox: Arc::clone(&outbox),
             dispatcher,
             finished,
+            feed,
         };
         Self {
             tasks: [
@@ -173,6 +184,13 @@ impl Emitter {
     /// given up, to be taken over (on Redis) after `events.claim_idle_ms`.
     async fn emit(&self, recorded: Recorded, subscribers: &mut Subscribers) {
         let receipt = Receipt::new(recorded.id.clone(), self.finished.clone());
+        match &recorded.change {
+            Change::Session { session, version } => {
+                (self.feed).session(session, *version, Some(recorded.at_ms))
+            }
+            Change::RegistrationEnded(registration) => self.feed.registration(registration),
+            Change::SubscriptionEnded(subscription) => self.feed.subscription(subscription),
+        }
         let made = match &recorded.change {
             Change::Session { session, version } => {
                 (self.session(&recorded, session, *version, &receipt, subscribers)).await
@@ -446,6 +464,10 @@ impl Emitter {
                 kind: name,
                 body: Bytes::from(body),
                 last: false,
+                session: match &recorded.change {
+                    Change::Session { session, .. } => Some(session.id.clone()),
+                    _ => None,
+                },
                 receipt: receipt.clone(),
             }),
             Err(e) => {

@@ -67,6 +67,8 @@ pub struct Shared {
     pub events: Arc<Events>,
     /// The simulated far end: its scripts and times.
     pub network: Arc<crate::network::Network>,
+    /// Every change and delivery, live, for the console (`GET /network/v1/stream`).
+    pub feed: Arc<crate::events::Feed>,
     pub verifier: Arc<Verifier>,
     /// `auth.subscribers` as TEL URIs; empty means any subscriber.
     subscribers: HashSet<Address>,
@@ -97,6 +99,7 @@ impl AppState {
         verifier: Arc<Verifier>,
         events: Arc<Events>,
         network: Arc<crate::network::Network>,
+        feed: Arc<crate::events::Feed>,
     ) -> Self {
         crate::telemetry::metrics::handle();
         let subscribers = config
@@ -121,6 +124,7 @@ impl AppState {
             openapi::document(openapi::EVENTS_DOCUMENT, &config.events.base_paths).into();
         Self(Arc::new(Shared {
             network,
+            feed,
             config,
             store: stores.sessions,
             registrations: stores.registrations,

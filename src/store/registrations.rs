@@ -93,6 +93,10 @@ pub trait RegistrationStore: Send + Sync + 'static {
         id: &'a str,
         now_ms: u64,
     ) -> StoreFuture<'a, Option<Registration>>;
+
+    /// Every registration active at `now_ms` (every owner's), soonest expiry first: the
+    /// console's first look.
+    fn active_registrations(&self, now_ms: u64) -> StoreFuture<'_, Vec<Registration>>;
 }
 
 /// Puts registrations in the order every list of them comes in: soonest expiry first, then id.

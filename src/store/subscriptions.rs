@@ -109,6 +109,10 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     /// How many subscriptions have not ended (every owner's); its cost does not grow with them.
     fn live_subscriptions(&self) -> StoreFuture<'_, u64>;
 
+    /// Every subscription active at `now_ms` (every owner's), oldest first: the console's first
+    /// look.
+    fn active_subscriptions(&self, now_ms: u64) -> StoreFuture<'_, Vec<Subscription>>;
+
     /// Counts one more event sent to an active subscription, returning the count;
     /// [`StoreError::NotFound`](super::StoreError) when it has ended.
     fn count_event<'a>(&'a self, id: &'a str) -> StoreFuture<'a, u64>;

@@ -27,6 +27,7 @@ const SUBSCRIPTIONS: &str = "camara_webrtc_subscriptions";
 const SUBSCRIPTIONS_ENDED: &str = "camara_webrtc_subscriptions_ended_total";
 const TIMERS_FIRED: &str = "camara_webrtc_timers_fired_total";
 const TIMER_LATENESS: &str = "camara_webrtc_timer_lateness_seconds";
+const STREAMS_DROPPED: &str = "camara_webrtc_streams_dropped_total";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -128,6 +129,11 @@ pub fn timer_fired(kind: &'static str, late_ms: u64) {
     metrics::counter!(TIMERS_FIRED, "kind" => kind).increment(1);
     #[allow(clippy::cast_precision_loss)]
     metrics::histogram!(TIMER_LATENESS, "kind" => kind).record(late_ms as f64 / 1000.0);
+}
+
+/// One follower of `GET /network/v1/stream` dropped: it read too slowly.
+pub fn stream_dropped() {
+    metrics::counter!(STREAMS_DROPPED).increment(1);
 }
 
 /// One registration ended, by reason (`REGISTRATION_EXPIRED`, `DELETED`).

@@ -613,10 +613,23 @@ async fn registrations_are_read_listed_refreshed_and_deleted<S: RegistrationStor
         store.number_registrations("+10000000000", T0).await,
         Ok(vec![])
     );
+    // Every owner's, soonest expiry first (the console's first look).
+    assert_eq!(
+        store.active_registrations(T0).await,
+        Ok(vec![second.clone(), elsewhere.clone(), first.clone()])
+    );
+    assert_eq!(
+        store.active_registrations(T0 + 50_000).await,
+        Ok(vec![first.clone()])
+    );
     store.unregister("r3", T0).await.unwrap();
     assert_eq!(
         store.number_registrations("+17085854000", T0).await,
         Ok(vec![first.clone()])
+    );
+    assert_eq!(
+        store.active_registrations(T0).await,
+        Ok(vec![second.clone(), first.clone()])
     );
     let refreshed = store.refresh("r2", T0 + 90_000, T0 + 1000).await.unwrap();
     assert_eq!(refreshed.expires_at_ms, T0 + 90_000);
@@ -922,6 +935,10 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
         Ok(vec![first.clone(), third.clone(), second.clone()])
     );
     assert_eq!(store.for_number("+17085850000", T0).await, Ok(vec![]));
+    // Every owner's, oldest first (the console's first look).
+    let all = store.active_subscriptions(T0).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s1", "s3", "s2"]);
     let token = AccessToken {
         token: "t0ken".into(),
         expires_at_ms: T0 + 3_600_000,
@@ -953,6 +970,10 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
     assert_eq!(store.subscription("s1", T0).await, Ok(None));
     assert_eq!(store.unsubscribe("s1", T0).await, Err(StoreError::NotFound));
     assert_eq!(store.owned("app", T0).await, Ok(vec![changed.clone()]));
+    assert_eq!(
+        store.active_subscriptions(late).await,
+        Ok(vec![third.clone()])
+    );
     assert_eq!(
         store.for_number("+17085854000", T0).await,
         Ok(vec![third, changed])

@@ -191,6 +191,14 @@ impl RegistrationStore for MemoryStore {
         Box::pin(ready(Ok(found)))
     }
 
+    fn active_registrations(&self, now_ms: u64) -> StoreFuture<'_, Vec<Registration>> {
+        let found = self.registrations(now_ms, |r| {
+            let ids: HashSet<String> = r.due_at.keys().cloned().collect();
+            r.active_in(Some(&ids), now_ms)
+        });
+        Box::pin(ready(Ok(found)))
+    }
+
     fn number_registrations<'a>(
         &'a self,
         phone_number: &'a str,

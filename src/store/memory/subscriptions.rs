@@ -199,6 +199,14 @@ impl SubscriptionStore for MemoryStore {
         Box::pin(ready(Ok(due)))
     }
 
+    fn active_subscriptions(&self, now_ms: u64) -> StoreFuture<'_, Vec<Subscription>> {
+        let found = self.subscriptions(now_ms, |s| {
+            let ids: Vec<String> = s.by_id.keys().cloned().collect();
+            active_of(s, Some(&ids), now_ms)
+        });
+        Box::pin(ready(Ok(found)))
+    }
+
     fn live_subscriptions(&self) -> StoreFuture<'_, u64> {
         let live = self.subscriptions(now_ms(), |s| s.live as u64);
         Box::pin(ready(Ok(live)))

@@ -26,6 +26,7 @@ use redis::{RedisError, Script, ScriptInvocation};
 use super::timers::Scheduled;
 use super::{Limits, SessionStore, StoreError, StoreFuture, Versioned};
 
+mod feed;
 mod outbox;
 mod registrations;
 mod scripts;
@@ -36,6 +37,8 @@ use scripts::{COMPARE_AND_SWAP, IDLE, INSERT, RECONCILE, REMOVE};
 
 /// Sessions in Redis, shared by every replica that points at the same Redis and key prefix.
 pub struct RedisStore {
+    /// For connections of their own (the console feed's subscription).
+    client: redis::Client,
     connection: ConnectionManager,
     /// The outbox's blocking reads, on a connection of their own.
     reader: ConnectionManager,
@@ -82,11 +85,12 @@ impl RedisStore {
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let reader = ConnectionManager::new_lazy_with_config(
-            client,
+            client.clone(),
             config.set_response_timeout(Some(timeout + Duration::from_secs(2))),
         )
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
+            client,
             connection,
             reader,
             reading: outbox::Reading::new(Duration::from_secs(30)),

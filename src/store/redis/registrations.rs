@@ -328,6 +328,23 @@ impl RegistrationStore for RedisStore {
         })
     }
 
+    fn active_registrations(&self, now_ms: u64) -> StoreFuture<'_, Vec<Registration>> {
+        Box::pin(async move {
+            let mut con = self.connection.clone();
+            let ids: Vec<String> = (self.run(
+                redis::cmd("ZRANGE")
+                    .arg(self.due_key())
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut con),
+            ))
+            .await?;
+            let mut found = self.active_of(&ids, now_ms).await?;
+            crate::store::registrations::soonest_first(&mut found);
+            Ok(found)
+        })
+    }
+
     fn number_registrations<'a>(
         &'a self,
         phone_number: &'a str,

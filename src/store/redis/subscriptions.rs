@@ -310,6 +310,13 @@ impl SubscriptionStore for RedisStore {
         })
     }
 
+    fn active_subscriptions(&self, now_ms: u64) -> StoreFuture<'_, Vec<Subscription>> {
+        Box::pin(async move {
+            let key = format!("{}subs", self.prefix);
+            self.active_in(&key, now_ms).await
+        })
+    }
+
     fn live_subscriptions(&self) -> StoreFuture<'_, u64> {
         Box::pin(async move {
             let mut con = self.connection.clone();
