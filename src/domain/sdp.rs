@@ -65,7 +65,44 @@ impl Sdp {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The body with its secrets replaced by `[masked]`: the SRTP keys of `a=crypto` (each
+    /// `inline:` key parameter), `a=ice-pwd`, `a=key-mgmt` and `k=`. Every other line, and
+    /// every line ending, is kept as it was: what the console shows on demand.
+    pub fn masked(&self) -> Sdp {
+        let mut shown = String::with_capacity(self.0.len());
+        for line in self.0.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\r', '\n']);
+            let ending = &line[body.len()..];
+            let lower = body.to_ascii_lowercase();
+            let secret = ["a=ice-pwd:", "a=key-mgmt:", "k="]
+                .into_iter()
+                .find(|name| lower.starts_with(name));
+            if let Some(name) = secret {
+                shown.push_str(&body[..name.len()]);
+                shown.push_str(MASK);
+            } else if lower.starts_with("a=crypto:") {
+                let mut words = Vec::new();
+                for word in body.split(' ') {
+                    match word.get(..7) {
+                        Some(inline) if inline.eq_ignore_ascii_case("inline:") => {
+                            words.push(format!("{inline}{MASK}"));
+                        }
+                        _ => words.push(word.to_owned()),
+                    }
+                }
+                shown.push_str(&words.join(" "));
+            } else {
+                shown.push_str(body);
+            }
+            shown.push_str(ending);
+        }
+        Sdp(shown.into())
+    }
 }
+
+/// What [`Sdp::masked`] writes in place of a secret.
+pub const MASK: &str = "[masked]";
 
 /// Written as the JSON string of its text.
 impl Serialize for Sdp {
@@ -133,6 +170,22 @@ fn undo_double_encoding(raw: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn masking_hides_keys_and_passwords_and_keeps_every_other_byte() {
+        let sdp = super::Sdp(
+            "v=0\r\nk=clear:s3cret\r\na=ice-ufrag:4eKp\r\na=ice-pwd:D4sF5Pv9vx9ggaqxBlHbAFMx\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:Xm3Yci|2^20|1:32 INLINE:Other\r\n\
+             a=KEY-MGMT:mikey AQAF\na=fingerprint:sha-256 AB:CD\r\n"
+                .into(),
+        );
+        assert_eq!(
+            sdp.masked().text(),
+            "v=0\r\nk=[masked]\r\na=ice-ufrag:4eKp\r\na=ice-pwd:[masked]\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[masked] INLINE:[masked]\r\n\
+             a=KEY-MGMT:[masked]\na=fingerprint:sha-256 AB:CD\r\n"
+        );
+    }
+
     use proptest::prelude::*;
 
     use super::*;

@@ -9,6 +9,7 @@ mod client;
 mod concurrency;
 mod config_files;
 mod connections;
+mod console;
 mod contract;
 mod cors;
 mod delivery;

@@ -20,7 +20,7 @@ async fn alice_calls_bob(app: &TestApp) -> String {
 
 /// Alice, with an app of the API consumer `consumer` (a 3-legged token), calls Bob: her token
 /// and the new session's body.
-async fn alice_calls(app: &TestApp, consumer: &str) -> (String, Value) {
+pub async fn alice_calls(app: &TestApp, consumer: &str) -> (String, Value) {
     let alice = app.app_token(ORIGINATOR, consumer);
     let call = json!({
         "originatorAddress": ORIGINATOR, "receiverAddress": RECEIVER, "offer": { "sdp": CLEAN_SDP }
@@ -44,7 +44,7 @@ async fn bob_subscribes(
 /// phone (3-legged: a proven registration) and subscribes a new sink to the event types
 /// `types` of that registration: the token (every scope), the sink, the registration's id and
 /// the subscription's.
-async fn subscribes(
+pub async fn subscribes(
     app: &TestApp,
     number: &str,
     consumer: &str,

@@ -1,7 +1,10 @@
 //! The network's admin API (`/network/v1`, DESIGN §12): served only with `network.admin_api`,
 //! every operation needs the scope `camara-webrtc:network` ([`NetworkOp`], checked before the
 //! path and the body). Without the setting its routes are
-//! unknown routes (404 NOT_FOUND).
+//! unknown routes (404 NOT_FOUND), as are the console's page and assets ([`console`]).
+
+mod console;
+mod stream;
 
 use std::sync::Arc;
 
@@ -27,7 +30,7 @@ use crate::store::{ScriptStep, millis};
 use crate::store::{StoreError, now_ms};
 
 /// The API's operations, in the order of the OpenAPI document.
-pub static ROUTES: [Route; 4] = [
+pub static ROUTES: [Route; 6] = [
     Route::new(Method::POST, "/network/v1/calls", || {
         axum::routing::post(incoming_call)
     }),
@@ -42,10 +45,32 @@ pub static ROUTES: [Route; 4] = [
         || delete(end_registration),
     ),
     Route::new(Method::GET, "/network/v1/numbers", || get(numbers)),
+    Route::new(Method::GET, "/network/v1/sessions/{mediaSessionId}", || {
+        get(read_session)
+    }),
+    Route::new(Method::GET, "/network/v1/stream", || get(stream::stream)),
 ];
 
+/// The admin API and the console.
 pub fn router() -> Router<AppState> {
-    router_of("", &ROUTES)
+    router_of("", &ROUTES).merge(console::router())
+}
+
+/// `GET /network/v1/sessions/{mediaSessionId}`: any session (of any consumer) as GET shows it,
+/// its SDPs' secrets masked ([`crate::domain::Sdp::masked`]): the network's view, for the
+/// console. A session DELETEd by its client is gone (404), as for the API.
+async fn read_session(
+    State(state): State<AppState>,
+    _authorized: Authorized<NetworkOp>,
+    SessionPath(id): SessionPath,
+) -> Result<Response, ApiError> {
+    let stored = (state.store.get(&id).await?)
+        .filter(|found| !found.session.ended)
+        .ok_or_else(|| ApiError::plain(super::error::Code::NotFound))?;
+    let mut shown = Session::clone(&stored.session);
+    shown.offer = shown.offer.as_ref().map(crate::domain::Sdp::masked);
+    shown.answer = shown.answer.as_ref().map(crate::domain::Sdp::masked);
+    Ok(Json(SessionResponse::from(&shown)).into_response())
 }
 
 /// A scripted receiver as `GET /numbers` shows it: its steps with the times in force
