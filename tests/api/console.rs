@@ -501,6 +501,7 @@ async fn the_console_is_served_with_a_strict_policy() {
             "console.css",
             "text/css; charset=utf-8",
         ),
+        ("/console/icon.svg", "icon.svg", "image/svg+xml"),
     ] {
         let response = client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -519,7 +520,7 @@ async fn the_console_is_served_with_a_strict_policy() {
             std::fs::read_to_string(format!("{root}/src/http/network/console/{file}")).unwrap();
         assert_eq!(response.text().await.unwrap(), embedded, "{path}");
     }
-    // Nothing inline for the policy to refuse: one script and one style sheet, by address.
+    // Nothing inline for the policy to refuse: one script, one style sheet, one icon, by address.
     let page =
         std::fs::read_to_string(format!("{root}/src/http/network/console/index.html")).unwrap();
     assert_eq!(page.matches("<script").count(), 1);

@@ -1,5 +1,5 @@
 //! `/console`: the page that watches the service and plays the network (DESIGN §12), embedded in
-//! the binary — a page, a script and a style sheet, written by hand, no build step. It is
+//! the binary — a page, a script, a style sheet and an icon, written by hand, no build step. It is
 //! served without authentication, as any static page; everything it shows or does goes through
 //! `GET /network/v1/stream` and the admin API with the token pasted into it. A strict
 //! Content-Security-Policy allows only this service's own script, style and connections: no
@@ -15,6 +15,7 @@ use super::super::AppState;
 const PAGE: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
+const ICON: &str = include_str!("console/icon.svg");
 
 /// The policy every console response carries.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
@@ -34,6 +35,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/console/console.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+        .route(
+            "/console/icon.svg",
+            get(|| async { asset("image/svg+xml", ICON) }),
         )
 }
 
