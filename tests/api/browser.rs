@@ -25,8 +25,8 @@ use crate::helpers::*;
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// The `chromium` on PATH (Debian's package installs `/usr/bin/chromium`); `None` (the test
-/// skips, or fails under `REQUIRE_TOOLS=1`) without one.
-fn chromium() -> Option<PathBuf> {
+/// `test` skips, or fails under `REQUIRE_TOOLS=1`) without one.
+pub fn chromium(test: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join("chromium"))
@@ -35,7 +35,7 @@ fn chromium() -> Option<PathBuf> {
     if found.is_none() {
         skip_unless_required(
             "REQUIRE_TOOLS",
-            "a_page_on_another_origin_drives_a_call_with_fetch",
+            test,
             "chromium is not installed, and this test needs a real browser",
             "Install it with `apt-get install chromium` (Debian), or run .ci/run, which does.",
         );
@@ -186,7 +186,7 @@ fn read(
 
 #[tokio::test]
 async fn a_page_on_another_origin_drives_a_call_with_fetch() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = chromium("a_page_on_another_origin_drives_a_call_with_fetch") else {
         return;
     };
     let page_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -236,7 +236,7 @@ async fn a_page_on_another_origin_drives_a_call_with_fetch() {
 /// `setRemoteDescription` of that answer succeeds with the directions mirrored.
 #[tokio::test]
 async fn a_browser_accepts_the_answer_the_network_generates() {
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = chromium("a_browser_accepts_the_answer_the_network_generates") else {
         return;
     };
     let page_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

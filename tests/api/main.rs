@@ -10,6 +10,7 @@ mod concurrency;
 mod config_files;
 mod connections;
 mod console;
+mod console_browser;
 mod contract;
 mod cors;
 mod delivery;
