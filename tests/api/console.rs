@@ -555,3 +555,102 @@ async fn without_admin_api_there_is_no_console() {
     }
     assert!(!app.state.feed.is_on());
 }
+
+/// Waits until `replicas` replicas follow the feed channel `{prefix}feed` on Redis.
+async fn followed_by(redis: &crate::redis_server::RedisServer, prefix: &str, replicas: u64) {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..400 {
+        let (_, count): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("{prefix}feed"))
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        if count >= replicas {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the replicas never followed the feed");
+}
+
+/// Two replicas on one Redis: a registration made on one, a call placed on the other, a move
+/// through the first and its delivery — each replica's stream shows all of it, the same
+/// records in the same order.
+#[tokio::test]
+async fn every_replica_streams_every_replicas_changes() {
+    const TEST: &str = "every_replica_streams_every_replicas_changes";
+    let Some(redis) = crate::redis_server::RedisServer::start(TEST) else {
+        return;
+    };
+    let prefix = crate::redis_server::unique_prefix("console");
+    let on_redis = || {
+        let mut config = camara_webrtc::Config::embedded();
+        config.store.backend = camara_webrtc::config::Backend::Redis;
+        config.store.redis_url = Some(camara_webrtc::config::Secret::new(&redis.url));
+        config.store.key_prefix = prefix.clone();
+        config
+    };
+    let (a, b) = (spawn_with(on_redis()).await, spawn_with(on_redis()).await);
+    followed_by(&redis, &prefix, 2).await;
+    let mut followers = [
+        Follower::start(&a.address, &a.admin_token()).await,
+        Follower::start(&b.address, &b.admin_token()).await,
+    ];
+    for follower in &mut followers {
+        follower.until("ready").await;
+    }
+    // Each step is seen on both streams before the next: the records of two replicas reach
+    // Redis in the order they were published.
+    let mut seen: [Vec<Value>; 2] = [Vec::new(), Vec::new()];
+    async fn next(followers: &mut [Follower; 2], seen: &mut [Vec<Value>; 2], count: usize) {
+        for (follower, seen) in followers.iter_mut().zip(seen.iter_mut()) {
+            seen.extend(follower.take(count).await.iter().map(shown));
+        }
+    }
+    let (_, sink, _, _) =
+        crate::network::subscribes(&a, RECEIVER, "app", &["session-status"]).await;
+    next(&mut followers, &mut seen, 2).await;
+    let (_, call) = crate::network::alice_calls(&b, "app").await;
+    next(&mut followers, &mut seen, 1).await;
+    let id = call["mediaSessionId"].as_str().unwrap();
+    let moved = a
+        .client
+        .post(a.url(&format!("/network/v1/sessions/{id}/events")))
+        .bearer_auth(a.admin_token())
+        .json(&json!({ "status": "Ringing" }))
+        .send()
+        .await
+        .unwrap();
+    json_ok(moved).await;
+    sink.wait_for(1).await;
+    next(&mut followers, &mut seen, 2).await;
+    for records in &seen {
+        let kinds: Vec<&str> = records
+            .iter()
+            .map(|r| r["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "registration",
+                "subscription",
+                "session",
+                "session",
+                "delivery"
+            ]
+        );
+        assert_eq!(records[2]["data"]["id"], id);
+        assert_eq!(records[3]["data"]["status"], "Ringing");
+        assert_eq!(records[4]["data"]["outcome"], "delivered");
+    }
+    // The same records, each numbered by its replica in the order it received them.
+    let data = |records: &[Value]| {
+        records
+            .iter()
+            .map(|r| r["data"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(data(&seen[0]), data(&seen[1]));
+}
