@@ -1,7 +1,8 @@
 //! The console in a real browser: `tests/node/console.mjs` drives Debian's headless Chromium
 //! (playwright-core, 360 px wide, with the keyboard) through `/console` while this test makes a
 //! call through the API: the call appears live, Ringing and Connected are pressed, and the
-//! session, its timeline and its sink's deliveries change on the page as they did at the sink.
+//! session, its timeline and its sink's deliveries change on the page as they did at the sink;
+//! then the page's form places an incoming call to the registered receiver.
 //! A screenshot of each state is written under the test's target directory; a failure lists them.
 
 use std::io::{BufRead, BufReader, Write};
@@ -142,7 +143,7 @@ async fn the_console_shows_a_call_live_and_plays_the_network() {
     let observed = &done["observed"];
 
     let delivered: Vec<Value> = sink
-        .wait_for(3)
+        .wait_for(4)
         .await
         .iter()
         .map(|received| {
@@ -173,6 +174,13 @@ async fn the_console_shows_a_call_live_and_plays_the_network() {
         "SessionCancelled"
     ]);
     let read = json_ok(app.get_session(&id, &alice).await).await;
+    let placed = observed["placed"]["id"].as_str().unwrap();
+    assert_eq!(delivered[3]["type"], "session-invitation");
+    assert_eq!(
+        sink.received()[3].body["data"]["mediaSessionId"],
+        placed,
+        "the sink was invited to the call the form placed"
+    );
     let answer = read["answer"]["sdp"].as_str().unwrap();
     let expected = json!({
         // The token is in this tab's session storage only: not in the URL, not in a cookie.
@@ -186,16 +194,22 @@ async fn the_console_shows_a_call_live_and_plays_the_network() {
         },
         "ringing": {
             "row": ["Ringing", parties, "outgoing"], "detailStatus": "Ringing",
-            "moves": before_connected, "timeline": ["Initial", "Ringing"],
+            "moves": before_connected.clone(), "timeline": ["Initial", "Ringing"],
             "deliveries": by_event(delivered[..2].to_vec()), "fitsWidth": true
         },
         "connected": {
             "row": ["Connected", parties, "outgoing"], "detailStatus": "Connected",
             "moves": ["Hold", "Resume", "Connected", "Terminated"],
             "timeline": ["Initial", "Ringing", "Connected"],
-            "deliveries": by_event(delivered.clone()), "fitsWidth": true
+            "deliveries": by_event(delivered[..3].to_vec()), "fitsWidth": true
         },
         "sdp": { "offer": ice_pwd_masked(CLEAN_SDP), "answer": ice_pwd_masked(answer) },
+        // The form's incoming call from outside to Bob's phone, invited at his sink.
+        "placed": {
+            "id": placed, "row": ["Initial", "tel:+12025550199 → tel:+17085854000", "incoming"],
+            "detailStatus": "Initial", "moves": before_connected, "timeline": ["Initial"],
+            "deliveries": [delivered[3]], "fitsWidth": true
+        },
         "problems": []
     });
     assert_eq!(

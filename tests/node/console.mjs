@@ -104,9 +104,21 @@ try {
     answer: document.querySelector('#sdp-answer').textContent,
   }));
   await shot('sdp');
+
+  // The form places an incoming call to Bob's registered phone; the page selects it.
+  await page.fill('#call-to', 'tel:+17085854000');
+  await press('#call-form button[type="submit"]');
+  await page.waitForFunction((id) => {
+    const shown = document.querySelector('#detail-id').textContent;
+    return shown && shown !== id && document.querySelectorAll(
+      '#deliveries tr[data-type="session-invitation"][data-outcome="delivered"]').length === 1;
+  }, id, WAIT);
+  const placedId = await page.evaluate(() => document.querySelector('#detail-id').textContent);
+  const placed = { id: placedId, ...(await look(placedId)) };
+  await shot('incoming-call');
   say({
     step: 'done',
-    observed: { stored, appeared, ringing, connected, sdp, problems },
+    observed: { stored, appeared, ringing, connected, sdp, placed, problems },
     shots,
   });
   await browser.close();
