@@ -66,36 +66,61 @@ impl Sdp {
         self.0.is_empty()
     }
 
-    /// The body with its secrets replaced by `[masked]`: the SRTP keys of `a=crypto` (each
-    /// `inline:` key parameter), `a=ice-pwd`, `a=key-mgmt` and `k=`. Every other line, and
-    /// every line ending, is kept as it was: what the console shows on demand.
+    /// The body with its secrets replaced by `[masked]`: the key after every `inline:` (the
+    /// SRTP keys of `a=crypto`, `FEC_KEY` included), ending at whitespace, `;`, `"` or a
+    /// backslash (an escaped line end); and the rest of the line after every `ice-pwd:` and
+    /// `key-mgmt:` (its key data follows the protocol name) and after a `k=` that starts a line.
+    /// They are found wherever they stand and in any case, so a body the lenient check accepts
+    /// (double-encoded, CR-only line ends, stray spaces or tabs) is masked too. A body whose
+    /// line ends are escaped (it starts with `"` or holds a literal `\n`) is shown without its
+    /// real line breaks: they are wrapping, and may split a key (as in the seed's examples).
+    /// Everything else is kept byte for byte: what the console shows on demand.
     pub fn masked(&self) -> Sdp {
-        let mut shown = String::with_capacity(self.0.len());
-        for line in self.0.split_inclusive('\n') {
-            let body = line.trim_end_matches(['\r', '\n']);
-            let ending = &line[body.len()..];
-            let lower = body.to_ascii_lowercase();
-            let secret = ["a=ice-pwd:", "a=key-mgmt:", "k="]
-                .into_iter()
-                .find(|name| lower.starts_with(name));
-            if let Some(name) = secret {
-                shown.push_str(&body[..name.len()]);
+        // Each marker with whether its value runs to the end of the line.
+        const MARKERS: [(&str, bool); 3] =
+            [("inline:", false), ("ice-pwd:", true), ("key-mgmt:", true)];
+        let unwrapped;
+        let text: &str = if self.0.starts_with('"') || self.0.contains("\\n") {
+            unwrapped = self.0.replace(['\r', '\n'], "");
+            &unwrapped
+        } else {
+            &self.0
+        };
+        let lower = text.to_ascii_lowercase();
+        let ends_key = |c: char| c.is_whitespace() || matches!(c, '\\' | ';' | '"');
+        let ends_line = |c: char| matches!(c, '\r' | '\n' | '\\' | '"');
+        // `k=` at the start of a line: after the start, a line end (real or escaped), and
+        // optional spaces or tabs.
+        let starts_line = |at: usize| {
+            let before = lower[..at].trim_end_matches([' ', '\t']);
+            before.is_empty()
+                || before.ends_with(['\r', '\n'])
+                || before.ends_with("\\n")
+                || before.ends_with("\\r")
+        };
+        let mut shown = String::with_capacity(text.len());
+        let mut at = 0;
+        while at < text.len() {
+            let rest = &lower[at..];
+            let marker = MARKERS
+                .iter()
+                .find(|(name, _)| rest.starts_with(name))
+                .map(|&(name, whole_line)| (name.len(), whole_line))
+                .or_else(|| (rest.starts_with("k=") && starts_line(at)).then_some((2, true)));
+            let Some((length, whole_line)) = marker else {
+                let next = text[at..].chars().next().map_or(1, char::len_utf8);
+                shown.push_str(&text[at..at + next]);
+                at += next;
+                continue;
+            };
+            shown.push_str(&text[at..at + length]);
+            at += length;
+            let ends: &dyn Fn(char) -> bool = if whole_line { &ends_line } else { &ends_key };
+            let value = text[at..].find(ends).unwrap_or(text.len() - at);
+            if value > 0 {
                 shown.push_str(MASK);
-            } else if lower.starts_with("a=crypto:") {
-                let mut words = Vec::new();
-                for word in body.split(' ') {
-                    match word.get(..7) {
-                        Some(inline) if inline.eq_ignore_ascii_case("inline:") => {
-                            words.push(format!("{inline}{MASK}"));
-                        }
-                        _ => words.push(word.to_owned()),
-                    }
-                }
-                shown.push_str(&words.join(" "));
-            } else {
-                shown.push_str(body);
             }
-            shown.push_str(ending);
+            at += value;
         }
         Sdp(shown.into())
     }
@@ -172,18 +197,45 @@ fn undo_double_encoding(raw: &str) -> &str {
 mod tests {
     #[test]
     fn masking_hides_keys_and_passwords_and_keeps_every_other_byte() {
-        let sdp = super::Sdp(
-            "v=0\r\nk=clear:s3cret\r\na=ice-ufrag:4eKp\r\na=ice-pwd:D4sF5Pv9vx9ggaqxBlHbAFMx\r\n\
-             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:Xm3Yci|2^20|1:32 INLINE:Other\r\n\
-             a=KEY-MGMT:mikey AQAF\na=fingerprint:sha-256 AB:CD\r\n"
-                .into(),
-        );
+        let masked = |text: &str| super::Sdp(text.into()).masked().text().to_owned();
         assert_eq!(
-            sdp.masked().text(),
+            masked(
+                "v=0\r\nk=clear:s3cret\r\na=ice-ufrag:4eKp\r\na=ice-pwd:D4sF5Pv9vx9ggaqxBlHbAFMx\r\n\
+                 a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:Xm3Yci|2^20|1:32 INLINE:Other\r\n\
+                 a=KEY-MGMT:mikey AQAF\na=fingerprint:sha-256 AB:CD\r\na=link:k=v\r\n"
+            ),
             "v=0\r\nk=[masked]\r\na=ice-ufrag:4eKp\r\na=ice-pwd:[masked]\r\n\
              a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:[masked] INLINE:[masked]\r\n\
-             a=KEY-MGMT:[masked]\na=fingerprint:sha-256 AB:CD\r\n"
+             a=KEY-MGMT:[masked]\na=fingerprint:sha-256 AB:CD\r\na=link:k=v\r\n"
         );
+        // What the lenient check lets through: double encoding, CR-only line ends, a leading
+        // space, tabs, a session parameter carrying a key.
+        for (body, shown) in [
+            (
+                "v=0\\r\\na=ice-pwd:secret1\\r\\na=crypto:1 X inline:secret2\\r\\n k=secret3",
+                "v=0\\r\\na=ice-pwd:[masked]\\r\\na=crypto:1 X inline:[masked]\\r\\n k=[masked]",
+            ),
+            // Wrapped by real line breaks that split keys, as in the seed's examples.
+            (
+                "\"v=0\\r\\na=ice-pwd:sec\nret1\\r\\na=crypto:1 X inline:sec\nret2\\r\\n\"\n",
+                "\"v=0\\r\\na=ice-pwd:[masked]\\r\\na=crypto:1 X inline:[masked]\\r\\n\"",
+            ),
+            (
+                "v=0\ra=ice-pwd:secret1\rk=secret3\r",
+                "v=0\ra=ice-pwd:[masked]\rk=[masked]\r",
+            ),
+            (" a=ice-pwd:secret1", " a=ice-pwd:[masked]"),
+            (
+                "a=crypto:1\tX\tinline:secret2",
+                "a=crypto:1\tX\tinline:[masked]",
+            ),
+            (
+                "a=crypto:1 X inline:k1 FEC_KEY=inline:secret2;x",
+                "a=crypto:1 X inline:[masked] FEC_KEY=inline:[masked];x",
+            ),
+        ] {
+            assert_eq!(masked(body), shown, "{body:?}");
+        }
     }
 
     use proptest::prelude::*;
