@@ -409,6 +409,10 @@ impl Dispatcher {
                 return;
             };
             let Some(subscription) = self.current(delivery).await else {
+                // The subscription ended while the event waited: no more attempts, and the
+                // console's row for it must not stay "retrying".
+                let sink = &delivery.subscription.sink;
+                self.report(delivery, sink, Shown::Dropped, None, retry);
                 return;
             };
             match self.attempt(delivery, &subscription, retry + 1).await {

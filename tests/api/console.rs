@@ -333,6 +333,49 @@ async fn deliveries_show_each_attempt_and_how_the_event_ended() {
     }
 }
 
+/// An event waiting for its retry when its subscription ends is dropped: the record says so,
+/// with the attempts made and no HTTP status of its own (the console keeps the last one).
+#[tokio::test]
+async fn an_event_waiting_to_retry_is_dropped_when_its_subscription_ends() {
+    let mut config = camara_webrtc::Config::embedded();
+    // Time enough to delete the subscription before the retry.
+    config.events.retry_schedule_ms = vec![3_000];
+    let app = spawn_with(config).await;
+    let mut follower = Follower::start(&app.address, &app.admin_token()).await;
+    follower.until("ready").await;
+    let (bob, sink, _, subscription) =
+        crate::network::subscribes(&app, RECEIVER, "app", &["session-invitation"]).await;
+    sink.answer(&[(503, None)]);
+    crate::network::alice_calls(&app, "app").await;
+    let deliveries = |event: &Event| {
+        (event.kind == "delivery" && event.data["type"] == "session-invitation").then(|| {
+            json!([
+                event.data["outcome"],
+                event.data["httpStatus"],
+                event.data["attempt"]
+            ])
+        })
+    };
+    let first = loop {
+        if let Some(seen) = deliveries(&follower.next().await.unwrap()) {
+            break seen;
+        }
+    };
+    assert_eq!(first, json!(["retrying", 503, 1]));
+    let path = format!(
+        "/webrtc-events/vwip/subscriptions/{}",
+        subscription.as_str().unwrap()
+    );
+    let deleted = send_scenario(&app, reqwest::Method::DELETE, &path, Some(&bob), None).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let last = loop {
+        if let Some(seen) = deliveries(&follower.next().await.unwrap()) {
+            break seen;
+        }
+    };
+    assert_eq!(last, json!(["dropped", null, 1]));
+}
+
 /// A follower that reads nothing falls behind while records pour in: it is dropped (told so,
 /// its stream ends), while a follower that keeps up gets every record, and the service goes on
 /// answering throughout.
