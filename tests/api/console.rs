@@ -578,6 +578,20 @@ async fn the_console_is_served_with_a_strict_policy() {
     ] {
         assert!(!page.contains(handler), "{handler}");
     }
+    // The script writes the DOM with textContent and createElement only: what a record holds
+    // is never parsed as HTML.
+    let script =
+        std::fs::read_to_string(format!("{root}/src/http/network/console/console.js")).unwrap();
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+    ] {
+        assert!(!script.contains(sink), "console.js uses {sink}");
+    }
 }
 
 /// Without `network.admin_api` the console and the stream are unknown routes.

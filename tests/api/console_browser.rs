@@ -203,6 +203,8 @@ async fn the_console_shows_a_call_live_and_plays_the_network() {
             "timeline": ["Initial", "Ringing", "Connected"],
             "deliveries": by_event(delivered[..3].to_vec()), "fitsWidth": true
         },
+        // Tabbed to, pressed, and still focused after the records it caused redrew the page.
+        "keyboard": { "tabbedTo": "move Connected", "afterRecords": "move Connected" },
         "sdp": { "offer": ice_pwd_masked(CLEAN_SDP), "answer": ice_pwd_masked(answer) },
         // The form's incoming call from outside to Bob's phone, invited at his sink.
         "placed": {

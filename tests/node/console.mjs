@@ -90,11 +90,18 @@ try {
   const ringing = await look(id);
   await shot('ringing');
 
-  await press('#moves button[data-move="Connected"]');
+  // With Tab alone from the reason field to the fifth move, Connected; the records it causes
+  // redraw the page, and the focus stays on the Connected button drawn anew.
+  await page.focus('#move-reason');
+  for (let i = 0; i < 5; i += 1) await page.keyboard.press('Tab');
+  const focused = () => page.evaluate(() => document.activeElement.dataset.focus || null);
+  const tabbedTo = await focused();
+  await page.keyboard.press('Enter');
   await page.waitForSelector(`${row} td[data-status="Connected"]`, WAIT);
   await page.waitForFunction(() => document.querySelectorAll(
     '#deliveries tr[data-type="session-status"][data-outcome="delivered"]').length === 2, null, WAIT);
   const connected = await look(id);
+  const keyboard = { tabbedTo, afterRecords: await focused() };
   await shot('connected');
 
   await press('#show-sdp');
@@ -118,7 +125,7 @@ try {
   await shot('incoming-call');
   say({
     step: 'done',
-    observed: { stored, appeared, ringing, connected, sdp, placed, problems },
+    observed: { stored, appeared, ringing, connected, keyboard, sdp, placed, problems },
     shots,
   });
   await browser.close();

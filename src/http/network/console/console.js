@@ -24,7 +24,7 @@
     subscriptions: new Map(),
     selected: null,
   };
-  let following = null; // AbortController of the stream being read
+  let following = null; // AbortController of the current follow(): aborting it ends that loop
   let drawScheduled = false;
 
   const token = () => sessionStorage.getItem(TOKEN_KEY);
@@ -93,19 +93,26 @@
         const events = model.deliveries.get(record.sessionId);
         const key = `${record.subscriptionId} ${record.eventId}`;
         const before = events.get(key);
-        // The latest attempt wins; a drop keeps the last status the sink answered.
+        // The latest attempt wins. A drop without a status of its own (the subscription ended
+        // before the next attempt) keeps the status its last attempt got.
         if (!before || record.attempt >= before.attempt) {
-          if (before && record.httpStatus === undefined) record.httpStatus = before.httpStatus;
+          if (before && record.httpStatus === undefined && record.outcome === 'dropped' &&
+              record.attempt === before.attempt) {
+            record.httpStatus = before.httpStatus;
+          }
           events.set(key, record);
         }
         break;
       }
       case 'registration':
-        model.registrations.set(record.id, record);
+      case 'subscription': {
+        // An end is final: a record made before it (the first look at the store can arrive
+        // after a live record) does not bring the row back.
+        const rows = kind === 'registration' ? model.registrations : model.subscriptions;
+        const known = rows.get(record.id);
+        if (!(known && known.ended && !record.ended)) rows.set(record.id, record);
         break;
-      case 'subscription':
-        model.subscriptions.set(record.id, record);
-        break;
+      }
       case 'ready':
         setLive('live', 'Live');
         break;
@@ -134,19 +141,34 @@
     }
   }
 
+  // Resolves after `ms`, or at once when `signal` aborts.
+  const sleep = (ms, signal) => new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+  // Follows the stream until forget() or another follow() aborts this one, reconnecting with
+  // backoff. Each await is followed by a check, so an aborted loop never touches the page.
   async function follow() {
+    if (following) following.abort();
+    const controller = new AbortController();
+    following = controller;
+    const { signal } = controller;
+    const mine = () => following === controller && !signal.aborted;
     let wait = 500;
-    while (token()) {
-      const controller = new AbortController();
-      following = controller;
+    while (mine() && token()) {
       try {
         setLive('connecting', 'Connecting…');
         const response = await fetch('/network/v1/stream', {
           headers: { Authorization: `Bearer ${token()}`, Accept: 'text/event-stream' },
           cache: 'no-store',
           credentials: 'omit',
-          signal: controller.signal,
+          signal,
         });
+        if (!mine()) return;
         if (response.status === 401 || response.status === 403) {
           const body = await response.json().catch(() => ({}));
           forget(`The token was refused (${response.status}): ${body.message || ''}`);
@@ -159,6 +181,7 @@
         let buffer = '';
         for (;;) {
           const { value, done } = await reader.read();
+          if (!mine()) return;
           if (done) break;
           buffer += value.replace(/\r\n?/g, '\n');
           let end;
@@ -168,12 +191,12 @@
           }
         }
       } catch (e) {
-        if (controller.signal.aborted) return;
+        if (!mine()) return;
         console.warn('stream broken', e);
       }
-      if (following !== controller) return;
+      if (!mine()) return;
       setLive('reconnecting', 'Reconnecting…');
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait, signal);
       wait = Math.min(wait * 2, 10000);
     }
   }
@@ -231,11 +254,11 @@
       a.id.localeCompare(b.id));
     const rows = sessions.slice(0, SHOWN_AT_MOST).map((s) => el('tr', {
       'data-session': s.id,
-      'aria-selected': model.selected === s.id ? 'true' : 'false',
-      className: isOver(s) ? 'over' : '',
+      className: [isOver(s) ? 'over' : '', model.selected === s.id ? 'selected' : ''].join(' ').trim(),
     },
     el('td', {}, el('button', {
       type: 'button', className: 'link', title: s.id, 'aria-label': `Show session ${s.id}`,
+      'aria-current': model.selected === s.id ? 'true' : null, 'data-focus': `session ${s.id}`,
       onclick: () => select(s.id),
     }, short(s.id))),
     el('td', { className: 'status', 'data-status': s.status }, s.deleted ? `${s.status} (deleted)` : s.status),
@@ -254,8 +277,14 @@
       el('td', {}, time(r.expiresAt)),
       el('td', {}, r.proven ? 'yes' : 'no (2-legged)'),
       el('td', {},
-        r.proven ? el('button', { type: 'button', onclick: () => prefillCall(r.phoneNumber) }, 'Call it') : null,
-        el('button', { type: 'button', onclick: () => endRegistration(r.id) }, 'End'))));
+        r.proven ? el('button', {
+          type: 'button', 'aria-label': `Call ${r.phoneNumber}`, 'data-focus': `call ${r.id}`,
+          onclick: () => prefillCall(r.phoneNumber),
+        }, 'Call it') : null,
+        el('button', {
+          type: 'button', 'aria-label': `End the registration of ${r.phoneNumber} (${r.deviceId})`,
+          'data-focus': `end ${r.id}`, onclick: () => endRegistration(r.id),
+        }, 'End'))));
     fill('registrations', rows, 'registrations-empty', 'registrations-count', registrations.length);
     const receivers = [...new Set(registrations.filter((r) => r.proven).map((r) => `tel:${r.phoneNumber}`))];
     $('receivers').replaceChildren(...receivers.map((n) => el('option', { value: n })));
@@ -290,7 +319,8 @@
     $('detail-facts').dataset.status = record.status;
 
     $('moves').replaceChildren(...record.moves.map((status) => el('button', {
-      type: 'button', 'data-move': status, onclick: () => move(id, status),
+      type: 'button', 'data-move': status, 'data-focus': `move ${status}`,
+      onclick: () => move(id, status),
     }, status)));
     $('moves-none').hidden = record.moves.length > 0;
 
@@ -310,7 +340,7 @@
       className: 'sink', 'data-sink-subscription': subscription,
     },
     el('h4', {}, list[0].sink, el('small', {}, ` subscription ${short(subscription)}`)),
-    el('div', { className: 'scroll' }, el('table', {},
+    el('div', { className: 'scroll', tabindex: '0', role: 'region', 'aria-label': `Deliveries to ${list[0].sink}` }, el('table', {},
       el('thead', {}, el('tr', {}, ['Event', 'Type', 'Outcome', 'HTTP', 'Attempts', 'At'].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, list.sort((a, b) => a.at.localeCompare(b.at)).map((d) => el('tr', {
         'data-event': d.eventId, 'data-type': d.type, 'data-outcome': d.outcome,
@@ -322,11 +352,20 @@
     $('deliveries-none').hidden = events.length > 0;
   }
 
+  // Redraws everything from the model. Rows and buttons are made anew, so the focused one (if
+  // it has a data-focus key) is found again by its key and focused: the keyboard user's place
+  // survives every record.
   function draw() {
+    const active = document.activeElement;
+    const focused = active && active.dataset ? active.dataset.focus : undefined;
     drawSessions();
     drawRegistrations();
     drawSubscriptions();
     drawDetail();
+    if (focused !== undefined && !active.isConnected) {
+      const again = [...document.querySelectorAll('[data-focus]')].find((n) => n.dataset.focus === focused);
+      if (again) again.focus();
+    }
   }
 
   // --- actions ----------------------------------------------------------------------------
@@ -345,6 +384,7 @@
       const session = await api('POST', `/network/v1/sessions/${encodeURIComponent(id)}/events`,
         reason ? { status, reason } : { status });
       say(`${id}: the network moved it to ${session.status}.`);
+      $('move-reason').value = '';
     } catch (e) {
       say(`${status} refused: ${e.message}`, true);
     }
