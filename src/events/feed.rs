@@ -367,18 +367,17 @@ pub struct DeliveryRecord<'a> {
     pub at: String,
 }
 
-/// A sink URL without what may be secret in it: user info, query and fragment.
+/// A sink as the console shows it: its origin (scheme, host, port) and, to tell apart sinks on
+/// one host, the first 8 hex digits of the UUIDv5 (URL namespace) of the whole URL. Nothing else
+/// of the URL: user info, query and fragment hold credentials, and so may the path (webhook
+/// services put their token there).
 pub fn shown_sink(sink: &str) -> String {
-    match reqwest::Url::parse(sink) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.set_query(None);
-            url.set_fragment(None);
-            url.to_string()
-        }
-        Err(_) => "(not a URL)".to_owned(),
-    }
+    let Ok(url) = reqwest::Url::parse(sink) else {
+        return "(not a URL)".to_owned();
+    };
+    let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, sink.as_bytes()).simple();
+    let digest = &digest.to_string()[..8];
+    format!("{} ({digest})", url.origin().ascii_serialization())
 }
 
 #[cfg(test)]
@@ -443,11 +442,25 @@ mod tests {
     }
 
     #[test]
-    fn a_sink_is_shown_without_credentials_or_query() {
+    fn a_sink_is_shown_by_its_origin_and_a_digest() {
+        let url = "https://user:pw@sink.example.com:8443/T0/B0/s3cret?token=s3cret#x";
+        let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, url.as_bytes());
+        let shown = shown_sink(url);
         assert_eq!(
-            shown_sink("https://user:pw@sink.example.com:8443/hook?token=s3cret#x"),
-            "https://sink.example.com:8443/hook"
+            shown,
+            format!(
+                "https://sink.example.com:8443 ({})",
+                &digest.simple().to_string()[..8]
+            )
         );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw"),
+            "{shown}"
+        );
+        // The default port is not repeated; another path on the host is another digest.
+        let other = shown_sink("https://sink.example.com/T0/B0/other");
+        assert!(other.starts_with("https://sink.example.com ("), "{other}");
+        assert_ne!(other[other.len() - 9..], shown[shown.len() - 9..]);
         assert_eq!(shown_sink("not a url"), "(not a URL)");
     }
 }
