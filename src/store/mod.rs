@@ -122,8 +122,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes the session, returning what was stored.
     fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned>;
 
-    /// Every stored session (order unspecified).
-    fn list(&self) -> StoreFuture<'_, Vec<Versioned>>;
+    /// Up to `limit` stored sessions — those not over first (any of them, when there are more),
+    /// then the most recently over — and how many are stored in all. Its cost grows with
+    /// `limit`, not with the store (the console's first look at a shared store).
+    fn list(&self, limit: usize) -> StoreFuture<'_, (Vec<Versioned>, usize)>;
 
     /// How many sessions that have not ended are in each status (statuses with none left out).
     /// Its cost does not grow with the number of sessions on a shared store (a metrics scrape).

@@ -46,6 +46,7 @@ pub async fn run_all<S: SessionStore>(make: impl Fn(Limits) -> S) {
     ended_sessions_are_kept_for_their_ttl(&make(limits(8, KEEP))).await;
     ended_sessions_expire(&make(limits(8, Duration::ZERO))).await;
     ended_sessions_give_way_at_capacity(&make(limits(2, KEEP))).await;
+    a_list_is_bounded_going_sessions_first(&make(limits(8, KEEP))).await;
     racing_compare_and_swap_loses_nothing(Arc::new(make(limits(8, KEEP)))).await;
     live_sessions_count_against_their_owner(&make(Limits {
         per_owner: 2,
@@ -298,7 +299,7 @@ async fn ended_sessions_are_kept_for_their_ttl<S: SessionStore>(store: &S) {
     let kept = store.get(&id).await.unwrap().expect("kept until its TTL");
     assert_eq!((&*kept.session, kept.version), (&ended("e1"), 2));
     assert_eq!(kept_status(store, &id).await, Some(SessionStatus::Declined));
-    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert_eq!(store.list(10).await.unwrap().0.len(), 1);
 }
 
 async fn kept_status<S: SessionStore>(store: &S, id: &SessionId) -> Option<SessionStatus> {
@@ -316,11 +317,52 @@ async fn ended_sessions_expire<S: SessionStore>(store: &S) {
         Err(StoreError::NotFound)
     );
     assert_eq!(store.remove(&id).await, Err(StoreError::NotFound));
-    let left: Vec<_> = store.list().await.unwrap();
-    assert_eq!(left.len(), 1);
+    let (left, total) = store.list(10).await.unwrap();
+    assert_eq!((left.len(), total), (1, 1));
     assert_eq!(left[0].session.id.as_str(), "live");
     // The id is free again.
     assert_eq!(store.insert(session("e2")).await, Ok(1));
+}
+
+/// A bounded list: the sessions going first (any of them when there are more than the limit),
+/// then the most recently over, with the total stored.
+async fn a_list_is_bounded_going_sessions_first<S: SessionStore>(store: &S) {
+    for id in ["l1", "l2", "l3", "o1", "o2"] {
+        store.insert(session(id)).await.unwrap();
+    }
+    store.compare_and_swap(1, ended("o1").into()).await.unwrap();
+    store.compare_and_swap(1, ended("o2").into()).await.unwrap();
+    let ids = |listed: &[Versioned]| {
+        let mut ids: Vec<String> = listed.iter().map(|v| v.session.id.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let (all, total) = store.list(10).await.unwrap();
+    assert_eq!(
+        (ids(&all), total),
+        (
+            vec!["l1", "l2", "l3", "o1", "o2"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            5
+        )
+    );
+    let (four, total) = store.list(4).await.unwrap();
+    assert_eq!(
+        (ids(&four), total),
+        (
+            vec!["l1", "l2", "l3", "o2"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            5
+        )
+    );
+    let (two, total) = store.list(2).await.unwrap();
+    assert_eq!((two.len(), total), (2, 5));
+    assert!(two.iter().all(|v| !v.session.is_over()), "going ones first");
+    assert_eq!(store.list(0).await.unwrap().0.len(), 0);
 }
 
 async fn ended_sessions_give_way_at_capacity<S: SessionStore>(store: &S) {
@@ -342,7 +384,7 @@ async fn insert_get_remove<S: SessionStore>(store: &S) {
     );
     let found = store.get(&id).await.unwrap().unwrap();
     assert_eq!((&*found.session, found.version), (&session("a"), 1));
-    assert_eq!(store.list().await.unwrap().len(), 1);
+    assert_eq!(store.list(10).await.unwrap().0.len(), 1);
     assert_eq!(store.remove(&id).await.unwrap().version, 1);
     assert_eq!(store.remove(&id).await, Err(StoreError::NotFound));
     assert_eq!(store.get(&id).await, Ok(None));

@@ -1,7 +1,8 @@
 //! `GET /network/v1/stream`: the feed ([`crate::events::feed`]) as Server-Sent Events, for the
 //! console and for `curl -N`. A follower first gets the records this process kept (history:
-//! statuses and deliveries), then a look at the store (every session, active registration and
-//! subscription, up to [`FIRST_LOOK`] of each), then `ready`, then every record as it comes,
+//! statuses and deliveries), then a look at the store (up to [`FIRST_LOOK`] sessions, those
+//! going first, then the most recently over; as many active registrations and subscriptions),
+//! then `ready`, then every record as it comes,
 //! and a comment every [`KEEP_ALIVE`] so that proxies keep the stream open.
 //!
 //! A follower more than [`BUFFER`](crate::events::feed::BUFFER) records behind gets `dropped`
@@ -67,8 +68,8 @@ pub async fn stream(
     // in what follows, or both (records carry versions), never in neither.
     let (history, live) = state.feed.follow();
     let now = now_ms();
-    let (mut sessions, registrations, subscriptions) = tokio::try_join!(
-        state.store.list(),
+    let ((mut sessions, sessions_total), registrations, subscriptions) = tokio::try_join!(
+        state.store.list(FIRST_LOOK),
         state.registrations.active_registrations(now),
         state.subscriptions.active_subscriptions(now),
     )?;
@@ -78,7 +79,10 @@ pub async fn stream(
         key(a).cmp(&key(b))
     });
     let ready = Ready {
-        sessions: Shown::of(sessions.len()),
+        sessions: Shown {
+            shown: sessions.len(),
+            total: sessions_total.max(sessions.len()),
+        },
         registrations: Shown::of(registrations.len()),
         subscriptions: Shown::of(subscriptions.len()),
         history: history.len(),
@@ -87,7 +91,6 @@ pub async fn stream(
     first.extend(
         sessions
             .iter()
-            .take(FIRST_LOOK)
             .map(|v| frame("session", &SessionRecord::of(&v.session, v.version, None))),
     );
     first.extend(

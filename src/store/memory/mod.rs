@@ -287,16 +287,21 @@ impl SessionStore for MemoryStore {
         Box::pin(ready(result))
     }
 
-    fn list(&self) -> StoreFuture<'_, Vec<Versioned>> {
-        let all = self.read(|s| {
+    fn list(&self, limit: usize) -> StoreFuture<'_, (Vec<Versioned>, usize)> {
+        let listed = self.read(|s| {
             let now = Instant::now();
-            s.map
-                .values()
-                .filter(|slot| slot.live_at(now))
-                .map(|slot| slot.stored.clone())
-                .collect()
+            let going = s.map.values().filter(|slot| slot.expires.is_none());
+            let mut listed: Vec<Versioned> =
+                going.take(limit).map(|slot| slot.stored.clone()).collect();
+            let over = (s.ended.iter().rev())
+                .filter_map(|(_, id)| s.map.get(id))
+                .filter(|slot| slot.live_at(now));
+            let room = limit - listed.len();
+            listed.extend(over.take(room).map(|slot| slot.stored.clone()));
+            let total = s.map.values().filter(|slot| slot.live_at(now)).count();
+            (listed, total)
         });
-        Box::pin(ready(Ok(all)))
+        Box::pin(ready(Ok(listed)))
     }
 
     fn status_counts(&self) -> StoreFuture<'_, Vec<(SessionStatus, u64)>> {

@@ -366,23 +366,38 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn list(&self) -> StoreFuture<'_, Vec<Versioned>> {
+    /// One round trip for the ids (`SRANDMEMBER` of `live`: distinct, up to `limit`; the last
+    /// `limit` of `ended` by expiry, the most recently over first) and one for the sessions.
+    fn list(&self, limit: usize) -> StoreFuture<'_, (Vec<Versioned>, usize)> {
         Box::pin(async move {
+            if limit == 0 {
+                return Ok((Vec::new(), 0));
+            }
+            let count = i64::try_from(limit).unwrap_or(i64::MAX);
             let mut con = self.connection.clone();
-            let (live, ended): (Vec<String>, Vec<String>) = self
-                .run(
+            let (live_total, ended_total, live, ended): (usize, usize, Vec<String>, Vec<String>) =
+                self.run(
                     redis::pipe()
-                        .cmd("SMEMBERS")
+                        .cmd("SCARD")
                         .arg(self.live_key())
-                        .cmd("ZRANGE")
+                        .cmd("ZCARD")
+                        .arg(self.ended_key())
+                        .cmd("SRANDMEMBER")
+                        .arg(self.live_key())
+                        .arg(count)
+                        .cmd("ZREVRANGE")
                         .arg(self.ended_key())
                         .arg(0)
-                        .arg(-1)
+                        .arg(count - 1)
                         .query_async(&mut con),
                 )
                 .await?;
-            let ids: Vec<String> = live.into_iter().chain(ended).collect();
-            self.read_all(&ids).await
+            let room = limit.saturating_sub(live.len());
+            let ids: Vec<String> = live
+                .into_iter()
+                .chain(ended.into_iter().take(room))
+                .collect();
+            Ok((self.read_all(&ids).await?, live_total + ended_total))
         })
     }
 
