@@ -59,6 +59,8 @@ pub struct Feed {
     followers: broadcast::Sender<Frame>,
     relay: std::sync::OnceLock<Arc<dyn Relay>>,
     closed: watch::Sender<bool>,
+    /// Bumped when records may have been missed (the relay broke): every follower is dropped.
+    gaps: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -85,6 +87,7 @@ impl Feed {
             followers: broadcast::channel(BUFFER).0,
             relay: std::sync::OnceLock::new(),
             closed: watch::channel(false).0,
+            gaps: watch::channel(0).0,
         }
     }
 
@@ -161,6 +164,18 @@ impl Feed {
     /// Becomes true when the feed closes.
     pub fn closed(&self) -> watch::Receiver<bool> {
         self.closed.subscribe()
+    }
+
+    /// Records may have been missed (the relay's subscription broke, or came back after a
+    /// break): every follower's stream ends with `dropped`, so a console follows again and
+    /// takes a fresh look at the store rather than show a view with a hole in it.
+    pub fn missed(&self) {
+        self.gaps.send_modify(|gaps| *gaps += 1);
+    }
+
+    /// Changes when [`Feed::missed`] is called.
+    pub fn gaps(&self) -> watch::Receiver<u64> {
+        self.gaps.subscribe()
     }
 
     /// A session as it is at `version` (`at_ms`: when that version was committed, if known).

@@ -28,6 +28,7 @@ const SUBSCRIPTIONS_ENDED: &str = "camara_webrtc_subscriptions_ended_total";
 const TIMERS_FIRED: &str = "camara_webrtc_timers_fired_total";
 const TIMER_LATENESS: &str = "camara_webrtc_timer_lateness_seconds";
 const STREAMS_DROPPED: &str = "camara_webrtc_streams_dropped_total";
+const FEED_RECORDS_LOST: &str = "camara_webrtc_feed_records_lost_total";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s (the default request timeout).
 const BUCKETS: [f64; 14] = [
@@ -134,6 +135,12 @@ pub fn timer_fired(kind: &'static str, late_ms: u64) {
 /// One follower of `GET /network/v1/stream` dropped: it read too slowly.
 pub fn stream_dropped() {
     metrics::counter!(STREAMS_DROPPED).increment(1);
+}
+
+/// Console feed records that never reached Redis (the relay's queue was full, or PUBLISH
+/// failed): other replicas' consoles did not see them.
+pub fn feed_records_lost(count: u64) {
+    metrics::counter!(FEED_RECORDS_LOST).increment(count);
 }
 
 /// One registration ended, by reason (`REGISTRATION_EXPIRED`, `DELETED`).

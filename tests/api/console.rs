@@ -621,6 +621,15 @@ async fn without_admin_api_there_is_no_console() {
     assert!(!app.state.feed.is_on());
 }
 
+/// The embedded config on `redis`, its keys under `prefix`.
+fn on_redis(redis: &crate::redis_server::RedisServer, prefix: &str) -> camara_webrtc::Config {
+    let mut config = camara_webrtc::Config::embedded();
+    config.store.backend = camara_webrtc::config::Backend::Redis;
+    config.store.redis_url = Some(camara_webrtc::config::Secret::new(&redis.url));
+    config.store.key_prefix = prefix.to_owned();
+    config
+}
+
 /// Waits until `replicas` replicas follow the feed channel `{prefix}feed` on Redis.
 async fn followed_by(redis: &crate::redis_server::RedisServer, prefix: &str, replicas: u64) {
     let client = redis::Client::open(redis.url.as_str()).unwrap();
@@ -650,13 +659,7 @@ async fn every_replica_streams_every_replicas_changes() {
         return;
     };
     let prefix = crate::redis_server::unique_prefix("console");
-    let on_redis = || {
-        let mut config = camara_webrtc::Config::embedded();
-        config.store.backend = camara_webrtc::config::Backend::Redis;
-        config.store.redis_url = Some(camara_webrtc::config::Secret::new(&redis.url));
-        config.store.key_prefix = prefix.clone();
-        config
-    };
+    let on_redis = || on_redis(&redis, &prefix);
     let (a, b) = (spawn_with(on_redis()).await, spawn_with(on_redis()).await);
     followed_by(&redis, &prefix, 2).await;
     let mut followers = [
@@ -718,4 +721,66 @@ async fn every_replica_streams_every_replicas_changes() {
             .collect::<Vec<_>>()
     };
     assert_eq!(data(&seen[0]), data(&seen[1]));
+}
+
+/// When a replica's subscription to the feed channel breaks, its followers are told that
+/// records may be missing and their streams end; once it has subscribed again, a new follower
+/// sees the changes made after its first look.
+#[tokio::test]
+async fn a_broken_feed_subscription_drops_the_followers() {
+    const TEST: &str = "a_broken_feed_subscription_drops_the_followers";
+    // A server of its own: the test kills every Pub/Sub connection on it.
+    let Some(redis) = crate::redis_server::RedisServer::spawn(TEST) else {
+        return;
+    };
+    let prefix = crate::redis_server::unique_prefix("console-break");
+    let app = spawn_with(on_redis(&redis, &prefix)).await;
+    followed_by(&redis, &prefix, 1).await;
+    let mut follower = Follower::start(&app.address, &app.admin_token()).await;
+    follower.until("ready").await;
+
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "the replica's one subscription");
+    let dropped = follower.next().await.expect("told before the end");
+    assert_eq!(
+        shown(&dropped),
+        json!({ "id": null, "event": "dropped", "data": {
+            "reason": "This replica may have missed records (its Redis feed broke): the stream ends. Follow again for a fresh look."
+        }})
+    );
+    assert_eq!(follower.next().await, None, "the stream ended");
+
+    // Following again: a follower that started before the replica subscribed again is dropped
+    // once more when it does (what was published in between is lost); one after it sees the
+    // call placed after its first look.
+    let mut drops = 1;
+    let seen = loop {
+        let mut again = Follower::start(&app.address, &app.admin_token()).await;
+        again.until("ready").await;
+        let (_, call) = crate::network::alice_calls(&app, "app").await;
+        let id = call["mediaSessionId"].clone();
+        let event = loop {
+            let event = again.next().await.expect("the stream goes on");
+            if event.kind == "dropped" || (event.kind == "session" && event.data["id"] == id) {
+                break event;
+            }
+        };
+        if event.kind == "session" {
+            break event;
+        }
+        drops += 1;
+    };
+    assert_eq!(seen.data["status"], "Initial");
+    assert!(
+        drops <= 2,
+        "dropped once by the break, at most once more by the resubscription"
+    );
 }

@@ -2,11 +2,12 @@
 //! console and for `curl -N`. A follower first gets the records this process kept (history:
 //! statuses and deliveries), then a look at the store (up to [`FIRST_LOOK`] sessions, those
 //! going first, then the most recently over; as many active registrations and subscriptions),
-//! then `ready`, then every record as it comes,
-//! and a comment every [`KEEP_ALIVE`] so that proxies keep the stream open.
+//! then `ready`, then every record as it comes, and a comment every [`KEEP_ALIVE`] so that
+//! proxies keep the stream open.
 //!
 //! A follower more than [`BUFFER`](crate::events::feed::BUFFER) records behind gets `dropped`
-//! and its stream ends: it never holds the service back. A follower that takes nothing at all
+//! and its stream ends: it never holds the service back. So does every follower when records
+//! may have been missed ([`Feed::missed`](crate::events::feed::Feed::missed)). A follower that takes nothing at all
 //! is closed by the server's write watchdog after `server.idle_timeout_ms`. On shutdown every
 //! stream ends.
 
@@ -106,6 +107,7 @@ pub async fn stream(
         first: first.into_iter(),
         live,
         closed: state.feed.closed(),
+        gaps: state.feed.gaps(),
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         dropped: false,
     };
@@ -127,6 +129,7 @@ struct Follower {
     first: std::vec::IntoIter<Bytes>,
     live: broadcast::Receiver<Frame>,
     closed: watch::Receiver<bool>,
+    gaps: watch::Receiver<u64>,
     keep_alive: tokio::time::Interval,
     /// It fell behind: told so, its stream ends.
     dropped: bool,
@@ -157,6 +160,15 @@ impl Follower {
                 }
                 Err(RecvError::Closed) => return None,
             },
+            gap = self.gaps.changed() => {
+                gap.ok()?;
+                self.dropped = true;
+                crate::telemetry::metrics::stream_dropped();
+                let why = serde_json::json!({
+                    "reason": "This replica may have missed records (its Redis feed broke): the stream ends. Follow again for a fresh look.",
+                });
+                frame("dropped", &why)
+            }
             _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
         };
         Some((Ok(bytes), self))
