@@ -125,7 +125,7 @@ impl Feed {
     pub fn receive(&self, message: &str) {
         if let Some((kind, json)) = message.split_once('\n')
             && is_kind(kind)
-            && !json.contains('\n')
+            && !json.contains(['\n', '\r'])
         {
             self.receive_record(kind, json);
         }
@@ -441,6 +441,7 @@ mod tests {
         feed.receive("session\n{\"id\":\"a\"}");
         feed.receive("nonsense\n{}");
         feed.receive("session\n{}\nid: 9");
+        feed.receive("session\n{}\rid: 9");
         feed.receive("no newline");
         let (kept, _) = feed.follow();
         assert_eq!(
