@@ -252,13 +252,17 @@ impl Dispatcher {
     /// Queues `delivery` for its subscription's worker (started on the first event).
     pub fn send(self: &Arc<Self>, delivery: Delivery) {
         let id = delivery.subscription.id.clone();
-        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
-        let queue = workers.entry(id.clone()).or_insert_with(|| {
-            let (queue, events) = mpsc::channel(QUEUE);
-            tokio::spawn(Arc::clone(self).work(id, queue.downgrade(), events));
-            queue
-        });
-        if let Err(refused) = queue.try_send(delivery) {
+        let queued = {
+            let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+            let queue = workers.entry(id.clone()).or_insert_with(|| {
+                let (queue, events) = mpsc::channel(QUEUE);
+                tokio::spawn(Arc::clone(self).work(id, queue.downgrade(), events));
+                queue
+            });
+            queue.try_send(delivery)
+        };
+        // Reported outside the workers' lock.
+        if let Err(refused) = queued {
             let delivery = refused.into_inner();
             delivery.dropped("event dropped: the subscription's queue is full");
             let sink = &delivery.subscription.sink;
