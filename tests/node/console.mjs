@@ -103,6 +103,11 @@ try {
   const connected = await look(id);
   const keyboard = { tabbedTo, afterRecords: await focused() };
   await shot('connected');
+  // The same state on a desktop-sized page: README's docs/console.png is a copy of this one.
+  await page.setViewportSize({ width: 1100, height: 1250 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: `${SHOTS}/readme.png` });
+  await page.setViewportSize({ width: 360, height: 780 });
 
   await press('#show-sdp');
   await page.waitForSelector('#sdp:not([hidden])', WAIT);
