@@ -94,9 +94,14 @@ pub trait RegistrationStore: Send + Sync + 'static {
         now_ms: u64,
     ) -> StoreFuture<'a, Option<Registration>>;
 
-    /// Every registration active at `now_ms` (every owner's), soonest expiry first: the
-    /// console's first look.
-    fn active_registrations(&self, now_ms: u64) -> StoreFuture<'_, Vec<Registration>>;
+    /// Up to `limit` registrations active at `now_ms` (every owner's; those due soonest when
+    /// there are more), soonest expiry first, and how many are active in all: the console's
+    /// first look. Its cost grows with `limit`, not with the store.
+    fn active_registrations(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<Registration>, usize)>;
 }
 
 /// Puts registrations in the order every list of them comes in: soonest expiry first, then id.

@@ -109,9 +109,14 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     /// How many subscriptions have not ended (every owner's); its cost does not grow with them.
     fn live_subscriptions(&self) -> StoreFuture<'_, u64>;
 
-    /// Every subscription active at `now_ms` (every owner's), oldest first: the console's first
-    /// look.
-    fn active_subscriptions(&self, now_ms: u64) -> StoreFuture<'_, Vec<Subscription>>;
+    /// Up to `limit` subscriptions active at `now_ms` (every owner's; any of them when there are
+    /// more), oldest first, and how many have not ended in all: the console's first look. Its
+    /// cost grows with `limit`, not with the store.
+    fn active_subscriptions(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<Subscription>, usize)>;
 
     /// Counts one more event sent to an active subscription, returning the count;
     /// [`StoreError::NotFound`](super::StoreError) when it has ended.

@@ -655,13 +655,20 @@ async fn registrations_are_read_listed_refreshed_and_deleted<S: RegistrationStor
         store.number_registrations("+10000000000", T0).await,
         Ok(vec![])
     );
-    // Every owner's, soonest expiry first (the console's first look).
+    // Every owner's, soonest expiry first, up to a limit (the console's first look).
     assert_eq!(
-        store.active_registrations(T0).await,
-        Ok(vec![second.clone(), elsewhere.clone(), first.clone()])
+        store.active_registrations(T0, 10).await,
+        Ok((vec![second.clone(), elsewhere.clone(), first.clone()], 3))
     );
     assert_eq!(
-        store.active_registrations(T0 + 50_000).await,
+        store.active_registrations(T0, 2).await,
+        Ok((vec![second.clone(), elsewhere.clone()], 3))
+    );
+    assert_eq!(
+        store
+            .active_registrations(T0 + 50_000, 10)
+            .await
+            .map(|(found, _)| found),
         Ok(vec![first.clone()])
     );
     store.unregister("r3", T0).await.unwrap();
@@ -670,8 +677,8 @@ async fn registrations_are_read_listed_refreshed_and_deleted<S: RegistrationStor
         Ok(vec![first.clone()])
     );
     assert_eq!(
-        store.active_registrations(T0).await,
-        Ok(vec![second.clone(), first.clone()])
+        store.active_registrations(T0, 10).await,
+        Ok((vec![second.clone(), first.clone()], 2))
     );
     let refreshed = store.refresh("r2", T0 + 90_000, T0 + 1000).await.unwrap();
     assert_eq!(refreshed.expires_at_ms, T0 + 90_000);
@@ -977,10 +984,13 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
         Ok(vec![first.clone(), third.clone(), second.clone()])
     );
     assert_eq!(store.for_number("+17085850000", T0).await, Ok(vec![]));
-    // Every owner's, oldest first (the console's first look).
-    let all = store.active_subscriptions(T0).await.unwrap();
+    // Every owner's, oldest first, up to a limit (the console's first look).
+    let (all, total) = store.active_subscriptions(T0, 10).await.unwrap();
     let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(ids, ["s1", "s3", "s2"]);
+    assert_eq!((ids, total), (vec!["s1", "s3", "s2"], 3));
+    let (two, total) = store.active_subscriptions(T0, 2).await.unwrap();
+    assert_eq!((two.len(), total), (2, 3));
+    assert!(two.iter().all(|s| all.contains(s)));
     let token = AccessToken {
         token: "t0ken".into(),
         expires_at_ms: T0 + 3_600_000,
@@ -1013,7 +1023,10 @@ async fn subscriptions_are_read_listed_changed_and_deleted<S: SubscriptionStore>
     assert_eq!(store.unsubscribe("s1", T0).await, Err(StoreError::NotFound));
     assert_eq!(store.owned("app", T0).await, Ok(vec![changed.clone()]));
     assert_eq!(
-        store.active_subscriptions(late).await,
+        store
+            .active_subscriptions(late, 10)
+            .await
+            .map(|(found, _)| found),
         Ok(vec![third.clone()])
     );
     assert_eq!(

@@ -52,10 +52,11 @@ struct Shown {
 }
 
 impl Shown {
-    fn of(total: usize) -> Self {
+    /// `shown` records of `total` (a store's count can lag what it just read: never less).
+    fn of(shown: usize, total: usize) -> Self {
         Self {
-            shown: total.min(FIRST_LOOK),
-            total,
+            shown,
+            total: total.max(shown),
         }
     }
 }
@@ -71,21 +72,20 @@ pub async fn stream(
     let now = now_ms();
     let ((mut sessions, sessions_total), registrations, subscriptions) = tokio::try_join!(
         state.store.list(FIRST_LOOK),
-        state.registrations.active_registrations(now),
-        state.subscriptions.active_subscriptions(now),
+        state.registrations.active_registrations(now, FIRST_LOOK),
+        state.subscriptions.active_subscriptions(now, FIRST_LOOK),
     )?;
+    let ((registrations, registrations_total), (subscriptions, subscriptions_total)) =
+        (registrations, subscriptions);
     // The calls still going first, then those over, each by id.
     sessions.sort_by(|a, b| {
         let key = |v: &crate::store::Versioned| (v.session.is_over(), v.session.id.clone());
         key(a).cmp(&key(b))
     });
     let ready = Ready {
-        sessions: Shown {
-            shown: sessions.len(),
-            total: sessions_total.max(sessions.len()),
-        },
-        registrations: Shown::of(registrations.len()),
-        subscriptions: Shown::of(subscriptions.len()),
+        sessions: Shown::of(sessions.len(), sessions_total),
+        registrations: Shown::of(registrations.len(), registrations_total),
+        subscriptions: Shown::of(subscriptions.len(), subscriptions_total),
         history: history.len(),
     };
     let mut first: Vec<Bytes> = history.into_iter().map(|f| f.bytes).collect();
@@ -94,14 +94,8 @@ pub async fn stream(
             .iter()
             .map(|v| frame("session", &SessionRecord::of(&v.session, v.version, None))),
     );
-    first.extend(
-        (registrations.iter().take(FIRST_LOOK))
-            .map(|r| frame("registration", &RegistrationRecord::of(r))),
-    );
-    first.extend(
-        (subscriptions.iter().take(FIRST_LOOK))
-            .map(|s| frame("subscription", &SubscriptionRecord::of(s))),
-    );
+    first.extend((registrations.iter()).map(|r| frame("registration", &RegistrationRecord::of(r))));
+    first.extend((subscriptions.iter()).map(|s| frame("subscription", &SubscriptionRecord::of(s))));
     first.push(frame("ready", &ready));
     let follower = Follower {
         first: first.into_iter(),

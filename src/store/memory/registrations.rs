@@ -191,10 +191,16 @@ impl RegistrationStore for MemoryStore {
         Box::pin(ready(Ok(found)))
     }
 
-    fn active_registrations(&self, now_ms: u64) -> StoreFuture<'_, Vec<Registration>> {
+    fn active_registrations(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<Registration>, usize)> {
         let found = self.registrations(now_ms, |r| {
-            let ids: HashSet<String> = r.due_at.keys().cloned().collect();
-            r.active_in(Some(&ids), now_ms)
+            let ids: HashSet<String> = (r.due.iter().take(limit))
+                .map(|(_, id)| id.clone())
+                .collect();
+            (r.active_in(Some(&ids), now_ms), r.due.len())
         });
         Box::pin(ready(Ok(found)))
     }

@@ -199,10 +199,18 @@ impl SubscriptionStore for MemoryStore {
         Box::pin(ready(Ok(due)))
     }
 
-    fn active_subscriptions(&self, now_ms: u64) -> StoreFuture<'_, Vec<Subscription>> {
+    fn active_subscriptions(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<Subscription>, usize)> {
         let found = self.subscriptions(now_ms, |s| {
-            let ids: Vec<String> = s.by_id.keys().cloned().collect();
-            active_of(s, Some(&ids), now_ms)
+            let ids: Vec<String> = (s.by_id.keys())
+                .filter(|id| s.active(id, now_ms).is_some())
+                .take(limit)
+                .cloned()
+                .collect();
+            (active_of(s, Some(&ids), now_ms), s.live)
         });
         Box::pin(ready(Ok(found)))
     }

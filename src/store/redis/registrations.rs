@@ -328,20 +328,31 @@ impl RegistrationStore for RedisStore {
         })
     }
 
-    fn active_registrations(&self, now_ms: u64) -> StoreFuture<'_, Vec<Registration>> {
+    fn active_registrations(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<Registration>, usize)> {
         Box::pin(async move {
+            if limit == 0 {
+                return Ok((Vec::new(), 0));
+            }
+            let last = i64::try_from(limit).unwrap_or(i64::MAX) - 1;
             let mut con = self.connection.clone();
-            let ids: Vec<String> = (self.run(
-                redis::cmd("ZRANGE")
+            let (total, ids): (usize, Vec<String>) = (self.run(
+                redis::pipe()
+                    .cmd("ZCARD")
+                    .arg(self.due_key())
+                    .cmd("ZRANGE")
                     .arg(self.due_key())
                     .arg(0)
-                    .arg(-1)
+                    .arg(last)
                     .query_async(&mut con),
             ))
             .await?;
             let mut found = self.active_of(&ids, now_ms).await?;
             crate::store::registrations::soonest_first(&mut found);
-            Ok(found)
+            Ok((found, total))
         })
     }
 

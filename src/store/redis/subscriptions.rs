@@ -125,11 +125,21 @@ impl RedisStore {
         let ids: Vec<String> = self
             .run(redis::cmd("SMEMBERS").arg(key).query_async(&mut con))
             .await?;
+        self.active_subscriptions_of(&ids, now_ms).await
+    }
+
+    /// The active subscriptions of `ids`, oldest first.
+    async fn active_subscriptions_of(
+        &self,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut con = self.connection.clone();
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
-        for id in &ids {
+        for id in ids {
             pipe.cmd("HGET")
                 .arg(format!("{}sub:{id}", self.prefix))
                 .arg("j");
@@ -310,10 +320,30 @@ impl SubscriptionStore for RedisStore {
         })
     }
 
-    fn active_subscriptions(&self, now_ms: u64) -> StoreFuture<'_, Vec<Subscription>> {
+    fn active_subscriptions(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, (Vec<Subscription>, usize)> {
         Box::pin(async move {
+            if limit == 0 {
+                return Ok((Vec::new(), 0));
+            }
             let key = format!("{}subs", self.prefix);
-            self.active_in(&key, now_ms).await
+            let count = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut con = self.connection.clone();
+            // SRANDMEMBER with a positive count: distinct members, all of them when fewer.
+            let (total, ids): (usize, Vec<String>) = (self.run(
+                redis::pipe()
+                    .cmd("SCARD")
+                    .arg(&key)
+                    .cmd("SRANDMEMBER")
+                    .arg(&key)
+                    .arg(count)
+                    .query_async(&mut con),
+            ))
+            .await?;
+            Ok((self.active_subscriptions_of(&ids, now_ms).await?, total))
         })
     }
 
