@@ -31,7 +31,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use tokio::sync::mpsc;
 
 use super::SinkGuard;
-use super::feed::{DeliveryRecord, Feed, Outcome as Shown, shown_sink};
+use super::feed::{DeliveryRecord, Feed, Outcome as Reported, shown_sink};
 use crate::config::EventsConfig;
 use crate::domain::registration::rfc3339_ms;
 use crate::domain::{SessionId, Subscription};
@@ -229,14 +229,14 @@ impl Dispatcher {
         &self,
         delivery: &Delivery,
         sink: &str,
-        outcome: Shown,
+        outcome: Reported,
         http: Option<u16>,
         attempt: u32,
     ) {
         if !self.feed.is_on() {
             return;
         }
-        self.feed.delivery(&DeliveryRecord {
+        self.feed.publish_delivery(&DeliveryRecord {
             event_id: &delivery.event_id,
             kind: delivery.kind,
             subscription_id: &delivery.subscription.id,
@@ -266,7 +266,7 @@ impl Dispatcher {
             let delivery = refused.into_inner();
             delivery.dropped("event dropped: the subscription's queue is full");
             let sink = &delivery.subscription.sink;
-            self.report(&delivery, sink, Shown::Dropped, None, 0);
+            self.report(&delivery, sink, Reported::Dropped, None, 0);
         }
     }
 
@@ -386,7 +386,7 @@ impl Dispatcher {
                                 "event dropped: the subscription has its maximum of events waiting for a retry",
                             );
                             let sink = &subscription.sink;
-                            dispatcher.report(&delivery, sink, Shown::Dropped, None, 1);
+                            dispatcher.report(&delivery, sink, Reported::Dropped, None, 1);
                         }
                     },
                 }
@@ -416,7 +416,7 @@ impl Dispatcher {
                 // The subscription ended while the event waited: no more attempts, and the
                 // console's row for it must not stay "retrying".
                 let sink = &delivery.subscription.sink;
-                self.report(delivery, sink, Shown::Dropped, None, retry);
+                self.report(delivery, sink, Reported::Dropped, None, retry);
                 return;
             };
             match self.attempt(delivery, &subscription, retry + 1).await {
@@ -468,10 +468,10 @@ impl Dispatcher {
         let (outcome, http) = self.post(delivery, subscription).await;
         let last = usize::try_from(number).is_ok_and(|n| n > self.schedule.len());
         let shown = match outcome {
-            Outcome::Delivered => Shown::Delivered,
-            Outcome::Gone => Shown::Gone,
-            Outcome::Retry(_) if last => Shown::Dropped,
-            Outcome::Retry(_) => Shown::Retrying,
+            Outcome::Delivered => Reported::Delivered,
+            Outcome::Gone => Reported::Gone,
+            Outcome::Retry(_) if last => Reported::Dropped,
+            Outcome::Retry(_) => Reported::Retrying,
         };
         self.report(delivery, &subscription.sink, shown, http, number);
         outcome

@@ -186,10 +186,10 @@ impl Emitter {
         let receipt = Receipt::new(recorded.id.clone(), self.finished.clone());
         match &recorded.change {
             Change::Session { session, version } => {
-                (self.feed).session(session, *version, Some(recorded.at_ms))
+                (self.feed).publish_session(session, *version, Some(recorded.at_ms))
             }
-            Change::RegistrationEnded(registration) => self.feed.registration(registration),
-            Change::SubscriptionEnded(subscription) => self.feed.subscription(subscription),
+            Change::RegistrationEnded(registration) => self.feed.publish_registration(registration),
+            Change::SubscriptionEnded(subscription) => self.feed.publish_subscription(subscription),
         }
         let made = match &recorded.change {
             Change::Session { session, version } => {

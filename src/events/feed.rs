@@ -183,22 +183,22 @@ impl Feed {
     }
 
     /// A session as it is at `version` (`at_ms`: when that version was committed, if known).
-    pub fn session(&self, session: &Session, version: u64, at_ms: Option<u64>) {
+    pub fn publish_session(&self, session: &Session, version: u64, at_ms: Option<u64>) {
         self.publish("session", &SessionRecord::of(session, version, at_ms));
     }
 
     /// A registration made, refreshed or ended.
-    pub fn registration(&self, registration: &Registration) {
+    pub fn publish_registration(&self, registration: &Registration) {
         self.publish("registration", &RegistrationRecord::of(registration));
     }
 
     /// A subscription made, changed or ended.
-    pub fn subscription(&self, subscription: &Subscription) {
+    pub fn publish_subscription(&self, subscription: &Subscription) {
         self.publish("subscription", &SubscriptionRecord::of(subscription));
     }
 
     /// One delivery attempt's outcome (or an event dropped).
-    pub fn delivery(&self, record: &DeliveryRecord<'_>) {
+    pub fn publish_delivery(&self, record: &DeliveryRecord<'_>) {
         self.publish("delivery", record);
     }
 }

@@ -144,7 +144,7 @@ pub async fn register(
         expires_at_ms,
         "device registered"
     );
-    state.feed.registration(&registration);
+    state.feed.publish_registration(&registration);
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), registration.id);
     let location = HeaderValue::from_str(&location).map_err(|_| ApiError::plain(Code::Internal))?;
     let status = match flavor {
@@ -224,7 +224,7 @@ pub async fn refresh(
         expires_at_ms,
         "registration refreshed"
     );
-    state.feed.registration(&refreshed);
+    state.feed.publish_registration(&refreshed);
     Ok(match flavor {
         Flavor::Released => StatusCode::NO_CONTENT.into_response(),
         Flavor::Draft => Json(RegistrationResponse::from(&refreshed)).into_response(),

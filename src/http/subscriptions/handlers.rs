@@ -347,7 +347,7 @@ pub async fn subscribe(
         credential = subscription.credential.is_some(),
         "subscribed"
     );
-    state.feed.subscription(&subscription);
+    state.feed.publish_subscription(&subscription);
     let location = format!("{}/{}", uri.path().trim_end_matches('/'), subscription.id);
     let location = HeaderValue::from_str(&location).map_err(|_| ApiError::plain(Code::Internal))?;
     Ok((
@@ -431,7 +431,7 @@ pub async fn change(
     load_owned(&state, &caller, &id, now).await?;
     let changed = (state.subscriptions.change(&id, change, now).await).map_err(gone)?;
     tracing::info!(subscription = id.as_str(), "subscription updated");
-    state.feed.subscription(&changed);
+    state.feed.publish_subscription(&changed);
     Ok(Json(SubscriptionResponse::new(&names, &changed)).into_response())
 }
 
