@@ -67,28 +67,39 @@ impl Sdp {
     }
 
     /// The body with its secrets replaced by `[masked]`: the key after every `inline:` (the
-    /// SRTP keys of `a=crypto`, `FEC_KEY` included), ending at whitespace, `;`, `"` or a
-    /// backslash (an escaped line end); and the rest of the line after every `ice-pwd:` and
-    /// `key-mgmt:` (its key data follows the protocol name) and after a `k=` that starts a line.
-    /// They are found wherever they stand and in any case, so a body the lenient check accepts
-    /// (double-encoded, CR-only line ends, stray spaces or tabs) is masked too. A body whose
-    /// line ends are escaped (it starts with `"` or holds a literal `\n`) is shown without its
-    /// real line breaks: they are wrapping, and may split a key (as in the seed's examples).
-    /// Everything else is kept byte for byte: what the console shows on demand.
+    /// SRTP keys of `a=crypto`, `FEC_KEY` included), and the rest of the line after every
+    /// `ice-pwd:` and `key-mgmt:` (its key data follows the protocol name) and after a `k=`
+    /// that starts a line. They are found wherever they stand and in any case, so a body the
+    /// lenient check accepts (CR-only line ends, stray spaces or tabs, double encoding) is
+    /// masked too.
+    ///
+    /// A line ends at a real CR or LF, or at an escaped one (`\r`, `\n`), and in a quoted
+    /// (double-encoded) body at `\"` or its closing `"`; a key also ends at whitespace, `;`
+    /// or `\t`. Any other escape (`\/`, `\u002F`) is part of the value, so masked with it. A
+    /// real line break not followed by a line (`x=`, after optional blanks) is wrapping, as in
+    /// the seed's double-encoded examples where it splits keys: it is dropped, so the value
+    /// around it is masked whole. Everything else is kept byte for byte: what the console
+    /// shows on demand.
     pub fn masked(&self) -> Sdp {
         // Each marker with whether its value runs to the end of the line.
         const MARKERS: [(&str, bool); 3] =
             [("inline:", false), ("ice-pwd:", true), ("key-mgmt:", true)];
-        let unwrapped;
-        let text: &str = if self.0.starts_with('"') || self.0.contains("\\n") {
-            unwrapped = self.0.replace(['\r', '\n'], "");
-            &unwrapped
-        } else {
-            &self.0
-        };
+        let text = unwrapped(&self.0);
+        let text = text.as_ref();
         let lower = text.to_ascii_lowercase();
-        let ends_key = |c: char| c.is_whitespace() || matches!(c, '\\' | ';' | '"');
-        let ends_line = |c: char| matches!(c, '\r' | '\n' | '\\' | '"');
+        let bytes = text.as_bytes();
+        let quoted = text.starts_with('"');
+        let escaped = |at: usize, letters: &[u8]| {
+            bytes[at] == b'\\' && bytes.get(at + 1).is_some_and(|b| letters.contains(b))
+        };
+        let ends_line = |at: usize| {
+            matches!(bytes[at], b'\r' | b'\n')
+                || escaped(at, b"rn")
+                || (quoted && (bytes[at] == b'"' || escaped(at, b"\"")))
+        };
+        let ends_key = |at: usize| {
+            ends_line(at) || matches!(bytes[at], b' ' | b'\t' | b';') || escaped(at, b"t")
+        };
         // `k=` at the start of a line: after the start, a line end (real or escaped), and
         // optional spaces or tabs.
         let starts_line = |at: usize| {
@@ -99,8 +110,10 @@ impl Sdp {
                 || before.ends_with("\\r")
         };
         let mut shown = String::with_capacity(text.len());
-        let mut at = 0;
-        while at < text.len() {
+        let (mut copied, mut at) = (0, 0);
+        // Every marker and delimiter is ASCII, and no byte of a multi-byte character is:
+        // every index where one matches is a character boundary.
+        while at < bytes.len() {
             let rest = &lower[at..];
             let marker = MARKERS
                 .iter()
@@ -108,20 +121,19 @@ impl Sdp {
                 .map(|&(name, whole_line)| (name.len(), whole_line))
                 .or_else(|| (rest.starts_with("k=") && starts_line(at)).then_some((2, true)));
             let Some((length, whole_line)) = marker else {
-                let next = text[at..].chars().next().map_or(1, char::len_utf8);
-                shown.push_str(&text[at..at + next]);
-                at += next;
+                at += 1;
                 continue;
             };
-            shown.push_str(&text[at..at + length]);
             at += length;
-            let ends: &dyn Fn(char) -> bool = if whole_line { &ends_line } else { &ends_key };
-            let value = text[at..].find(ends).unwrap_or(text.len() - at);
-            if value > 0 {
+            shown.push_str(&text[copied..at]);
+            let ends: &dyn Fn(usize) -> bool = if whole_line { &ends_line } else { &ends_key };
+            let value = (at..bytes.len()).find(|&i| ends(i)).unwrap_or(bytes.len());
+            if value > at {
                 shown.push_str(MASK);
             }
-            at += value;
+            (copied, at) = (value, value);
         }
+        shown.push_str(&text[copied..]);
         Sdp(shown.into())
     }
 }
@@ -134,6 +146,39 @@ impl Serialize for Sdp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
     }
+}
+
+/// `text` without the real line breaks that wrap a line rather than end it: a run of CR and LF
+/// not followed by another line (`x=`, after optional spaces or tabs) or by the end.
+fn unwrapped(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut joined = String::new();
+    let (mut copied, mut at) = (0, 0);
+    while at < bytes.len() {
+        if !matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        let mut next = at;
+        while next < bytes.len() && matches!(bytes[next], b' ' | b'\t') {
+            next += 1;
+        }
+        let a_line = next == bytes.len()
+            || (bytes[next].is_ascii_alphabetic() && bytes.get(next + 1) == Some(&b'='));
+        if !a_line {
+            joined.push_str(&text[copied..start]);
+            copied = at;
+        }
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    joined.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(joined)
 }
 
 /// Read back from the store, where only checked bodies are written; a request's SDP is read as
@@ -218,8 +263,27 @@ mod tests {
             // Wrapped by real line breaks that split keys, as in the seed's examples.
             (
                 "\"v=0\\r\\na=ice-pwd:sec\nret1\\r\\na=crypto:1 X inline:sec\nret2\\r\\n\"\n",
+                "\"v=0\\r\\na=ice-pwd:[masked]\\r\\na=crypto:1 X inline:[masked]\\r\\n\"\n",
+            ),
+            // Escapes inside values (JSON encoders write `/` as `\/`) are masked with them.
+            (
+                "\"v=0\\r\\na=ice-pwd:ab\\/cd\\r\\na=crypto:1 X inline:WV\\/Nf|2^20\\r\\n\"",
                 "\"v=0\\r\\na=ice-pwd:[masked]\\r\\na=crypto:1 X inline:[masked]\\r\\n\"",
             ),
+            (
+                "\"v=0\\r\\na=ice-pwd:ab\\u002Fcd\\r\\nk=abc\"",
+                "\"v=0\\r\\na=ice-pwd:[masked]\\r\\nk=[masked]\"",
+            ),
+            // In a plain body a backslash or a quote is part of the value.
+            ("v=0\r\nk=clear:pa\\ss\"word\r\n", "v=0\r\nk=[masked]\r\n"),
+            // A literal `\n` in another line does not make a plain body's lines one.
+            (
+                "v=0\r\ns=x\\ny\r\nk=clear:key\r\n",
+                "v=0\r\ns=x\\ny\r\nk=[masked]\r\n",
+            ),
+            // CR-only line ends, wrapped by an LF; a key line after a break and blanks.
+            ("v=0\ra=ice-pwd:sec\nret\r", "v=0\ra=ice-pwd:[masked]\r"),
+            ("v=0\r\n k=secret\r\n", "v=0\r\n k=[masked]\r\n"),
             (
                 "v=0\ra=ice-pwd:secret1\rk=secret3\r",
                 "v=0\ra=ice-pwd:[masked]\rk=[masked]\r",
