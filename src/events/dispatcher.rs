@@ -415,6 +415,7 @@ impl Dispatcher {
             let Some(subscription) = self.current(delivery).await else {
                 // The subscription ended while the event waited: no more attempts, and the
                 // console's row for it must not stay "retrying".
+                delivery.dropped("event dropped: its subscription ended before the retry");
                 let sink = &delivery.subscription.sink;
                 self.report(delivery, sink, Reported::Dropped, None, retry);
                 return;

@@ -346,8 +346,8 @@ async fn deliveries_show_each_attempt_and_how_the_event_ended() {
 #[tokio::test]
 async fn an_event_waiting_to_retry_is_dropped_when_its_subscription_ends() {
     let mut config = camara_webrtc::Config::embedded();
-    // Time enough to delete the subscription before the retry.
-    config.events.retry_schedule_ms = vec![3_000];
+    // Time enough to delete the subscription before the retry (jittered to 4 s at the least).
+    config.events.retry_schedule_ms = vec![5_000];
     let app = spawn_with(config).await;
     let mut follower = Follower::start(&app.address, &app.admin_token()).await;
     follower.until("ready").await;

@@ -137,7 +137,8 @@ pub enum Outcome {
     Delivered,
     /// It failed and is tried again later.
     Retrying,
-    /// Given up: after its last retry, or never attempted (queues full).
+    /// Given up: after its last retry, never attempted (queues full), or its subscription
+    /// ended while it waited for a retry (reported when that retry was due).
     Dropped,
     /// The sink answered 410: the subscription ended, nothing more is sent.
     Gone,
