@@ -69,6 +69,8 @@ pub async fn stream(
     // Followed before the store is read: a change committed meanwhile is in the first look, or
     // in what follows, or both (records carry versions), never in neither.
     let (history, live) = state.feed.follow();
+    // Taken before the store is read too: a gap from now on drops this follower.
+    let gaps = state.feed.gaps();
     let now = now_ms();
     let ((mut sessions, sessions_total), registrations, subscriptions) = tokio::try_join!(
         state.store.list(FIRST_LOOK),
@@ -101,7 +103,7 @@ pub async fn stream(
         first: first.into_iter(),
         live,
         closed: state.feed.closed(),
-        gaps: state.feed.gaps(),
+        gaps,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         dropped: false,
     };
@@ -141,6 +143,16 @@ impl Follower {
         let bytes = tokio::select! {
             biased;
             _ = self.closed.wait_for(|closed| *closed) => return None,
+            // Before the records: none past a hole is shown.
+            gap = self.gaps.changed() => {
+                gap.ok()?;
+                self.dropped = true;
+                crate::telemetry::metrics::stream_dropped();
+                let why = serde_json::json!({
+                    "reason": "This replica may have missed records (its Redis feed broke): the stream ends. Follow again for a fresh look.",
+                });
+                frame("dropped", &why)
+            }
             received = self.live.recv() => match received {
                 Ok(frame) => frame.bytes,
                 Err(RecvError::Lagged(missed)) => {
@@ -154,15 +166,6 @@ impl Follower {
                 }
                 Err(RecvError::Closed) => return None,
             },
-            gap = self.gaps.changed() => {
-                gap.ok()?;
-                self.dropped = true;
-                crate::telemetry::metrics::stream_dropped();
-                let why = serde_json::json!({
-                    "reason": "This replica may have missed records (its Redis feed broke): the stream ends. Follow again for a fresh look.",
-                });
-                frame("dropped", &why)
-            }
             _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
         };
         Some((Ok(bytes), self))
