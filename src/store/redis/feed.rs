@@ -87,12 +87,14 @@ async fn publish(
             Err(_) => batch.push(BEAT.to_owned()),
         }
         let mut pipe = redis::pipe();
-        let count = batch.len();
+        let count = batch.iter().filter(|m| m.as_str() != BEAT).count();
         for message in batch.drain(..) {
             pipe.cmd("PUBLISH").arg(&channel).arg(message).ignore();
         }
         if let Err(e) = pipe.query_async::<()>(&mut connection).await {
-            crate::telemetry::metrics::feed_records_lost(count as u64);
+            if count > 0 {
+                crate::telemetry::metrics::feed_records_lost(count as u64);
+            }
             tracing::debug!(error = %e, "feed records not published");
         }
     }
