@@ -95,8 +95,9 @@ pub trait RegistrationStore: Send + Sync + 'static {
     ) -> StoreFuture<'a, Option<Registration>>;
 
     /// Up to `limit` registrations active at `now_ms` (every owner's; those due soonest when
-    /// there are more), soonest expiry first, and how many are active in all: the console's
-    /// first look. Its cost grows with `limit`, not with the store.
+    /// there are more), soonest expiry first, and how many are due after `now_ms` in all (the
+    /// active ones, and any being ended): the console's first look. Its cost grows with
+    /// `limit`, not with the store.
     fn active_registrations(
         &self,
         now_ms: u64,

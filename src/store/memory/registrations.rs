@@ -196,11 +196,11 @@ impl RegistrationStore for MemoryStore {
         now_ms: u64,
         limit: usize,
     ) -> StoreFuture<'_, (Vec<Registration>, usize)> {
+        // Those due later than now: a registration due already has expired (or is being ended).
         let found = self.registrations(now_ms, |r| {
-            let ids: HashSet<String> = (r.due.iter().take(limit))
-                .map(|(_, id)| id.clone())
-                .collect();
-            (r.active_in(Some(&ids), now_ms), r.due.len())
+            let later = || r.due.range((now_ms + 1, String::new())..);
+            let ids: HashSet<String> = later().take(limit).map(|(_, id)| id.clone()).collect();
+            (r.active_in(Some(&ids), now_ms), later().count())
         });
         Box::pin(ready(Ok(found)))
     }

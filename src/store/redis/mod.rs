@@ -366,29 +366,33 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// One round trip for the ids (`SRANDMEMBER` of `live`: distinct, up to `limit`; the last
-    /// `limit` of `ended` by expiry, the most recently over first) and one for the sessions.
+    /// One round trip for the counts and ids (`SRANDMEMBER` of `live`: distinct, up to `limit`;
+    /// of `ended`, those not yet expired, the latest expiry — the most recently over — first)
+    /// and one for the sessions.
     fn list(&self, limit: usize) -> StoreFuture<'_, (Vec<Versioned>, usize)> {
         Box::pin(async move {
-            if limit == 0 {
-                return Ok((Vec::new(), 0));
-            }
             let count = i64::try_from(limit).unwrap_or(i64::MAX);
+            let kept = format!("({}", crate::store::now_ms());
             let mut con = self.connection.clone();
             let (live_total, ended_total, live, ended): (usize, usize, Vec<String>, Vec<String>) =
                 self.run(
                     redis::pipe()
                         .cmd("SCARD")
                         .arg(self.live_key())
-                        .cmd("ZCARD")
+                        .cmd("ZCOUNT")
                         .arg(self.ended_key())
+                        .arg(&kept)
+                        .arg("+inf")
                         .cmd("SRANDMEMBER")
                         .arg(self.live_key())
                         .arg(count)
-                        .cmd("ZREVRANGE")
+                        .cmd("ZREVRANGEBYSCORE")
                         .arg(self.ended_key())
+                        .arg("+inf")
+                        .arg(&kept)
+                        .arg("LIMIT")
                         .arg(0)
-                        .arg(count - 1)
+                        .arg(count)
                         .query_async(&mut con),
                 )
                 .await?;

@@ -334,19 +334,24 @@ impl RegistrationStore for RedisStore {
         limit: usize,
     ) -> StoreFuture<'_, (Vec<Registration>, usize)> {
         Box::pin(async move {
-            if limit == 0 {
-                return Ok((Vec::new(), 0));
-            }
-            let last = i64::try_from(limit).unwrap_or(i64::MAX) - 1;
+            // Those due later than now: a registration due already has expired (or is being
+            // ended), even if no sweep has taken it yet.
+            let later = format!("({now_ms}");
+            let count = i64::try_from(limit).unwrap_or(i64::MAX);
             let mut con = self.connection.clone();
             let (total, ids): (usize, Vec<String>) = (self.run(
                 redis::pipe()
-                    .cmd("ZCARD")
+                    .cmd("ZCOUNT")
                     .arg(self.due_key())
-                    .cmd("ZRANGE")
+                    .arg(&later)
+                    .arg("+inf")
+                    .cmd("ZRANGEBYSCORE")
                     .arg(self.due_key())
+                    .arg(&later)
+                    .arg("+inf")
+                    .arg("LIMIT")
                     .arg(0)
-                    .arg(last)
+                    .arg(count)
                     .query_async(&mut con),
             ))
             .await?;

@@ -326,9 +326,6 @@ impl SubscriptionStore for RedisStore {
         limit: usize,
     ) -> StoreFuture<'_, (Vec<Subscription>, usize)> {
         Box::pin(async move {
-            if limit == 0 {
-                return Ok((Vec::new(), 0));
-            }
             let key = format!("{}subs", self.prefix);
             let count = i64::try_from(limit).unwrap_or(i64::MAX);
             let mut con = self.connection.clone();
