@@ -143,11 +143,13 @@
 
   // Resolves after `ms`, or at once when `signal` aborts.
   const sleep = (ms, signal) => new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const woken = () => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', woken);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(woken, ms);
+    signal.addEventListener('abort', woken, { once: true });
   });
 
   // Follows the stream until forget() or another follow() aborts this one, reconnecting with
@@ -171,6 +173,7 @@
         if (!mine()) return;
         if (response.status === 401 || response.status === 403) {
           const body = await response.json().catch(() => ({}));
+          if (!mine()) return;
           forget(`The token was refused (${response.status}): ${body.message || ''}`);
           return;
         }
@@ -340,7 +343,10 @@
       className: 'sink', 'data-sink-subscription': subscription,
     },
     el('h4', {}, list[0].sink, el('small', {}, ` subscription ${short(subscription)}`)),
-    el('div', { className: 'scroll', tabindex: '0', role: 'region', 'aria-label': `Deliveries to ${list[0].sink}` }, el('table', {},
+    el('div', {
+      className: 'scroll', tabindex: '0', role: 'region', 'aria-label': `Deliveries to ${list[0].sink}`,
+      'data-focus': `deliveries ${subscription}`,
+    }, el('table', {},
       el('thead', {}, el('tr', {}, ['Event', 'Type', 'Outcome', 'HTTP', 'Attempts', 'At'].map((h) => el('th', { scope: 'col' }, h)))),
       el('tbody', {}, list.sort((a, b) => a.at.localeCompare(b.at)).map((d) => el('tr', {
         'data-event': d.eventId, 'data-type': d.type, 'data-outcome': d.outcome,
@@ -364,7 +370,9 @@
     drawDetail();
     if (focused !== undefined && !active.isConnected) {
       const again = [...document.querySelectorAll('[data-focus]')].find((n) => n.dataset.focus === focused);
+      // A move that is no longer allowed: back to the session's heading, not to the page.
       if (again) again.focus();
+      else if (focused.startsWith('move ') && !$('detail').hidden) $('detail-title').focus();
     }
   }
 
