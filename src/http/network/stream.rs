@@ -72,13 +72,15 @@ pub async fn stream(
     // Taken before the store is read too: a gap from now on drops this follower.
     let gaps = state.feed.gaps();
     let now = now_ms();
-    let ((mut sessions, sessions_total), registrations, subscriptions) = tokio::try_join!(
+    let (
+        (mut sessions, sessions_total),
+        (registrations, registrations_total),
+        (subscriptions, subscriptions_total),
+    ) = tokio::try_join!(
         state.store.list(FIRST_LOOK),
         state.registrations.active_registrations(now, FIRST_LOOK),
         state.subscriptions.active_subscriptions(now, FIRST_LOOK),
     )?;
-    let ((registrations, registrations_total), (subscriptions, subscriptions_total)) =
-        (registrations, subscriptions);
     // The calls still going first, then those over, each by id.
     sessions.sort_by(|a, b| {
         let key = |v: &crate::store::Versioned| (v.session.is_over(), v.session.id.clone());
@@ -127,7 +129,7 @@ struct Follower {
     closed: watch::Receiver<bool>,
     gaps: watch::Receiver<u64>,
     keep_alive: tokio::time::Interval,
-    /// It fell behind: told so, its stream ends.
+    /// Told `dropped` (it fell behind, or records may be missing): its stream ends.
     dropped: bool,
 }
 
@@ -140,34 +142,33 @@ impl Follower {
         if let Some(bytes) = self.first.next() {
             return Some((Ok(bytes), self));
         }
-        let bytes = tokio::select! {
+        // Ok: what to send; Err: why the stream ends with `dropped`.
+        let next: Result<Bytes, String> = tokio::select! {
             biased;
             _ = self.closed.wait_for(|closed| *closed) => return None,
             // Before the records: none past a hole is shown.
             gap = self.gaps.changed() => {
                 gap.ok()?;
-                self.dropped = true;
-                crate::telemetry::metrics::stream_dropped();
-                let why = serde_json::json!({
-                    "reason": "This replica may have missed records (its Redis feed broke): the stream ends. Follow again for a fresh look.",
-                });
-                frame("dropped", &why)
+                Err("This replica may have missed records (its Redis feed broke): the stream ends. Follow again for a fresh look.".to_owned())
             }
             received = self.live.recv() => match received {
-                Ok(frame) => frame.bytes,
+                Ok(frame) => Ok(frame.bytes),
                 Err(RecvError::Lagged(missed)) => {
-                    self.dropped = true;
-                    crate::telemetry::metrics::stream_dropped();
                     tracing::info!(missed, "a stream's follower read too slowly: dropped");
-                    let why = serde_json::json!({
-                        "reason": format!("This stream fell more than {} records behind: it ends. Read faster, or follow again.", crate::events::feed::BUFFER),
-                    });
-                    frame("dropped", &why)
+                    Err(format!("This stream fell more than {} records behind: it ends. Read faster, or follow again.", crate::events::feed::BUFFER))
                 }
                 Err(RecvError::Closed) => return None,
             },
-            _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+            _ = self.keep_alive.tick() => Ok(Bytes::from_static(b": keep-alive\n\n")),
         };
+        let bytes = next.unwrap_or_else(|reason| self.drop_with(&reason));
         Some((Ok(bytes), self))
+    }
+
+    /// The `dropped` event saying `reason`, after which the stream ends (and is counted).
+    fn drop_with(&mut self, reason: &str) -> Bytes {
+        self.dropped = true;
+        crate::telemetry::metrics::stream_dropped();
+        frame("dropped", &serde_json::json!({ "reason": reason }))
     }
 }
