@@ -261,7 +261,8 @@ impl Dispatcher {
             });
             queue.try_send(delivery)
         };
-        // Reported outside the workers' lock.
+        // The lock is released first: publishing a drop never holds up another subscription's
+        // events.
         if let Err(refused) = queued {
             let delivery = refused.into_inner();
             delivery.dropped("event dropped: the subscription's queue is full");

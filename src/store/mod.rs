@@ -123,8 +123,8 @@ pub trait SessionStore: Send + Sync + 'static {
     fn remove<'a>(&'a self, id: &'a SessionId) -> StoreFuture<'a, Versioned>;
 
     /// Up to `limit` stored sessions — those not over first (any of them, when there are more),
-    /// then the most recently over — and how many are stored in all. Its cost grows with
-    /// `limit`, not with the store (the console's first look at a shared store).
+    /// then the most recently over — and how many are stored in all: the console's first look.
+    /// On a shared store it reads only what it returns and the counts, never every session.
     fn list(&self, limit: usize) -> StoreFuture<'_, (Vec<Versioned>, usize)>;
 
     /// How many sessions that have not ended are in each status (statuses with none left out).

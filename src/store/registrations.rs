@@ -96,8 +96,8 @@ pub trait RegistrationStore: Send + Sync + 'static {
 
     /// Up to `limit` registrations active at `now_ms` (every owner's; those due soonest when
     /// there are more), soonest expiry first, and how many are due after `now_ms` in all (the
-    /// active ones, and any being ended): the console's first look. Its cost grows with
-    /// `limit`, not with the store.
+    /// active ones, and any being ended): the console's first look. On a shared store it reads
+    /// only what it returns and a count.
     fn active_registrations(
         &self,
         now_ms: u64,

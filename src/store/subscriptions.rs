@@ -110,8 +110,8 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     fn live_subscriptions(&self) -> StoreFuture<'_, u64>;
 
     /// Up to `limit` subscriptions active at `now_ms` (every owner's; any of them when there are
-    /// more), oldest first, and how many have not ended in all: the console's first look. Its
-    /// cost grows with `limit`, not with the store.
+    /// more), oldest first, and how many have not ended in all: the console's first look. On a
+    /// shared store it reads only what it returns and a count.
     fn active_subscriptions(
         &self,
         now_ms: u64,
